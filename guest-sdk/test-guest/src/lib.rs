@@ -20,6 +20,7 @@ impl Action for EdgeCases {
                 let count: i64 = session::get("counter")?.unwrap_or(0);
                 session::set("counter", &(count + 1))?;
                 session::set("user.address.city", "Ghent")?;
+                session::set("items[0]", "a")?;
                 session::set("items[1]", &json!({"sku": "b"}))?;
                 session::remove("obsolete")?;
                 let seen = session::get_value("user.address.city");

@@ -1,0 +1,116 @@
+//! What an invocation produces for the flow, and how a failure is classified.
+//! This is the JSON shape the CLI prints and the runtime consumes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why an invocation failed, for the bot builder and the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The fuel budget (instructions) ran out.
+    OutOfFuel,
+    /// The wall-clock deadline passed (or no sandbox slot freed up in time).
+    Timeout,
+    /// The instance tried to grow its memory past the tenant's limit.
+    MemoryLimit,
+    /// The guest's call stack overflowed.
+    StackOverflow,
+    /// The egress policy refused a request and the action failed, or the action
+    /// made more HTTP calls than allowed.
+    EgressDenied,
+    /// The output, or the data crossing the sandbox boundary, passed its cap.
+    OutputTooLarge,
+    /// The guest returned its own error.
+    GuestError,
+    /// Any other trap (a panic, an invalid module, a host-side fault).
+    Crashed,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfFuel => "out_of_fuel",
+            Self::Timeout => "timeout",
+            Self::MemoryLimit => "memory_limit",
+            Self::StackOverflow => "stack_overflow",
+            Self::EgressDenied => "egress_denied",
+            Self::OutputTooLarge => "output_too_large",
+            Self::GuestError => "guest_error",
+            Self::Crashed => "crashed",
+        }
+    }
+
+    /// Every kind, for metrics and documentation.
+    pub const ALL: [FailureKind; 8] = [
+        Self::OutOfFuel,
+        Self::Timeout,
+        Self::MemoryLimit,
+        Self::StackOverflow,
+        Self::EgressDenied,
+        Self::OutputTooLarge,
+        Self::GuestError,
+        Self::Crashed,
+    ];
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A classified failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    /// The guest's own error code, for `guest_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// One log line written by the guest (or captured from its stdout/stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: String,
+    pub text: String,
+}
+
+/// The buffered effects of an invocation: applied by the flow only on success.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Effects {
+    /// Session writes in the order they happened, by path; `null` removes.
+    pub session: Map<String, Value>,
+    /// Bot messages in Chatlayer's type/config format.
+    pub messages: Vec<Value>,
+    /// The block to continue with (last `goto` wins).
+    pub next: Option<String>,
+    /// Kept whether the invocation succeeds or fails.
+    pub logs: Vec<LogLine>,
+}
+
+impl Effects {
+    /// Applies the session writes to `doc` in order.
+    pub fn apply_session(&self, doc: &mut Value) -> Result<(), crate::PathError> {
+        for (path, value) in &self.session {
+            let path = crate::JsonPath::parse(path)?;
+            if value.is_null() {
+                path.remove(doc);
+            } else {
+                path.set(doc, value.clone())?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Turns whatever stopped an invocation into a [`Failure`] with the right kind.
+//! Order matters: a meter that tripped knows the cause better than the trap it
+//! caused (a failed allocation surfaces as `unreachable`, say).
+
+use sandbot_host_api::ActionState;
+use wasmtime::Trap;
+
+use super::{Failure, FailureKind, Limits};
+
+/// Classifies an error raised by instantiation or by the call.
+pub fn classify_trap(err: &wasmtime::Error, state: &ActionState, limits: &Limits) -> Failure {
+    if let Some(abort) = &state.meter.abort {
+        return abort.clone();
+    }
+    let trap = err.downcast_ref::<Trap>().copied();
+    match trap {
+        Some(Trap::OutOfFuel) => Failure::new(
+            FailureKind::OutOfFuel,
+            format!("the action used up its fuel budget of {}", limits.fuel),
+        ),
+        Some(Trap::Interrupt) => timeout(limits),
+        Some(Trap::StackOverflow) => Failure::new(
+            FailureKind::StackOverflow,
+            "the action overflowed its call stack (unbounded recursion?)",
+        ),
+        _ if state.memory.hit => Failure::new(
+            FailureKind::MemoryLimit,
+            format!(
+                "the action hit its memory limit of {} MiB",
+                limits.memory_bytes >> 20
+            ),
+        ),
+        _ if state.meter.denied.is_some() => denied(state),
+        _ => {
+            let mut message = match trap {
+                Some(t) => format!("the action trapped: {t}"),
+                None => format!("the action failed: {}", root_message(err)),
+            };
+            if let Some(line) = state.last_stderr_line() {
+                message.push_str(&format!(" ({line})"));
+            }
+            Failure::new(FailureKind::Crashed, message)
+        }
+    }
+}
+
+/// Classifies the guest's own error value.
+pub fn classify_guest_error(code: String, message: String, state: &ActionState) -> Failure {
+    if state.meter.denied.is_some() {
+        let mut f = denied(state);
+        f.message.push_str(&format!(" (the action then failed: {code}: {message})"));
+        return f;
+    }
+    Failure {
+        kind: FailureKind::GuestError,
+        message,
+        code: Some(code),
+    }
+}
+
+pub fn timeout(limits: &Limits) -> Failure {
+    Failure::new(
+        FailureKind::Timeout,
+        format!(
+            "the action did not finish within its {} ms deadline",
+            limits.timeout.as_millis()
+        ),
+    )
+}
+
+fn denied(state: &ActionState) -> Failure {
+    let why = state.meter.denied.as_deref().unwrap_or("refused");
+    Failure::new(FailureKind::EgressDenied, format!("egress denied: {why}"))
+}
+
+fn root_message(err: &wasmtime::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}

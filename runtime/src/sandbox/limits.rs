@@ -1,0 +1,92 @@
+//! Per-tenant limits, and the process-wide sandbox configuration. The defaults
+//! here are what an operator gets without configuring anything (README: Limits).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandbot_host_api::HostLimits;
+use sandbot_host_api::egress::{Egress, EgressPolicy};
+
+/// What one tenant's invocations may use.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Fuel per invocation (about one unit per WebAssembly instruction).
+    pub fuel: u64,
+    /// Linear memory per instance, all memories together.
+    pub memory_bytes: u64,
+    /// Wall-clock deadline around the whole invocation, host calls included.
+    pub timeout: Duration,
+    /// The value `run` returns, as JSON text.
+    pub max_output_bytes: usize,
+    /// Call cap, boundary-bytes cap, log lines.
+    pub host: HostLimits,
+    /// The egress policy with its client (shared by the tenant's invocations).
+    pub egress: Arc<Egress>,
+}
+
+/// Default fuel: about a second of straight-line WebAssembly.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+/// Default memory per instance.
+pub const DEFAULT_MEMORY_BYTES: u64 = 128 << 20;
+/// Default wall-clock deadline.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default output cap.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+impl Limits {
+    /// Limits with the defaults and `policy` for egress.
+    pub fn with_egress(policy: EgressPolicy) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            fuel: DEFAULT_FUEL,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            timeout: DEFAULT_TIMEOUT,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            host: HostLimits::default(),
+            egress: Arc::new(Egress::new(policy)?),
+        })
+    }
+
+    /// The defaults with no egress at all.
+    pub fn deny_all() -> Self {
+        Self::with_egress(EgressPolicy::default()).expect("a client without TLS roots to load")
+    }
+}
+
+/// Process-wide settings of the one engine.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Instances that may exist at once (pool size and concurrency limit).
+    pub max_instances: u32,
+    /// The largest memory any tenant may be given (size of a pool slot).
+    pub max_memory_bytes: u64,
+    /// WebAssembly stack per invocation; deeper recursion is `stack_overflow`.
+    pub max_wasm_stack: usize,
+    /// Where compiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Epoch tick: the granularity of deadlines and of yielding to other tasks.
+    pub epoch_tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_bytes: 512 << 20,
+            max_wasm_stack: 1 << 20,
+            cache_dir: default_cache_dir(),
+            epoch_tick: Duration::from_millis(2),
+        }
+    }
+}
+
+/// `$SANDBOT_CACHE_DIR`, else `$XDG_CACHE_HOME/sandbot`, else `~/.cache/sandbot`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SANDBOT_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("sandbot"))
+}

@@ -1,0 +1,86 @@
+//! The WebAssembly sandbox: one engine, cached components, a fresh store per
+//! invocation with the tenant's limits, and every failure classified.
+//!
+//! ```no_run
+//! # async fn demo(bytes: Vec<u8>) -> anyhow::Result<()> {
+//! use sandbot::sandbox::{Invocation, Limits, Sandbox, SandboxConfig};
+//!
+//! let sandbox = Sandbox::new(SandboxConfig::default())?;
+//! let module = sandbox.load(&bytes)?;
+//! let outcome = sandbox
+//!     .invoke(&module, Invocation::new(serde_json::json!({"iban": "BE71 0961 2345 6769"})), &Limits::deny_all())
+//!     .await;
+//! println!("{}", serde_json::to_string(&outcome)?);
+//! # Ok(()) }
+//! ```
+
+mod classify;
+mod componentize;
+mod engine;
+mod invoke;
+mod limits;
+mod module_cache;
+mod outcome;
+
+use std::sync::Arc;
+
+use sandbot_host_api::ActionState;
+use tokio::sync::Semaphore;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+pub use componentize::{componentize, is_component};
+pub use invoke::Invocation;
+pub use limits::{
+    DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, Limits,
+    SandboxConfig, default_cache_dir,
+};
+pub use module_cache::ActionModule;
+pub use outcome::{Effects, Failure, FailureKind, LogLine, Outcome, Stats, Status};
+
+use engine::EpochTicker;
+use module_cache::ModuleCache;
+
+/// The process's sandbox. Cheap to share behind an `Arc`.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<ActionState>,
+    modules: ModuleCache,
+    /// One permit per pool slot: invocations wait here, never fail in the pool.
+    slots: Arc<Semaphore>,
+    config: SandboxConfig,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
+        let engine = engine::build_engine(&config).map_err(anyhow::Error::from)?;
+        let mut linker = Linker::new(&engine);
+        sandbot_host_api::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        let modules = ModuleCache::new(&engine, config.cache_dir.clone());
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        Ok(Self {
+            slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+            engine,
+            linker,
+            modules,
+            config,
+            _ticker: ticker,
+        })
+    }
+
+    /// Loads an action module (a component, or a wasm32-wasip1 core module that
+    /// is turned into one), compiling it at most once per process and once per
+    /// cache folder.
+    pub fn load(&self, bytes: &[u8]) -> anyhow::Result<Arc<ActionModule>> {
+        self.modules.load(&self.engine, &self.linker, bytes)
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
