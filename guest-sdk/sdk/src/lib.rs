@@ -36,7 +36,12 @@ pub mod http;
 pub mod session;
 
 pub use error::ActionError;
-pub use serde_json::{Value, json};
+pub use serde_json::{self, Value, json};
+
+/// Parses the action's input into `T`; fails with code `invalid_arguments`.
+pub fn args<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, ActionError> {
+    serde_json::from_value(input).map_err(|e| ActionError::new("invalid_arguments", e.to_string()))
+}
 
 /// The generated bindings (`wit-bindgen`), for what the safe API does not cover.
 pub mod bindings {

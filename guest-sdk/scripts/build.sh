@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds every guest, turns each into a component and writes the artifacts the
+# host loads: guest-sdk/artifacts/*.wasm plus SHA256SUMS.
+#
+#   guest-sdk/scripts/build.sh          rebuild and overwrite the artifacts
+#   guest-sdk/scripts/build.sh --check  rebuild elsewhere, fail if anything differs
+#
+# Reproducible: build paths are remapped, symbols stripped, versions pinned
+# (Cargo.lock, the Debian toolchain pins in toolchain.sh), so a rebuild in any
+# folder gives the same bytes.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+sdk="$repo/guest-sdk"
+mode=${1:-write}
+
+# The host CLI does the componentizing (wit-component + the preview1 adapter).
+(cd "$repo" && cargo build --quiet -p sandbot --bin sandbot)
+sandbot="$repo/target/debug/sandbot"
+
+eval "$(SANDBOT_GUEST_TOOLCHAIN=${SANDBOT_GUEST_TOOLCHAIN:-auto} "$sdk/scripts/toolchain.sh")"
+echo "guest toolchain: $SANDBOT_GUEST_ROUTE ($(${RUSTC:-rustc} --version))" >&2
+
+# Guests: "name  cargo-workspace  crate-artifact-name".
+guests=(
+  "test-guest   $sdk                     test_guest"
+  "iban-plugin  $repo/examples/plugins/iban  iban_plugin"
+)
+
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+toolchain_root="$sdk/.toolchain/root"
+export CARGO_TARGET_DIR="$sdk/target"
+export RUSTFLAGS="--remap-path-prefix=$repo=/sandbot --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$toolchain_root=/toolchain -C debuginfo=0"
+unset CARGO_ENCODED_RUSTFLAGS
+export SOURCE_DATE_EPOCH=0
+
+
+out="$sdk/artifacts"
+if [ "$mode" = --check ]; then
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
+mkdir -p "$out"
+
+for line in "${guests[@]}"; do
+  read -r name dir crate <<<"$line"
+  echo "building $name" >&2
+  # shellcheck disable=SC2086
+  (cd "$dir" && cargo build --quiet --locked --release --target wasm32-wasip1 $SANDBOT_BUILD_STD)
+  "$sandbot" component new "$CARGO_TARGET_DIR/wasm32-wasip1/release/$crate.wasm" -o "$out/$name.wasm"
+done
+(cd "$out" && sha256sum ./*.wasm | sed 's| \./| |' > SHA256SUMS)
+
+if [ "$mode" = --check ]; then
+  if diff -u "$sdk/artifacts/SHA256SUMS" "$out/SHA256SUMS"; then
+    echo "guest artifacts match their sources" >&2
+  else
+    echo "guest artifacts differ from a rebuild of their sources: run guest-sdk/scripts/build.sh and commit guest-sdk/artifacts/" >&2
+    exit 1
+  fi
+else
+  cat "$out/SHA256SUMS" >&2
+fi
