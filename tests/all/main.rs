@@ -1,1 +1,9 @@
+//! Sandbot's integration tests: one binary, one module per area; cases kept as
+//! data live in `tests/cases/`.
 
+mod common;
+mod peer;
+mod sandbox_cache;
+mod sandbox_cases;
+mod sandbox_concurrency;
+mod example_plugin;

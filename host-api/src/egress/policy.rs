@@ -185,30 +185,33 @@ impl EgressPolicy {
         };
         match literal {
             Some(ip) if rules.iter().any(|r| r.is_explicit_ip(ip)) => Ok(()),
-            Some(ip) => self.check_ip(ip, &host.to_string()),
+            Some(ip) => match self.refusal(ip) {
+                None => Ok(()),
+                Some(reason) => Err(Denied(format!("address {ip} is {reason}{OPENED_ONLY}"))),
+            },
             None => Ok(()),
         }
     }
 
-    /// Checks one address a name resolved to (or an IP literal): public, or inside
-    /// a network the operator opened.
+    /// Checks one address `host` resolved to: public, or inside a network the
+    /// operator opened.
     pub fn check_ip(&self, ip: IpAddr, host: &str) -> Result<(), Denied> {
-        let Some(reason) = non_public_reason(ip) else {
-            return Ok(());
-        };
-        if self.allow_nets.iter().any(|net| net.contains(&ip)) {
-            return Ok(());
+        match self.refusal(ip) {
+            None => Ok(()),
+            Some(reason) => Err(Denied(format!(
+                "`{host}` resolves to {ip}, which is {reason}{OPENED_ONLY}"
+            ))),
         }
-        let target = if host.trim_matches(['[', ']']) == ip.to_string() {
-            format!("address {ip}")
-        } else {
-            format!("`{host}` resolves to {ip}, which")
-        };
-        Err(Denied(format!(
-            "{target} is {reason}; only networks the operator lists are reachable"
-        )))
+    }
+
+    /// Why `ip` is refused, or `None` when it is public or opened by the operator.
+    fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        let reason = non_public_reason(ip)?;
+        (!self.allow_nets.iter().any(|net| net.contains(&ip))).then_some(reason)
     }
 }
+
+const OPENED_ONLY: &str = "; only networks the operator lists are reachable";
 
 fn host_and_port(url: &Url) -> String {
     let host = url.host_str().unwrap_or_default();
@@ -263,7 +266,7 @@ mod tests {
 
     #[test]
     fn ip_literals_need_an_explicit_entry_or_net() {
-        let p = policy(&["*"], &[]);
+        let p = policy(&["http://*"], &[]);
         for url in [
             "http://127.0.0.1/",
             "https://10.0.0.1/",

@@ -97,7 +97,13 @@ impl Sandbox {
             },
         );
         let effects = state.take_effects();
+        // Past the deadline, whatever surfaced first (a fetch cut short, the guest's
+        // reaction to it) is a consequence: the cause is the deadline.
+        let late = Instant::now() >= deadline && state.meter.abort.is_none();
         match result {
+            Err(_) | Ok(Err(_)) | Ok(Ok(Err(_))) if late => {
+                Outcome::failed(timeout(limits), effects.logs, stats)
+            }
             Err(_elapsed) => Outcome::failed(
                 state.meter.abort.clone().unwrap_or_else(|| timeout(limits)),
                 effects.logs,

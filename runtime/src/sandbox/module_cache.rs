@@ -83,11 +83,13 @@ impl ModuleCache {
             .as_ref()
             .map(|d| d.join(format!("{digest}-{}.cwasm", self.compat)));
         if let Some(path) = &cached {
-            if path.exists() {
-                // SAFETY: the file was written by `Component::serialize` of an engine
-                // with the same compatibility hash (it is in the name), into a cache
-                // folder owned by this user.
-                match unsafe { Component::deserialize_file(engine, path) } {
+            // Read, not mmap: a cache file truncated by someone else must not be
+            // able to crash the process (SIGBUS on a vanished mapping).
+            if let Ok(compiled) = std::fs::read(path) {
+                // SAFETY: the bytes come from `Component::serialize` of an engine with
+                // the same compatibility hash (it is in the file name), in a cache
+                // folder owned by this user; wasmtime checks the header and version.
+                match unsafe { Component::deserialize(engine, &compiled) } {
                     Ok(c) => return Ok(c),
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable cached component"),
                 }

@@ -1,0 +1,87 @@
+//! What every test needs: the shared sandbox, the committed guest artifacts,
+//! limits built from a case's JSON.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use sandbot::sandbox::{ActionModule, Limits, Sandbox, SandboxConfig};
+use sandbot_host_api::egress::EgressPolicy;
+use serde::Deserialize;
+
+/// The repository's root folder.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// One sandbox for the whole test binary, like one per process in production.
+pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
+    Sandbox::new(SandboxConfig {
+        max_instances: 600,
+        cache_dir: None,
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox")
+});
+
+/// A committed guest artifact (`guest-sdk/artifacts/NAME.wasm`), loaded.
+pub fn guest(name: &str) -> Arc<ActionModule> {
+    let path = repo().join("guest-sdk/artifacts").join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    SANDBOX.load(&bytes).expect("load guest")
+}
+
+/// Limits as a case writes them; anything absent keeps the default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseLimits {
+    pub fuel: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub max_output_bytes: Option<usize>,
+    pub max_boundary_bytes: Option<u64>,
+    pub max_http_calls: Option<u32>,
+    pub max_request_bytes: Option<usize>,
+    pub max_response_bytes: Option<usize>,
+    pub call_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    #[serde(default)]
+    pub allow_nets: Vec<String>,
+}
+
+impl CaseLimits {
+    pub fn build(&self) -> Limits {
+        let defaults = EgressPolicy::default();
+        let policy = EgressPolicy {
+            allow_hosts: self.allow_hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            allow_nets: self.allow_nets.iter().map(|n| n.parse().unwrap()).collect(),
+            max_request_bytes: self.max_request_bytes.unwrap_or(defaults.max_request_bytes),
+            max_response_bytes: self.max_response_bytes.unwrap_or(defaults.max_response_bytes),
+            call_timeout: self
+                .call_timeout_ms
+                .map_or(defaults.call_timeout, Duration::from_millis),
+            ..defaults
+        };
+        let mut limits = Limits::with_egress(policy).unwrap();
+        if let Some(v) = self.fuel {
+            limits.fuel = v;
+        }
+        if let Some(v) = self.memory_mib {
+            limits.memory_bytes = v << 20;
+        }
+        if let Some(v) = self.timeout_ms {
+            limits.timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.max_output_bytes {
+            limits.max_output_bytes = v;
+        }
+        if let Some(v) = self.max_boundary_bytes {
+            limits.host.max_boundary_bytes = v;
+        }
+        if let Some(v) = self.max_http_calls {
+            limits.host.max_http_calls = v;
+        }
+        limits
+    }
+}

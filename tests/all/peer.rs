@@ -1,0 +1,60 @@
+//! A local HTTP peer for egress tests, on 127.0.0.1 only. Tests reach it through
+//! an explicit allowlist entry (`http://127.0.0.1:PORT`), never a weakened default.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+/// Starts the peer on a fresh port and returns its address. The server lives as
+/// long as the test's runtime.
+pub async fn start() -> SocketAddr {
+    let app = Router::new()
+        .route("/json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"hello":"world"}"#) }))
+        .route("/echo", any(echo))
+        .route("/status/{code}", get(status))
+        .route("/redirect", get(redirect))
+        .route("/big", get(big))
+        .route("/stream", get(stream))
+        .route("/slow", get(slow));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn echo(method: axum::http::Method, headers: HeaderMap, body: String) -> String {
+    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+    serde_json::json!({"method": method.as_str(), "body": body, "authorization": auth}).to_string()
+}
+
+async fn status(axum::extract::Path(code): axum::extract::Path<u16>) -> StatusCode {
+    StatusCode::from_u16(code).unwrap()
+}
+
+async fn redirect(Query(q): Query<HashMap<String, String>>) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, q["to"].clone())]).into_response()
+}
+
+async fn big(Query(q): Query<HashMap<String, usize>>) -> String {
+    "b".repeat(q["n"])
+}
+
+async fn slow(Query(q): Query<HashMap<String, u64>>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(q["ms"])).await;
+    "finally"
+}
+
+/// `n` bytes in 1 KiB chunks with no content-length: the cap must stop the stream.
+async fn stream(Query(q): Query<HashMap<String, usize>>) -> axum::body::Body {
+    let chunks = q["n"].div_ceil(1024);
+    let stream = futures_util::stream::iter(
+        (0..chunks).map(|_| Ok::<_, std::io::Error>(vec![b's'; 1024])),
+    );
+    axum::body::Body::from_stream(stream)
+}

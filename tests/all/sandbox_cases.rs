@@ -1,0 +1,112 @@
+//! Data-driven sandbox cases: `tests/cases/sandbox/<name>/case.json` holds the
+//! guest, its input, session and limits, and the expected outcome. Every case
+//! runs; all mismatches are reported together.
+//!
+//! `{{peer}}` in a case becomes the local HTTP peer's `127.0.0.1:PORT`, `{{port}}` its port.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::common::{CaseLimits, SANDBOX, guest, repo};
+use sandbot::sandbox::Invocation;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    /// Why the case exists, for readers.
+    #[allow(dead_code)]
+    about: String,
+    #[serde(default = "default_guest")]
+    guest: String,
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    session: Option<Value>,
+    #[serde(default)]
+    limits: CaseLimits,
+    expect: Expect,
+}
+
+fn default_guest() -> String {
+    "test-guest".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    status: String,
+    kind: Option<String>,
+    message: Option<String>,
+    message_contains: Option<String>,
+    code: Option<String>,
+    output: Option<Value>,
+    session: Option<Value>,
+    messages: Option<Value>,
+    next: Option<Value>,
+    http_calls: Option<u32>,
+    log_contains: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_cases() {
+    let peer = crate::peer::start().await.to_string();
+    let dir = repo().join("tests/cases/sandbox");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20, "cases went missing from {}", dir.display());
+    let mut failures = Vec::new();
+    for name in &names {
+        let text = std::fs::read_to_string(dir.join(name).join("case.json"))
+            .unwrap()
+            .replace("{{peer}}", &peer)
+            .replace("{{port}}", peer.rsplit(':').next().unwrap());
+        let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let module = guest(&case.guest);
+        let mut invocation = Invocation::new(case.input);
+        if let Some(s) = case.session {
+            invocation = invocation.with_session(s);
+        }
+        let outcome = SANDBOX.invoke(&module, invocation, &case.limits.build()).await;
+        let got = serde_json::to_value(&outcome).unwrap();
+        let problems = compare(&case.expect, &got);
+        if !problems.is_empty() {
+            failures.push(format!("{name}:\n  {}\n  got: {got}", problems.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+}
+
+fn compare(expect: &Expect, got: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |what: &str, want: Option<&Value>, have: &Value| {
+        if let Some(want) = want {
+            if want != have {
+                problems.push(format!("{what}: want {want}, have {have}"));
+            }
+        }
+    };
+    check("status", Some(&Value::from(expect.status.clone())), &got["status"]);
+    check("kind", expect.kind.clone().map(Value::from).as_ref(), &got["error"]["kind"]);
+    check("message", expect.message.clone().map(Value::from).as_ref(), &got["error"]["message"]);
+    check("code", expect.code.clone().map(Value::from).as_ref(), &got["error"]["code"]);
+    check("output", expect.output.as_ref(), &got["output"]);
+    check("session", expect.session.as_ref(), &got["session"]);
+    check("messages", expect.messages.as_ref(), &got["messages"]);
+    check("next", expect.next.as_ref(), &got["next"]);
+    check("http_calls", expect.http_calls.map(Value::from).as_ref(), &got["stats"]["http_calls"]);
+    if let Some(part) = &expect.message_contains {
+        let msg = got["error"]["message"].as_str().unwrap_or_default();
+        if !msg.contains(part.as_str()) {
+            problems.push(format!("message should contain {part:?}: {msg:?}"));
+        }
+    }
+    if let Some(part) = &expect.log_contains {
+        if !got["logs"].to_string().contains(part.as_str()) {
+            problems.push(format!("logs should contain {part:?}"));
+        }
+    }
+    problems
+}
