@@ -5,9 +5,11 @@
 #   guest-sdk/scripts/build.sh          rebuild and overwrite the artifacts
 #   guest-sdk/scripts/build.sh --check  rebuild elsewhere, fail if anything differs
 #
-# Reproducible: build paths are remapped, symbols stripped, versions pinned
-# (Cargo.lock, the Debian toolchain pins in toolchain.sh), so a rebuild in any
-# folder gives the same bytes.
+# Reproducible: the sources are staged at one fixed path (cargo hashes the
+# absolute path of path dependencies outside a workspace into symbol names),
+# remaining paths are remapped, symbols stripped and versions pinned
+# (Cargo.lock files, the Debian toolchain pins in toolchain.sh): a rebuild from
+# any clone, in any folder, gives the same bytes.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 sdk="$repo/guest-sdk"
@@ -20,16 +22,21 @@ sandbot="$repo/target/debug/sandbot"
 eval "$(SANDBOT_GUEST_TOOLCHAIN=${SANDBOT_GUEST_TOOLCHAIN:-auto} "$sdk/scripts/toolchain.sh")"
 echo "guest toolchain: $SANDBOT_GUEST_ROUTE ($(${RUSTC:-rustc} --version))" >&2
 
+stage=/tmp/sandbot-guest-build
+rm -rf "$stage/src" && mkdir -p "$stage/src"
+tar -C "$repo" --exclude=target --exclude=.toolchain --exclude=artifacts -cf - wit guest-sdk examples/plugins |
+  tar -C "$stage/src" -xf -
+
 # Guests: "name  cargo-workspace  crate-artifact-name".
 guests=(
-  "test-guest   $sdk                     test_guest"
-  "iban-plugin  $repo/examples/plugins/iban  iban_plugin"
+  "test-guest   $stage/src/guest-sdk             test_guest"
+  "iban-plugin  $stage/src/examples/plugins/iban  iban_plugin"
 )
 
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 toolchain_root="$sdk/.toolchain/root"
-export CARGO_TARGET_DIR="$sdk/target"
-export RUSTFLAGS="--remap-path-prefix=$repo=/sandbot --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$toolchain_root=/toolchain -C debuginfo=0"
+export CARGO_TARGET_DIR="$stage/target"
+export RUSTFLAGS="--remap-path-prefix=$stage/src=/sandbot --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$toolchain_root=/toolchain -C debuginfo=0"
 unset CARGO_ENCODED_RUSTFLAGS
 export SOURCE_DATE_EPOCH=0
 
