@@ -1,0 +1,164 @@
+//! `sandbot action run` as a user calls it: one JSON document on stdout, exit 0
+//! when the action succeeded, 1 when it failed, 2 on a usage error.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn artifact(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-sdk/artifacts/{name}.wasm"))
+}
+
+fn sandbot(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sandbot"))
+        .args(args)
+        .env("SANDBOT_CACHE_DIR", cache.path())
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+#[test]
+fn a_successful_plugin_prints_the_outcome_and_exits_0() {
+    let out = sandbot(&[
+        "action", "run",
+        "--plugin", artifact("iban-plugin").to_str().unwrap(),
+        "--input", r#"{"variable":"user.iban","onValid":"pay","onInvalid":"ask"}"#,
+        "--session", r#"{"user":{"iban":"DE89 3704 0044 0532 0130 00"}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = json_of(&out);
+    assert_eq!(doc["status"], "ok");
+    assert_eq!(doc["next"], "pay");
+    assert_eq!(doc["session"]["payment.ibanCountry"], "DE");
+    assert_eq!(doc["messages"], serde_json::json!([]));
+    for key in ["fuel", "memory_bytes", "wall_us", "http_calls"] {
+        assert!(doc["stats"][key].is_u64(), "stats.{key} missing: {doc}");
+    }
+    assert!(doc["stats"]["fuel"].as_u64().unwrap() > 0);
+    assert!(doc.get("error").is_none());
+}
+
+#[test]
+fn a_failing_action_prints_the_classified_error_and_exits_1() {
+    let out = sandbot(&[
+        "action", "run",
+        "--plugin", artifact("test-guest").to_str().unwrap(),
+        "--input", r#"{"case":"spin"}"#,
+        "--fuel", "1000000",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json_of(&out);
+    assert_eq!(doc["status"], "error");
+    assert_eq!(doc["error"]["kind"], "out_of_fuel");
+    assert_eq!(doc["error"]["message"], "the action used up its fuel budget of 1000000");
+    assert_eq!(doc["stats"]["fuel"], 1000000);
+
+    let out = sandbot(&[
+        "action", "run",
+        "--plugin", artifact("test-guest").to_str().unwrap(),
+        "--input", r#"{"case":"alloc"}"#,
+        "--memory-mib", "8",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_of(&out)["error"]["kind"], "memory_limit");
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message_and_no_json() {
+    let plugin = artifact("test-guest");
+    let plugin = plugin.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["action", "run", "--plugin", plugin, "--input", "{nope"], "--input is not valid JSON"),
+        (&["action", "run", "--plugin", plugin, "--session", "[1]"], "--session must be a JSON object"),
+        (&["action", "run", "--plugin", "/no/such.wasm"], "reading /no/such.wasm"),
+        (&["action", "run", "--plugin", plugin, "--allow-host", "ex*mple.com"], "invalid allowlist entry `ex*mple.com`"),
+        (&["action", "run", "--plugin", plugin, "--allow-net", "10.0.0.0/99"], "invalid network `10.0.0.0/99`"),
+        (&["action", "run", "--plugin", plugin, "--memory-mib", "0"], "--memory-mib must be between 1 and 512"),
+        (&["action", "run", "--plugin", env!("CARGO_MANIFEST_DIR")], "reading"),
+        (&["action", "run"], "--plugin"),
+    ];
+    for (args, message) in cases {
+        let out = sandbot(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plugin.wasm");
+    std::fs::write(&path, b"hello").unwrap();
+    let out = sandbot(&["action", "run", "--plugin", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly module or component"));
+}
+
+/// A one-shot HTTP peer on 127.0.0.1 answering every request with `body`.
+fn peer(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn allow_host_and_allow_net_open_exactly_what_they_name() {
+    let port = peer("pong");
+    let plugin = artifact("test-guest");
+    let url = format!("http://localhost:{port}/");
+    let input = format!(r#"{{"case":"fetch","url":"{url}"}}"#);
+    let host = format!("http://localhost:{port}");
+    let base = ["action", "run", "--plugin", plugin.to_str().unwrap(), "--input", &input];
+
+    // Listed host, but it resolves to loopback: refused at connect time.
+    let mut args = base.to_vec();
+    args.extend(["--allow-host", &host]);
+    let out = sandbot(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json_of(&out);
+    assert_eq!(doc["error"]["kind"], "egress_denied");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("`localhost` resolves to"), "{doc}");
+
+    // The operator opens 127.0.0.1: now it works.
+    args.extend(["--allow-net", "127.0.0.1"]);
+    let out = sandbot(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(json_of(&out)["output"]["body"], "pong");
+}
+
+#[test]
+fn component_new_refuses_what_is_not_a_core_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("c.wasm");
+    // Garbage in: a clear error, exit 2.
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x0d\0\x01\0").unwrap();
+    let out = sandbot(&["component", "new", bad.to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("componentizing"));
+    assert!(!out_path.exists());
+}
