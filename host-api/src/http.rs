@@ -13,7 +13,11 @@ impl Host for ActionState {
         let sent = req.url.len()
             + req.method.len()
             + req.body.as_ref().map_or(0, Vec::len)
-            + req.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            + req
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
         self.meter.enter(&self.limits, sent)?;
         self.meter.http_calls += 1;
         if self.meter.http_calls > self.limits.max_http_calls {

@@ -99,13 +99,11 @@ impl JsonPath {
 
     /// The value at this path, if any.
     pub fn get<'v>(&self, doc: &'v Value) -> Option<&'v Value> {
-        self.segments
-            .iter()
-            .try_fold(doc, |v, seg| match (seg, v) {
-                (Segment::Key(k), Value::Object(m)) => m.get(k),
-                (Segment::Index(i), Value::Array(a)) => a.get(*i),
-                _ => None,
-            })
+        self.segments.iter().try_fold(doc, |v, seg| match (seg, v) {
+            (Segment::Key(k), Value::Object(m)) => m.get(k),
+            (Segment::Index(i), Value::Array(a)) => a.get(*i),
+            _ => None,
+        })
     }
 
     /// Sets the value at this path, creating objects and arrays on the way. An
@@ -267,7 +265,9 @@ mod tests {
     #[test]
     fn gets_sets_and_removes() {
         let mut doc = json!({});
-        p("user.address.city").set(&mut doc, json!("Ghent")).unwrap();
+        p("user.address.city")
+            .set(&mut doc, json!("Ghent"))
+            .unwrap();
         p("items[0].sku").set(&mut doc, json!("a")).unwrap();
         p("items[1]").set(&mut doc, json!("b")).unwrap();
         assert_eq!(
@@ -277,7 +277,10 @@ mod tests {
         assert_eq!(p("items[1]").get(&doc), Some(&json!("b")));
         assert_eq!(p("user.nope").get(&doc), None);
         assert_eq!(p("items[1]").remove(&mut doc), Some(json!("b")));
-        assert_eq!(p("user.address").remove(&mut doc), Some(json!({"city": "Ghent"})));
+        assert_eq!(
+            p("user.address").remove(&mut doc),
+            Some(json!({"city": "Ghent"}))
+        );
         assert_eq!(p("user.address").remove(&mut doc), None);
     }
 

@@ -26,8 +26,8 @@
 pub mod bindings;
 pub mod budget;
 pub mod conversation;
-pub mod egress;
 mod effects;
+pub mod egress;
 pub mod http;
 mod json_path;
 mod meter;
@@ -43,7 +43,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use effects::{Effects, Failure, FailureKind, LogLine};
 pub use json_path::{JsonPath, PathError, Segment};
-pub use meter::{HostLimits, Meter, MemoryMeter};
+pub use meter::{HostLimits, MemoryMeter, Meter};
 
 /// Captured stdout/stderr per stream; past this, writes fail (and are dropped).
 const STDIO_CAPTURE_BYTES: usize = 64 << 10;
@@ -120,7 +120,10 @@ impl ActionState {
                 if !line.trim().is_empty() {
                     effects.logs.push(LogLine {
                         level: level.to_string(),
-                        text: format!("[{}] {line}", if level == "info" { "stdout" } else { "stderr" }),
+                        text: format!(
+                            "[{}] {line}",
+                            if level == "info" { "stdout" } else { "stderr" }
+                        ),
                     });
                 }
             }

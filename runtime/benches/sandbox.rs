@@ -141,7 +141,9 @@ async fn slow_peer(hold: Duration) -> u16 {
                 let _ = s.read(&mut buf).await;
                 tokio::time::sleep(hold).await;
                 let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow",
+                    )
                     .await;
             });
         }

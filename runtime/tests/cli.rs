@@ -23,19 +23,31 @@ fn sandbot(args: &[&str]) -> Output {
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
 #[test]
 fn a_successful_plugin_prints_the_outcome_and_exits_0() {
     let out = sandbot(&[
-        "action", "run",
-        "--plugin", artifact("iban-plugin").to_str().unwrap(),
-        "--input", r#"{"variable":"user.iban","onValid":"pay","onInvalid":"ask"}"#,
-        "--session", r#"{"user":{"iban":"DE89 3704 0044 0532 0130 00"}}"#,
+        "action",
+        "run",
+        "--plugin",
+        artifact("iban-plugin").to_str().unwrap(),
+        "--input",
+        r#"{"variable":"user.iban","onValid":"pay","onInvalid":"ask"}"#,
+        "--session",
+        r#"{"user":{"iban":"DE89 3704 0044 0532 0130 00"}}"#,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json_of(&out);
     assert_eq!(doc["status"], "ok");
     assert_eq!(doc["next"], "pay");
@@ -51,23 +63,34 @@ fn a_successful_plugin_prints_the_outcome_and_exits_0() {
 #[test]
 fn a_failing_action_prints_the_classified_error_and_exits_1() {
     let out = sandbot(&[
-        "action", "run",
-        "--plugin", artifact("test-guest").to_str().unwrap(),
-        "--input", r#"{"case":"spin"}"#,
-        "--fuel", "1000000",
+        "action",
+        "run",
+        "--plugin",
+        artifact("test-guest").to_str().unwrap(),
+        "--input",
+        r#"{"case":"spin"}"#,
+        "--fuel",
+        "1000000",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let doc = json_of(&out);
     assert_eq!(doc["status"], "error");
     assert_eq!(doc["error"]["kind"], "out_of_fuel");
-    assert_eq!(doc["error"]["message"], "the action used up its fuel budget of 1000000");
+    assert_eq!(
+        doc["error"]["message"],
+        "the action used up its fuel budget of 1000000"
+    );
     assert_eq!(doc["stats"]["fuel"], 1000000);
 
     let out = sandbot(&[
-        "action", "run",
-        "--plugin", artifact("test-guest").to_str().unwrap(),
-        "--input", r#"{"case":"alloc"}"#,
-        "--memory-mib", "8",
+        "action",
+        "run",
+        "--plugin",
+        artifact("test-guest").to_str().unwrap(),
+        "--input",
+        r#"{"case":"alloc"}"#,
+        "--memory-mib",
+        "8",
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json_of(&out)["error"]["kind"], "memory_limit");
@@ -78,13 +101,48 @@ fn usage_errors_exit_2_with_a_message_and_no_json() {
     let plugin = artifact("test-guest");
     let plugin = plugin.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["action", "run", "--plugin", plugin, "--input", "{nope"], "--input is not valid JSON"),
-        (&["action", "run", "--plugin", plugin, "--session", "[1]"], "--session must be a JSON object"),
-        (&["action", "run", "--plugin", "/no/such.wasm"], "reading /no/such.wasm"),
-        (&["action", "run", "--plugin", plugin, "--allow-host", "ex*mple.com"], "invalid allowlist entry `ex*mple.com`"),
-        (&["action", "run", "--plugin", plugin, "--allow-net", "10.0.0.0/99"], "invalid network `10.0.0.0/99`"),
-        (&["action", "run", "--plugin", plugin, "--memory-mib", "0"], "--memory-mib must be between 1 and 512"),
-        (&["action", "run", "--plugin", env!("CARGO_MANIFEST_DIR")], "reading"),
+        (
+            &["action", "run", "--plugin", plugin, "--input", "{nope"],
+            "--input is not valid JSON",
+        ),
+        (
+            &["action", "run", "--plugin", plugin, "--session", "[1]"],
+            "--session must be a JSON object",
+        ),
+        (
+            &["action", "run", "--plugin", "/no/such.wasm"],
+            "reading /no/such.wasm",
+        ),
+        (
+            &[
+                "action",
+                "run",
+                "--plugin",
+                plugin,
+                "--allow-host",
+                "ex*mple.com",
+            ],
+            "invalid allowlist entry `ex*mple.com`",
+        ),
+        (
+            &[
+                "action",
+                "run",
+                "--plugin",
+                plugin,
+                "--allow-net",
+                "10.0.0.0/99",
+            ],
+            "invalid network `10.0.0.0/99`",
+        ),
+        (
+            &["action", "run", "--plugin", plugin, "--memory-mib", "0"],
+            "--memory-mib must be between 1 and 512",
+        ),
+        (
+            &["action", "run", "--plugin", env!("CARGO_MANIFEST_DIR")],
+            "reading",
+        ),
         (&["action", "run"], "--plugin"),
     ];
     for (args, message) in cases {
@@ -132,7 +190,14 @@ fn allow_host_and_allow_net_open_exactly_what_they_name() {
     let url = format!("http://localhost:{port}/");
     let input = format!(r#"{{"case":"fetch","url":"{url}"}}"#);
     let host = format!("http://localhost:{port}");
-    let base = ["action", "run", "--plugin", plugin.to_str().unwrap(), "--input", &input];
+    let base = [
+        "action",
+        "run",
+        "--plugin",
+        plugin.to_str().unwrap(),
+        "--input",
+        &input,
+    ];
 
     // Listed host, but it resolves to loopback: refused at connect time.
     let mut args = base.to_vec();
@@ -141,12 +206,23 @@ fn allow_host_and_allow_net_open_exactly_what_they_name() {
     assert_eq!(out.status.code(), Some(1));
     let doc = json_of(&out);
     assert_eq!(doc["error"]["kind"], "egress_denied");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("`localhost` resolves to"), "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`localhost` resolves to"),
+        "{doc}"
+    );
 
     // The operator opens 127.0.0.1: now it works.
     args.extend(["--allow-net", "127.0.0.1"]);
     let out = sandbot(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(json_of(&out)["output"]["body"], "pong");
 }
 
@@ -157,7 +233,13 @@ fn component_new_refuses_what_is_not_a_core_module() {
     // Garbage in: a clear error, exit 2.
     let bad = dir.path().join("bad.wasm");
     std::fs::write(&bad, b"\0asm\x0d\0\x01\0").unwrap();
-    let out = sandbot(&["component", "new", bad.to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+    let out = sandbot(&[
+        "component",
+        "new",
+        bad.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("componentizing"));
     assert!(!out_path.exists());

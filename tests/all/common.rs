@@ -11,7 +11,10 @@ use serde::Deserialize;
 
 /// The repository's root folder.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// One sandbox for the whole test binary, like one per process in production.
@@ -26,7 +29,9 @@ pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
 
 /// A committed guest artifact (`guest-sdk/artifacts/NAME.wasm`), loaded.
 pub fn guest(name: &str) -> Arc<ActionModule> {
-    let path = repo().join("guest-sdk/artifacts").join(format!("{name}.wasm"));
+    let path = repo()
+        .join("guest-sdk/artifacts")
+        .join(format!("{name}.wasm"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     SANDBOX.load(&bytes).expect("load guest")
 }
@@ -54,10 +59,16 @@ impl CaseLimits {
     pub fn build(&self) -> Limits {
         let defaults = EgressPolicy::default();
         let policy = EgressPolicy {
-            allow_hosts: self.allow_hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            allow_hosts: self
+                .allow_hosts
+                .iter()
+                .map(|h| h.parse().unwrap())
+                .collect(),
             allow_nets: self.allow_nets.iter().map(|n| n.parse().unwrap()).collect(),
             max_request_bytes: self.max_request_bytes.unwrap_or(defaults.max_request_bytes),
-            max_response_bytes: self.max_response_bytes.unwrap_or(defaults.max_response_bytes),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(defaults.max_response_bytes),
             call_timeout: self
                 .call_timeout_ms
                 .map_or(defaults.call_timeout, Duration::from_millis),

@@ -2,8 +2,8 @@
 //! data live in `tests/cases/`.
 
 mod common;
+mod example_plugin;
 mod peer;
 mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
-mod example_plugin;

@@ -15,7 +15,15 @@ use axum::routing::{any, get};
 /// long as the test's runtime.
 pub async fn start() -> SocketAddr {
     let app = Router::new()
-        .route("/json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"hello":"world"}"#) }))
+        .route(
+            "/json",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"hello":"world"}"#,
+                )
+            }),
+        )
         .route("/echo", any(echo))
         .route("/status/{code}", get(status))
         .route("/redirect", get(redirect))
@@ -29,7 +37,9 @@ pub async fn start() -> SocketAddr {
 }
 
 async fn echo(method: axum::http::Method, headers: HeaderMap, body: String) -> String {
-    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
     serde_json::json!({"method": method.as_str(), "body": body, "authorization": auth}).to_string()
 }
 
@@ -53,8 +63,7 @@ async fn slow(Query(q): Query<HashMap<String, u64>>) -> &'static str {
 /// `n` bytes in 1 KiB chunks with no content-length: the cap must stop the stream.
 async fn stream(Query(q): Query<HashMap<String, usize>>) -> axum::body::Body {
     let chunks = q["n"].div_ceil(1024);
-    let stream = futures_util::stream::iter(
-        (0..chunks).map(|_| Ok::<_, std::io::Error>(vec![b's'; 1024])),
-    );
+    let stream =
+        futures_util::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(vec![b's'; 1024])));
     axum::body::Body::from_stream(stream)
 }

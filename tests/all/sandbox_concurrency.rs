@@ -26,7 +26,11 @@ async fn two_hundred_spinning_guests_are_classified_while_a_normal_one_completes
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let normal = SANDBOX
-        .invoke(&module, Invocation::new(json!({"case": "echo", "x": 1})), &Limits::deny_all())
+        .invoke(
+            &module,
+            Invocation::new(json!({"case": "echo", "x": 1})),
+            &Limits::deny_all(),
+        )
         .await;
     assert!(normal.is_ok(), "{normal:?}");
     assert_eq!(normal.output, json!({"case": "echo", "x": 1}));
@@ -37,7 +41,11 @@ async fn two_hundred_spinning_guests_are_classified_while_a_normal_one_completes
     }
     // And the host still serves afterwards.
     let after = SANDBOX
-        .invoke(&module, Invocation::new(json!({"case": "noop"})), &Limits::deny_all())
+        .invoke(
+            &module,
+            Invocation::new(json!({"case": "noop"})),
+            &Limits::deny_all(),
+        )
         .await;
     assert!(after.is_ok(), "{after:?}");
 }
@@ -54,7 +62,8 @@ async fn a_full_pool_makes_callers_wait_within_their_deadline() {
         })
         .unwrap(),
     );
-    let bytes = std::fs::read(crate::common::repo().join("guest-sdk/artifacts/test-guest.wasm")).unwrap();
+    let bytes =
+        std::fs::read(crate::common::repo().join("guest-sdk/artifacts/test-guest.wasm")).unwrap();
     let module = sandbox.load(&bytes).unwrap();
     let mut spin = Limits::deny_all();
     spin.fuel = u64::MAX / 4;
@@ -62,14 +71,18 @@ async fn a_full_pool_makes_callers_wait_within_their_deadline() {
     let busy = {
         let (sandbox, module) = (sandbox.clone(), module.clone());
         tokio::spawn(async move {
-            sandbox.invoke(&module, Invocation::new(json!({"case": "spin"})), &spin).await
+            sandbox
+                .invoke(&module, Invocation::new(json!({"case": "spin"})), &spin)
+                .await
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut short = Limits::deny_all();
     short.timeout = Duration::from_millis(100);
-    let starved = sandbox.invoke(&module, Invocation::new(json!({"case": "noop"})), &short).await;
+    let starved = sandbox
+        .invoke(&module, Invocation::new(json!({"case": "noop"})), &short)
+        .await;
     let error = starved.error.expect("no slot within 100 ms");
     assert_eq!(error.kind, FailureKind::Timeout);
     assert_eq!(
@@ -79,7 +92,9 @@ async fn a_full_pool_makes_callers_wait_within_their_deadline() {
 
     let mut patient = Limits::deny_all();
     patient.timeout = Duration::from_secs(5);
-    let waited = sandbox.invoke(&module, Invocation::new(json!({"case": "noop"})), &patient).await;
+    let waited = sandbox
+        .invoke(&module, Invocation::new(json!({"case": "noop"})), &patient)
+        .await;
     assert!(waited.is_ok(), "{waited:?}");
     assert_eq!(busy.await.unwrap().kind(), Some(FailureKind::Timeout));
 }

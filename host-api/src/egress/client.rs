@@ -88,9 +88,8 @@ impl Resolve for CheckedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             // One refused address refuses the name: a rebinding answer that mixes
             // public and internal addresses gets nowhere.
             for addr in &addrs {
@@ -147,7 +146,10 @@ impl Egress {
             .map_err(|e| FetchError::Invalid(format!("url `{}`: {e}", req.url)))?;
         let mut headers = guest_headers(&req.headers)?;
         let mut body = req.body;
-        if body.as_ref().is_some_and(|b| b.len() > self.policy.max_request_bytes) {
+        if body
+            .as_ref()
+            .is_some_and(|b| b.len() > self.policy.max_request_bytes)
+        {
             return Err(FetchError::TooLarge(format!(
                 "request body is larger than {} bytes",
                 self.policy.max_request_bytes
@@ -211,7 +213,8 @@ impl Egress {
 
     async fn read(&self, mut resp: reqwest::Response) -> Result<FetchResponse, FetchError> {
         let cap = self.policy.max_response_bytes;
-        let too_large = || FetchError::TooLarge(format!("response body is larger than {cap} bytes"));
+        let too_large =
+            || FetchError::TooLarge(format!("response body is larger than {cap} bytes"));
         if resp.content_length().is_some_and(|n| n > cap as u64) {
             return Err(too_large());
         }
@@ -220,7 +223,12 @@ impl Egress {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {

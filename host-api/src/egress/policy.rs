@@ -43,7 +43,7 @@ impl FromStr for HostRule {
         if rest.is_empty() || rest.contains('/') {
             return Err(bad("expected HOST or HOST:PORT"));
         }
-        let (host, port) = split_host_port(rest).map_err(|e| bad(e))?;
+        let (host, port) = split_host_port(rest).map_err(&bad)?;
         let host = host.to_ascii_lowercase();
         let pattern = if host == "*" {
             HostPattern::Any
@@ -83,7 +83,10 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), &'static str> {
         }
     };
     let port = port
-        .map(|p| p.parse::<u16>().map_err(|_| "the port is not a number from 1 to 65535"))
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| "the port is not a number from 1 to 65535")
+        })
         .transpose()?;
     if port == Some(0) {
         return Err("the port is not a number from 1 to 65535");
@@ -245,12 +248,18 @@ mod tests {
 
     #[test]
     fn matches_exact_suffix_and_port() {
-        let p = policy(&["api.example.com", "*.example.org", "pay.example.net:8443"], &[]);
+        let p = policy(
+            &["api.example.com", "*.example.org", "pay.example.net:8443"],
+            &[],
+        );
         assert!(check(&p, "https://api.example.com/x").is_ok());
         assert!(check(&p, "https://API.example.com/x").is_ok());
         assert!(check(&p, "https://evil-api.example.com/").is_err());
         assert!(check(&p, "https://a.b.example.org/").is_ok());
-        assert!(check(&p, "https://example.org/").is_err(), "*.x matches subdomains only");
+        assert!(
+            check(&p, "https://example.org/").is_err(),
+            "*.x matches subdomains only"
+        );
         assert!(check(&p, "https://pay.example.net:8443/").is_ok());
         assert!(check(&p, "https://pay.example.net/").is_err());
     }
@@ -259,7 +268,10 @@ mod tests {
     fn https_only_unless_the_entry_says_http() {
         let p = policy(&["example.com", "http://plain.example.com"], &[]);
         let e = check(&p, "http://example.com/").unwrap_err();
-        assert!(e.starts_with("plain http to `example.com` is not allowed"), "{e}");
+        assert!(
+            e.starts_with("plain http to `example.com` is not allowed"),
+            "{e}"
+        );
         assert!(check(&p, "http://plain.example.com/").is_ok());
         assert!(check(&p, "ftp://example.com/").is_err());
     }
@@ -289,21 +301,46 @@ mod tests {
     #[test]
     fn resolved_addresses_are_checked() {
         let p = policy(&["*"], &["10.1.2.0/24"]);
-        let e = p.check_ip("127.0.0.1".parse().unwrap(), "localhost").unwrap_err();
+        let e = p
+            .check_ip("127.0.0.1".parse().unwrap(), "localhost")
+            .unwrap_err();
         assert_eq!(
             e.0,
             "`localhost` resolves to 127.0.0.1, which is loopback; only networks the operator lists are reachable"
         );
-        assert!(p.check_ip("10.1.2.9".parse().unwrap(), "db.internal").is_ok());
-        assert!(p.check_ip("93.184.216.34".parse().unwrap(), "example.com").is_ok());
+        assert!(
+            p.check_ip("10.1.2.9".parse().unwrap(), "db.internal")
+                .is_ok()
+        );
+        assert!(
+            p.check_ip("93.184.216.34".parse().unwrap(), "example.com")
+                .is_ok()
+        );
     }
 
     #[test]
     fn parses_entries_and_rejects_nonsense() {
-        for ok in ["example.com", "*.x.org", "*", "h:1", "[::1]:80", "::1", "http://10.0.0.1:8080"] {
+        for ok in [
+            "example.com",
+            "*.x.org",
+            "*",
+            "h:1",
+            "[::1]:80",
+            "::1",
+            "http://10.0.0.1:8080",
+        ] {
             assert!(ok.parse::<HostRule>().is_ok(), "{ok}");
         }
-        for bad in ["", "ex*ample.com", "*.", "h:0", "h:99999", "ftp://h", "h/path", "[::1]x"] {
+        for bad in [
+            "",
+            "ex*ample.com",
+            "*.",
+            "h:0",
+            "h:99999",
+            "ftp://h",
+            "h/path",
+            "[::1]x",
+        ] {
             assert!(bad.parse::<HostRule>().is_err(), "{bad}");
         }
     }

@@ -54,8 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--session must be a JSON object");
     }
     let limits = limits(&args)?;
-    let bytes =
-        std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin.display()))?;
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("reading {}", args.plugin.display()))?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let outcome = runtime.block_on(async {

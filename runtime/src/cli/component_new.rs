@@ -18,10 +18,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.input)
-        .with_context(|| format!("reading {}", args.input.display()))?;
-    let component = componentize(&bytes)
-        .with_context(|| format!("componentizing {}", args.input.display()))?;
+    let bytes =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let component =
+        componentize(&bytes).with_context(|| format!("componentizing {}", args.input.display()))?;
     std::fs::write(&args.output, component)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "sandbot", version, about = "Conversational bots with sandboxed actions")]
+#[command(
+    name = "sandbot",
+    version,
+    about = "Conversational bots with sandboxed actions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

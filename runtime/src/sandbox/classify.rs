@@ -48,7 +48,8 @@ pub fn classify_trap(err: &wasmtime::Error, state: &ActionState, limits: &Limits
 pub fn classify_guest_error(code: String, message: String, state: &ActionState) -> Failure {
     if state.meter.denied.is_some() {
         let mut f = denied(state);
-        f.message.push_str(&format!(" (the action then failed: {code}: {message})"));
+        f.message
+            .push_str(&format!(" (the action then failed: {code}: {message})"));
         return f;
     }
     Failure {

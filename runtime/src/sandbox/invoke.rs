@@ -149,4 +149,3 @@ fn wall(started: Instant, mut stats: Stats) -> Stats {
     stats.wall_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     stats
 }
-

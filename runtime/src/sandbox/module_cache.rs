@@ -91,7 +91,9 @@ impl ModuleCache {
                 // folder owned by this user; wasmtime checks the header and version.
                 match unsafe { Component::deserialize(engine, &compiled) } {
                     Ok(c) => return Ok(c),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable cached component"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable cached component")
+                    }
                 }
             }
         }
@@ -99,14 +101,19 @@ impl ModuleCache {
         let bytes = if is_component(bytes) {
             bytes
         } else {
-            component_bytes = componentize(bytes).context("turning the core module into a component")?;
+            component_bytes =
+                componentize(bytes).context("turning the core module into a component")?;
             &component_bytes
         };
         let component = Component::new(engine, bytes)
             .map_err(anyhow::Error::from)
             .context("compiling the component")?;
         if let Some(path) = &cached {
-            if let Err(e) = write_atomically(path, &component.serialize().map_err(anyhow::Error::from)?) {
+            let written = component
+                .serialize()
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(write_atomically(path, &b)?));
+            if let Err(e) = written {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
             }
         }
