@@ -35,10 +35,3 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ActionState>) -> wasmtime::Resul
         },
     )
 }
-
-impl ActionState {
-    /// Fuel granted at the start (see [`ActionState::set_fuel_budget`]).
-    pub fn fuel_budget(&self) -> u64 {
-        self.fuel_budget
-    }
-}

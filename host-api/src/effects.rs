@@ -114,3 +114,20 @@ impl Effects {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn session_writes_replay_in_order_and_null_removes() {
+        let mut effects = Effects::default();
+        effects.session.insert("user.name".into(), json!("Ann"));
+        effects.session.insert("items[0]".into(), json!(1));
+        effects.session.insert("old".into(), Value::Null);
+        let mut doc = json!({"old": true, "user": {"age": 3}});
+        effects.apply_session(&mut doc).unwrap();
+        assert_eq!(doc, json!({"user": {"age": 3, "name": "Ann"}, "items": [1]}));
+    }
+}

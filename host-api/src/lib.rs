@@ -58,7 +58,6 @@ pub struct ActionState {
     limits: HostLimits,
     egress: Arc<egress::Egress>,
     deadline: Instant,
-    fuel_budget: u64,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -94,17 +93,11 @@ impl ActionState {
             limits,
             egress,
             deadline,
-            fuel_budget: 0,
             stdout,
             stderr,
             wasi,
             table: ResourceTable::new(),
         }
-    }
-
-    /// Records the fuel the store starts with, so `budget.remaining` can report it.
-    pub fn set_fuel_budget(&mut self, fuel: u64) {
-        self.fuel_budget = fuel;
     }
 
     pub fn deadline(&self) -> Instant {

@@ -56,7 +56,9 @@ impl Request {
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.inner.headers.push((name.to_string(), value.to_string()));
+        self.inner
+            .headers
+            .push((name.to_string(), value.to_string()));
         self
     }
 

@@ -13,9 +13,9 @@ use crate::bindings::sandbot::action::session as wit;
 pub fn get<T: DeserializeOwned>(path: &str) -> Result<Option<T>, ActionError> {
     match wit::get(path) {
         None => Ok(None),
-        Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
-            ActionError::new("session_type", format!("session value `{path}`: {e}"))
-        }),
+        Some(json) => serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| ActionError::new("session_type", format!("session value `{path}`: {e}"))),
     }
 }
 

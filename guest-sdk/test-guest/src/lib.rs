@@ -92,7 +92,9 @@ impl Action for EdgeCases {
             }
             "budget" => {
                 let b = budget::remaining();
-                Ok(json!({"fuel": b.fuel, "wall_ms": b.wall_ms, "http_calls": b.http_calls, "memory_bytes": b.memory_bytes}))
+                Ok(
+                    json!({"fuel": b.fuel, "wall_ms": b.wall_ms, "http_calls": b.http_calls, "memory_bytes": b.memory_bytes}),
+                )
             }
             // Egress: the host decides; `?` turns a denial into the guest's error.
             "fetch" => {
@@ -123,7 +125,10 @@ impl Action for EdgeCases {
                     }
                 }
             }
-            other => Err(ActionError::new("unknown_case", format!("no case `{other}`"))),
+            other => Err(ActionError::new(
+                "unknown_case",
+                format!("no case `{other}`"),
+            )),
         }
     }
 }

@@ -66,7 +66,6 @@ impl Sandbox {
             let f = Failure::new(FailureKind::Crashed, format!("setting fuel: {e}"));
             return Outcome::failed(f, Vec::new(), wall(started, Stats::default()));
         }
-        store.data_mut().set_fuel_budget(limits.fuel);
         // Every tick: yield to other tasks, or stop once the deadline has passed.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {

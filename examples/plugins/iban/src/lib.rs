@@ -70,12 +70,17 @@ fn check(typed: &str) -> Result<String, String> {
         return Err("it should be letters and digits only".into());
     }
     let country = &iban[..2];
-    if !country.chars().all(|c| c.is_ascii_uppercase()) || !iban[2..4].chars().all(|c| c.is_ascii_digit()) {
+    if !country.chars().all(|c| c.is_ascii_uppercase())
+        || !iban[2..4].chars().all(|c| c.is_ascii_digit())
+    {
         return Err("it should start with a country code and two check digits".into());
     }
     match expected_length(country) {
         Some(n) if n != iban.len() => {
-            return Err(format!("an IBAN from {country} has {n} characters, not {}", iban.len()));
+            return Err(format!(
+                "an IBAN from {country} has {n} characters, not {}",
+                iban.len()
+            ));
         }
         None => return Err(format!("`{country}` is not a country that uses IBANs")),
         Some(_) => {}
@@ -86,7 +91,11 @@ fn check(typed: &str) -> Result<String, String> {
     let mut rem: u32 = 0;
     for c in rearranged {
         let v = c.to_digit(36).expect("alphanumeric");
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     if rem != 1 {
         return Err("the check digits do not match".into());
@@ -135,14 +144,24 @@ mod tests {
     #[test]
     fn accepts_valid_ibans_in_any_spacing() {
         assert_eq!(check("BE71 0961 2345 6769").unwrap(), "BE71096123456769");
-        assert_eq!(check("de89370400440532013000").unwrap(), "DE89370400440532013000");
+        assert_eq!(
+            check("de89370400440532013000").unwrap(),
+            "DE89370400440532013000"
+        );
         assert_eq!(grouped("BE71096123456769"), "BE71 0961 2345 6769");
     }
 
     #[test]
     fn explains_invalid_ibans() {
-        assert_eq!(check("BE71 0961 2345 6760").unwrap_err(), "the check digits do not match");
+        assert_eq!(
+            check("BE71 0961 2345 6760").unwrap_err(),
+            "the check digits do not match"
+        );
         assert!(check("BE71 0961").unwrap_err().contains("16 characters"));
-        assert!(check("ZZ12 3456 7890").unwrap_err().contains("not a country"));
+        assert!(
+            check("ZZ12 3456 7890")
+                .unwrap_err()
+                .contains("not a country")
+        );
     }
 }
