@@ -128,6 +128,9 @@ mod tests {
         effects.session.insert("old".into(), Value::Null);
         let mut doc = json!({"old": true, "user": {"age": 3}});
         effects.apply_session(&mut doc).unwrap();
-        assert_eq!(doc, json!({"user": {"age": 3, "name": "Ann"}, "items": [1]}));
+        assert_eq!(
+            doc,
+            json!({"user": {"age": 3, "name": "Ann"}, "items": [1]})
+        );
     }
 }
