@@ -4,6 +4,7 @@
 mod common;
 mod example_plugin;
 mod peer;
+mod sandbox_budget;
 mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
