@@ -15,21 +15,46 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 sdk="$repo/guest-sdk"
 mode=${1:-write}
 
-# The host CLI does the componentizing (wit-component + the preview1 adapter).
-(cd "$repo" && cargo build --quiet -p sandbot --bin sandbot)
-sandbot="$repo/target/debug/sandbot"
+# The host CLI does the componentizing (wit-component + the preview1 adapter)
+# and the pre-initialization (wasmtime-wizer). Built without the embedded
+# guests, which may not exist yet; kept aside so the normal build is untouched.
+stage=/tmp/sandbot-guest-build
+mkdir -p "$stage"
+(cd "$repo" && cargo build --quiet -p sandbot --bin sandbot --no-default-features)
+cp "$repo/target/debug/sandbot" "$stage/sandbot-tool"
+sandbot="$stage/sandbot-tool"
 
 eval "$(SANDBOT_GUEST_TOOLCHAIN=${SANDBOT_GUEST_TOOLCHAIN:-auto} "$sdk/scripts/toolchain.sh")"
 echo "guest toolchain: $SANDBOT_GUEST_ROUTE ($(${RUSTC:-rustc} --version))" >&2
 
-stage=/tmp/sandbot-guest-build
 rm -rf "$stage/src" && mkdir -p "$stage/src"
-tar -C "$repo" --exclude=target --exclude=.toolchain --exclude=artifacts -cf - wit guest-sdk examples/plugins |
-  tar -C "$stage/src" -xf -
+tar -C "$repo" --exclude=target --exclude=.toolchain --exclude=.cache --exclude=artifacts --exclude=vendor \
+  -cf - wit guest-sdk examples/plugins | tar -C "$stage/src" -xf -
 
-# Guests: "name  cargo-workspace  crate-artifact-name".
+# lodash for the JS runner: from the npm registry, pinned and checked against
+# its integrity hash; never committed.
+lodash_version=4.17.21
+lodash_integrity="sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+LFTGHVxVjcXPs17LhbZVGedAJv8XZ1tvj5FvSg=="
+cache="$sdk/.cache"
+mkdir -p "$cache"
+tgz="$cache/lodash-$lodash_version.tgz"
+if [ ! -s "$tgz" ]; then
+  (cd "$cache" && npm pack "lodash@$lodash_version" --silent >/dev/null)
+fi
+actual="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+if [ "$actual" != "$lodash_integrity" ]; then
+  echo "lodash $lodash_version: integrity mismatch ($actual)" >&2
+  rm -f "$tgz"
+  exit 1
+fi
+mkdir -p "$stage/src/guest-sdk/js-runner/vendor"
+tar -xzf "$tgz" -O package/lodash.min.js >"$stage/src/guest-sdk/js-runner/vendor/lodash.min.js"
+
+# Guests: "name  cargo-workspace  crate-artifact-name  [component-new flags]".
 guests=(
   "test-guest   $stage/src/guest-sdk             test_guest"
+  "js-runner    $stage/src/guest-sdk             js_runner    --pre-init"
+  "api-action   $stage/src/guest-sdk             api_action"
   "iban-plugin  $stage/src/examples/plugins/iban  iban_plugin"
 )
 
@@ -49,11 +74,12 @@ fi
 mkdir -p "$out"
 
 for line in "${guests[@]}"; do
-  read -r name dir crate <<<"$line"
+  read -r name dir crate flags <<<"$line"
   echo "building $name" >&2
   # shellcheck disable=SC2086
-  (cd "$dir" && cargo build --quiet --locked --release --target wasm32-wasip1 $SANDBOT_BUILD_STD)
-  "$sandbot" component new "$CARGO_TARGET_DIR/wasm32-wasip1/release/$crate.wasm" -o "$out/$name.wasm"
+  (cd "$dir" && cargo build --quiet --locked --release --target wasm32-wasip1 $SANDBOT_BUILD_STD -p "$name")
+  # shellcheck disable=SC2086
+  "$sandbot" component new ${flags:-} "$CARGO_TARGET_DIR/wasm32-wasip1/release/$crate.wasm" -o "$out/$name.wasm"
 done
 (cd "$out" && sha256sum ./*.wasm | sed 's| \./| |' > SHA256SUMS)
 

@@ -21,6 +21,9 @@ pub enum FailureKind {
     EgressDenied,
     /// The output, or the data crossing the sandbox boundary, passed its cap.
     OutputTooLarge,
+    /// JavaScript code failed: a syntax error, an uncaught exception, a promise
+    /// that never settles (the message says which, with the script's line).
+    JsError,
     /// The guest returned its own error.
     GuestError,
     /// Any other trap (a panic, an invalid module, a host-side fault).
@@ -36,19 +39,21 @@ impl FailureKind {
             Self::StackOverflow => "stack_overflow",
             Self::EgressDenied => "egress_denied",
             Self::OutputTooLarge => "output_too_large",
+            Self::JsError => "js_error",
             Self::GuestError => "guest_error",
             Self::Crashed => "crashed",
         }
     }
 
     /// Every kind, for metrics and documentation.
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 9] = [
         Self::OutOfFuel,
         Self::Timeout,
         Self::MemoryLimit,
         Self::StackOverflow,
         Self::EgressDenied,
         Self::OutputTooLarge,
+        Self::JsError,
         Self::GuestError,
         Self::Crashed,
     ];

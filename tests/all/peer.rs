@@ -29,6 +29,10 @@ pub async fn start() -> SocketAddr {
         .route("/redirect", get(redirect))
         .route("/big", get(big))
         .route("/stream", get(stream))
+        .route("/api/user", get(api_user))
+        .route("/api/users/{id}", get(api_user_by_path))
+        .route("/api/order", axum::routing::post(api_order))
+        .route("/api/headers", get(api_headers))
         .route("/slow", get(slow));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -66,4 +70,36 @@ async fn stream(Query(q): Query<HashMap<String, usize>>) -> axum::body::Body {
     let stream =
         futures_util::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(vec![b's'; 1024])));
     axum::body::Body::from_stream(stream)
+}
+
+/// An API-action response: session, messages and navigation.
+async fn api_user(Query(q): Query<HashMap<String, String>>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "session": {"namespace": "user", "data": {"id": q.get("id"), "name": q.get("name")}},
+        "messages": [{"type": "text", "config": {"textMessages": [{"text": "Found you"}]}}],
+        "action": {"nextDialogstate": "after-lookup"}
+    }))
+}
+
+async fn api_user_by_path(
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"session": {"namespace": "lookup", "data": {"id": id}}}))
+}
+
+/// Stores the request body under `order` and navigates with a top-level `nextDialogstate`.
+async fn api_order(
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "session": {"namespace": "order", "data": body},
+        "nextDialogstate": body["next"]
+    }))
+}
+
+async fn api_headers(headers: HeaderMap) -> axum::Json<serde_json::Value> {
+    let h = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+    axum::Json(serde_json::json!({
+        "session": {"namespace": "seen", "data": {"authorization": h("authorization"), "token": h("x-token")}}
+    }))
 }

@@ -1,6 +1,9 @@
-//! Data-driven sandbox cases: `tests/cases/sandbox/<name>/case.json` holds the
-//! guest, its input, session and limits, and the expected outcome. Every case
-//! runs; all mismatches are reported together.
+//! Data-driven cases: `tests/cases/<area>/<name>/case.json` holds the input,
+//! session and limits, and the expected outcome; a `script.js` beside it makes
+//! it a JavaScript code action (run by the built-in JS runner, with `args`), an
+//! `api.json` an API action (its configuration); otherwise `guest` names the
+//! artifact to run with `input`. Every case runs;
+//! all mismatches are reported together.
 //!
 //! `{{peer}}` in a case becomes the local HTTP peer's `127.0.0.1:PORT`, `{{port}}` its port.
 
@@ -20,6 +23,9 @@ struct Case {
     guest: String,
     #[serde(default)]
     input: Value,
+    /// A code action's `args` (cases with a `script.js`).
+    #[serde(default)]
+    args: Value,
     #[serde(default)]
     session: Option<Value>,
     #[serde(default)]
@@ -49,15 +55,29 @@ struct Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_cases() {
+    run_cases("sandbox", 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_cases() {
+    run_cases("js", 28).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_action_cases() {
+    run_cases("api", 9).await;
+}
+
+async fn run_cases(area: &str, at_least: usize) {
     let peer = crate::peer::start().await.to_string();
-    let dir = repo().join("tests/cases/sandbox");
+    let dir = repo().join("tests/cases").join(area);
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
     assert!(
-        names.len() >= 20,
+        names.len() >= at_least,
         "cases went missing from {}",
         dir.display()
     );
@@ -68,8 +88,22 @@ async fn sandbox_cases() {
             .replace("{{peer}}", &peer)
             .replace("{{port}}", peer.rsplit(':').next().unwrap());
         let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let module = guest(&case.guest);
-        let mut invocation = Invocation::new(case.input);
+        let read = |file: &str| {
+            std::fs::read_to_string(dir.join(name).join(file))
+                .ok()
+                .map(|t| t.replace("{{peer}}", &peer))
+        };
+        let (module, mut invocation) = match (read("script.js"), read("api.json")) {
+            (Some(script), _) => (
+                SANDBOX.js_runner().unwrap(),
+                Invocation::js(&script, case.args),
+            ),
+            (None, Some(api)) => (
+                SANDBOX.api_action().unwrap(),
+                Invocation::new(serde_json::from_str(&api).unwrap()),
+            ),
+            (None, None) => (guest(&case.guest), Invocation::new(case.input)),
+        };
         if let Some(s) = case.session {
             invocation = invocation.with_session(s);
         }

@@ -52,10 +52,15 @@ pub fn classify_guest_error(code: String, message: String, state: &ActionState) 
             .push_str(&format!(" (the action then failed: {code}: {message})"));
         return f;
     }
-    Failure {
-        kind: FailureKind::GuestError,
-        message,
-        code: Some(code),
+    // The JS runner reports what went wrong in the script with these codes.
+    match code.as_str() {
+        "js_error" => Failure::new(FailureKind::JsError, message),
+        "stack_overflow" => Failure::new(FailureKind::StackOverflow, message),
+        _ => Failure {
+            kind: FailureKind::GuestError,
+            message,
+            code: Some(code),
+        },
     }
 }
 

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builtin;
 mod classify;
 mod componentize;
 mod engine;
@@ -21,6 +22,7 @@ mod invoke;
 mod limits;
 mod module_cache;
 mod outcome;
+mod preinit;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+pub use builtin::{API_ACTION, JS_RUNNER};
 pub use componentize::{componentize, is_component};
 pub use invoke::Invocation;
 pub use limits::{
@@ -37,7 +40,9 @@ pub use limits::{
 };
 pub use module_cache::ActionModule;
 pub use outcome::{Effects, Failure, FailureKind, LogLine, Outcome, Stats, Status};
+pub use preinit::preinitialize;
 
+use builtin::Builtins;
 use engine::EpochTicker;
 use module_cache::ModuleCache;
 
@@ -49,6 +54,7 @@ pub struct Sandbox {
     /// One permit per pool slot: invocations wait here, never fail in the pool.
     slots: Arc<Semaphore>,
     config: SandboxConfig,
+    builtins: Builtins,
     _ticker: EpochTicker,
 }
 
@@ -65,6 +71,7 @@ impl Sandbox {
             linker,
             modules,
             config,
+            builtins: Builtins::default(),
             _ticker: ticker,
         })
     }

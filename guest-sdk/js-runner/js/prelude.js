@@ -1,0 +1,194 @@
+// The code-editor API of Chatlayer code actions, on top of the host natives in
+// `__sandbot` (installed by the runner). Loaded once, before the snapshot.
+(function () {
+  "use strict";
+  const host = globalThis.__sandbot;
+  delete globalThis.__sandbot;
+
+  const text = (t) => ({ type: "text", config: { textMessages: [{ text: String(t) }] } });
+  const toJson = (value) => JSON.stringify(value === undefined ? null : value);
+
+  // --- Native API for new code: session, say, goto.
+  const session = Object.freeze({
+    get(path) {
+      const json = host.sessionGet(String(path));
+      return json === undefined ? undefined : JSON.parse(json);
+    },
+    set(path, value) {
+      host.sessionSet(String(path), toJson(value));
+    },
+    remove(path) {
+      host.sessionRemove(String(path));
+    },
+  });
+  const say = (message) => host.say(toJson(typeof message === "string" ? text(message) : message));
+  const goto = (block) => host.goto(String(block));
+
+  // --- console.* -> the invocation's logs.
+  const show = (v) => {
+    if (typeof v === "string") return v;
+    if (v instanceof Error) return v.stack || String(v);
+    try {
+      const s = JSON.stringify(v);
+      return s === undefined ? String(v) : s;
+    } catch (_) {
+      return String(v);
+    }
+  };
+  const logger = (level) => (...parts) => host.log(level, parts.map(show).join(" "));
+  const console = Object.freeze({
+    log: logger("info"),
+    info: logger("info"),
+    debug: logger("debug"),
+    warn: logger("warn"),
+    error: logger("error"),
+  });
+
+  // --- fetch (WHATWG-style), performed by the host under the egress policy.
+  class Headers {
+    constructor(init) {
+      this._list = [];
+      if (init instanceof Headers) init = init._list;
+      if (Array.isArray(init)) for (const [k, v] of init) this.append(k, v);
+      else if (init && typeof init === "object") for (const k of Object.keys(init)) this.append(k, init[k]);
+    }
+    append(name, value) {
+      this._list.push([String(name).toLowerCase(), String(value)]);
+    }
+    set(name, value) {
+      this.delete(name);
+      this.append(name, value);
+    }
+    delete(name) {
+      const n = String(name).toLowerCase();
+      this._list = this._list.filter(([k]) => k !== n);
+    }
+    get(name) {
+      const n = String(name).toLowerCase();
+      const found = this._list.filter(([k]) => k === n).map(([, v]) => v);
+      return found.length ? found.join(", ") : null;
+    }
+    has(name) {
+      return this.get(name) !== null;
+    }
+    forEach(fn) {
+      for (const [k, v] of this._list) fn(v, k, this);
+    }
+    entries() {
+      return this._list[Symbol.iterator]();
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+  }
+
+  class Response {
+    constructor(r) {
+      this.status = r.status;
+      this.statusText = r.statusText;
+      this.ok = r.status >= 200 && r.status < 300;
+      this.headers = new Headers(r.headers);
+      this.url = r.url;
+      this.redirected = false;
+      this._body = r.body;
+      this.bodyUsed = false;
+    }
+    _take() {
+      if (this.bodyUsed) throw new TypeError("Body has already been consumed.");
+      this.bodyUsed = true;
+      return this._body;
+    }
+    async text() {
+      return this._take();
+    }
+    async json() {
+      return JSON.parse(this._take());
+    }
+    clone() {
+      return new Response({ status: this.status, statusText: this.statusText, headers: this.headers._list, body: this._body, url: this.url });
+    }
+  }
+
+  async function fetch(input, init) {
+    init = init || {};
+    const url = String(typeof input === "object" && input && input.url ? input.url : input);
+    const method = String(init.method || "GET").toUpperCase();
+    const headers = new Headers(init.headers);
+    let body = init.body === undefined || init.body === null ? null : init.body;
+    if (body !== null && typeof body !== "string") {
+      body = JSON.stringify(body);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    }
+    const r = host.fetch(method, url, headers._list, body, init.timeout === undefined ? null : Number(init.timeout));
+    return new Response(r);
+  }
+
+  // --- ChatlayerResponseBuilder(): nothing applies until send().
+  function ChatlayerResponseBuilder() {
+    const pending = { session: [], messages: [], next: null };
+    const builder = {
+      addSessionVariable(namespace, data) {
+        pending.session.push([String(namespace), data]);
+        return builder;
+      },
+      addMessage(message) {
+        pending.messages.push(text(message));
+        return builder;
+      },
+      addQuickReplies({ title, quickReplies } = {}) {
+        pending.messages.push({ type: "quickReplies", config: { textMessages: [{ text: String(title ?? "") }], quickReplies: quickReplies || [] } });
+        return builder;
+      },
+      addButtonGroup({ title, buttons } = {}) {
+        pending.messages.push({ type: "buttons", config: { textMessages: [{ text: String(title ?? "") }], buttons: buttons || [] } });
+        return builder;
+      },
+      addCarousel(elements) {
+        pending.messages.push({ type: "carousel", config: { elements: elements || [] } });
+        return builder;
+      },
+      addMediaMessage({ type, url } = {}) {
+        pending.messages.push({ type: "media", config: { media: { type: String(type), url: String(url) } } });
+        return builder;
+      },
+      addHtml(html, { withBalloon = true } = {}) {
+        pending.messages.push({ type: "html", config: { html: String(html), withBalloon: !!withBalloon } });
+        return builder;
+      },
+      addIframe(url, { withBalloon = true, height } = {}) {
+        const config = { url: String(url), withBalloon: !!withBalloon };
+        if (height !== undefined) config.height = height;
+        pending.messages.push({ type: "iframe", config });
+        return builder;
+      },
+      setNextDialogState(blockId) {
+        pending.next = blockId === undefined || blockId === null ? null : String(blockId);
+        return builder;
+      },
+      send() {
+        for (const [ns, data] of pending.session) session.set(ns, data);
+        for (const m of pending.messages) host.say(toJson(m));
+        if (pending.next !== null) goto(pending.next);
+        pending.session = [];
+        pending.messages = [];
+        pending.next = null;
+        return builder;
+      },
+    };
+    builder.setSessionVariable = builder.addSessionVariable;
+    return builder;
+  }
+
+  const define = (name, value) =>
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+  define("session", session);
+  define("say", say);
+  define("goto", goto);
+  define("console", console);
+  define("fetch", fetch);
+  define("Headers", Headers);
+  define("Response", Response);
+  define("ChatlayerResponseBuilder", ChatlayerResponseBuilder);
+  define("setTimeout", host.setTimeout);
+  define("clearTimeout", host.clearTimeout);
+})();

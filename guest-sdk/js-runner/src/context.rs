@@ -1,0 +1,46 @@
+//! The one Boa context of an instance: built once (at snapshot time when
+//! pre-initialized), with the prelude and lodash loaded.
+
+use std::cell::RefCell;
+
+use boa_engine::property::Attribute;
+use boa_engine::{Context, Source, js_string};
+
+const PRELUDE: &str = include_str!("../js/prelude.js");
+/// lodash, fetched from the npm registry by the build script (pinned version
+/// and integrity hash; not committed).
+const LODASH: &str = include_str!("../vendor/lodash.min.js");
+
+/// A second line behind fuel: JS loops and recursion stop with a clear error.
+const LOOP_ITERATION_LIMIT: u64 = 200_000_000;
+const RECURSION_LIMIT: usize = 400;
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the context, building it first if needed.
+pub fn with<R>(f: impl FnOnce(&mut Context) -> R) -> R {
+    CONTEXT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let ctx = slot.get_or_insert_with(build);
+        f(ctx)
+    })
+}
+
+fn build() -> Context {
+    let mut ctx = Context::default();
+    ctx.runtime_limits_mut()
+        .set_loop_iteration_limit(LOOP_ITERATION_LIMIT);
+    ctx.runtime_limits_mut()
+        .set_recursion_limit(RECURSION_LIMIT);
+    let natives = crate::natives::object(&mut ctx);
+    ctx.register_global_property(js_string!("__sandbot"), natives, Attribute::all())
+        .expect("register the natives");
+    ctx.eval(Source::from_bytes(PRELUDE))
+        .expect("the prelude evaluates");
+    ctx.eval(Source::from_bytes(LODASH))
+        .expect("lodash evaluates");
+    ctx.run_jobs().expect("no pending jobs at start");
+    ctx
+}

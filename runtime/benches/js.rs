@@ -1,0 +1,135 @@
+//! JavaScript code-action benchmarks, each beside the same script run by Boa
+//! natively in-process (the floor no sandbox can beat), in the same run:
+//!
+//! 1. a builder action (two session variables, one message), fresh sandbox
+//!    instance per call: p50/p90/p99;
+//! 2. a 100,000-iteration numeric loop, with fuel metering on: median wall time,
+//!    and the ratio to native Boa.
+//!
+//! `cargo bench -p sandbot --bench js [-- --calls N --loops N]`; figures in
+//! docs/BENCHMARKS.md.
+
+use std::time::{Duration, Instant};
+
+use boa_engine::{Context, Source};
+use sandbot::sandbox::{Invocation, Limits, Sandbox, SandboxConfig};
+use serde_json::json;
+
+const BUILDER: &str = r#"ChatlayerResponseBuilder()
+  .addSessionVariable("order", { id: args.id, total: 42.5 })
+  .addSessionVariable("customer", "Ann")
+  .addMessage(`Order ${args.id} is confirmed.`)
+  .send();"#;
+
+const LOOP: &str = r#"let s = 0;
+for (let i = 0; i < 100000; i++) { s = (s + i * 7) % 1000003; }
+return s;"#;
+
+const PRELUDE: &str = include_str!("../../guest-sdk/js-runner/js/prelude.js");
+/// Natives for the native floor: do nothing, as cheaply as possible.
+const STUB_NATIVES: &str = r#"globalThis.__sandbot = {
+  sessionGet() {}, sessionSet() {}, sessionRemove() {}, say() {}, goto() {}, log() {},
+  fetch() { throw new TypeError("no fetch"); }, setTimeout() {}, clearTimeout() {},
+};"#;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6
+}
+
+fn native_context() -> Context {
+    let mut ctx = Context::default();
+    ctx.eval(Source::from_bytes(STUB_NATIVES)).unwrap();
+    ctx.eval(Source::from_bytes(PRELUDE)).unwrap();
+    ctx
+}
+
+fn native_run(ctx: &mut Context, script: &str) {
+    let wrapped = format!("var args = {{ id: 7 }}; (async function () {{{script}\n}})()");
+    ctx.eval(Source::from_bytes(wrapped.as_bytes())).unwrap();
+    ctx.run_jobs().unwrap();
+}
+
+fn main() {
+    let calls = arg("--calls", 5000);
+    let loops = arg("--loops", 21);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: None,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let runner = sandbox.js_runner().unwrap();
+    let limits = Limits::deny_all();
+    let run = |script: &str| {
+        let out = runtime.block_on(sandbox.invoke(
+            &runner,
+            Invocation::js(script, json!({"id": 7})),
+            &limits,
+        ));
+        assert!(out.is_ok(), "{out:?}");
+        out
+    };
+    let mut ctx = native_context();
+
+    // 1. Builder action.
+    for _ in 0..200 {
+        run(BUILDER);
+        native_run(&mut ctx, BUILDER);
+    }
+    let mut sandboxed = Vec::with_capacity(calls);
+    let mut fuel = 0;
+    for _ in 0..calls {
+        let t = Instant::now();
+        fuel = run(BUILDER).stats.fuel;
+        sandboxed.push(t.elapsed());
+    }
+    let mut native = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        native_run(&mut ctx, BUILDER);
+        native.push(t.elapsed());
+    }
+    sandboxed.sort();
+    native.sort();
+    println!(
+        "builder action, fresh sandbox per call: {calls} calls, p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, {fuel} fuel; native Boa (one warm context): p50 {:.0} µs",
+        pct(&sandboxed, 0.5),
+        pct(&sandboxed, 0.9),
+        pct(&sandboxed, 0.99),
+        pct(&native, 0.5),
+    );
+
+    // 2. Numeric loop, metering on in the sandbox.
+    let mut sandboxed = Vec::new();
+    let mut native = Vec::new();
+    for _ in 0..loops {
+        let t = Instant::now();
+        fuel = run(LOOP).stats.fuel;
+        sandboxed.push(t.elapsed());
+        let t = Instant::now();
+        native_run(&mut ctx, LOOP);
+        native.push(t.elapsed());
+    }
+    sandboxed.sort();
+    native.sort();
+    let (s, n) = (pct(&sandboxed, 0.5), pct(&native, 0.5));
+    println!(
+        "100,000-iteration loop: sandbox median {:.1} ms ({fuel} fuel), native Boa median {:.1} ms, ratio {:.2}x",
+        s / 1000.0,
+        n / 1000.0,
+        s / n
+    );
+}

@@ -1,0 +1,64 @@
+//! Guests that ship inside the binary: the JavaScript runner (Boa, pre-initialized
+//! with the prelude and lodash) and the API-action guest. Each is loaded at most
+//! once per sandbox.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Value, json};
+
+use super::{ActionModule, Invocation, Sandbox};
+
+/// `guest-sdk/artifacts/js-runner.wasm`, rebuilt by `guest-sdk/scripts/build.sh`.
+#[cfg(feature = "builtin-guests")]
+pub const JS_RUNNER: &[u8] = include_bytes!("../../../guest-sdk/artifacts/js-runner.wasm");
+#[cfg(not(feature = "builtin-guests"))]
+pub const JS_RUNNER: &[u8] = &[];
+
+/// `guest-sdk/artifacts/api-action.wasm`.
+#[cfg(feature = "builtin-guests")]
+pub const API_ACTION: &[u8] = include_bytes!("../../../guest-sdk/artifacts/api-action.wasm");
+#[cfg(not(feature = "builtin-guests"))]
+pub const API_ACTION: &[u8] = &[];
+
+#[derive(Default)]
+pub(crate) struct Builtins {
+    js_runner: OnceLock<Arc<ActionModule>>,
+    api_action: OnceLock<Arc<ActionModule>>,
+}
+
+impl Sandbox {
+    /// The JavaScript runner, compiled on first use (and cached on disk).
+    pub fn js_runner(&self) -> anyhow::Result<Arc<ActionModule>> {
+        self.builtin(&self.builtins.js_runner, JS_RUNNER)
+    }
+
+    /// The API-action guest, compiled on first use (and cached on disk).
+    pub fn api_action(&self) -> anyhow::Result<Arc<ActionModule>> {
+        self.builtin(&self.builtins.api_action, API_ACTION)
+    }
+
+    fn builtin(
+        &self,
+        slot: &OnceLock<Arc<ActionModule>>,
+        bytes: &[u8],
+    ) -> anyhow::Result<Arc<ActionModule>> {
+        if let Some(m) = slot.get() {
+            return Ok(m.clone());
+        }
+        if bytes.is_empty() {
+            anyhow::bail!(
+                "this sandbot was built without its built-in guests (feature `builtin-guests`)"
+            );
+        }
+        let module = self.load(bytes)?;
+        Ok(slot.get_or_init(|| module).clone())
+    }
+}
+
+impl Invocation {
+    /// A code action: `script` runs as the body of an async function with
+    /// `args` as its arguments.
+    pub fn js(script: &str, args: Value) -> Self {
+        Invocation::new(json!({ "script": script, "args": args }))
+    }
+}

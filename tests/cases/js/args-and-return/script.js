@@ -1,0 +1,2 @@
+const { month, token } = args;
+return { month, tokenLength: token.length, nested: args.deep.list[1] };

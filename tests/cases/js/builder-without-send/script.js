@@ -1,0 +1,2 @@
+ChatlayerResponseBuilder().addMessage("lost").addSessionVariable("x", 1).setNextDialogState("nowhere");
+return "done";

@@ -1,0 +1,2 @@
+const a = [];
+while (true) a.push(new Array(10000).fill(1));

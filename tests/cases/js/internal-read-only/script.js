@@ -1,0 +1,1 @@
+try { session.set("internal.botId", "x"); } catch (e) { return e.message; }
