@@ -3,6 +3,7 @@
 
 mod common;
 mod example_plugin;
+mod js_isolation;
 mod peer;
 mod sandbox_budget;
 mod sandbox_cache;

@@ -6,7 +6,6 @@
   delete globalThis.__sandbot;
 
   const text = (t) => ({ type: "text", config: { textMessages: [{ text: String(t) }] } });
-  const toJson = (value) => JSON.stringify(value === undefined ? null : value);
 
   // --- Native API for new code: session, say, goto.
   const session = Object.freeze({
@@ -15,13 +14,13 @@
       return json === undefined ? undefined : JSON.parse(json);
     },
     set(path, value) {
-      host.sessionSet(String(path), toJson(value));
+      host.sessionSet(String(path), value);
     },
     remove(path) {
       host.sessionRemove(String(path));
     },
   });
-  const say = (message) => host.say(toJson(typeof message === "string" ? text(message) : message));
+  const say = (message) => host.say(typeof message === "string" ? text(message) : message);
   const goto = (block) => host.goto(String(block));
 
   // --- console.* -> the invocation's logs.
@@ -167,7 +166,7 @@
       },
       send() {
         for (const [ns, data] of pending.session) session.set(ns, data);
-        for (const m of pending.messages) host.say(toJson(m));
+        for (const m of pending.messages) host.say(m);
         if (pending.next !== null) goto(pending.next);
         pending.session = [];
         pending.messages = [];

@@ -58,9 +58,16 @@ fn session_get(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsV
     })
 }
 
+/// A JS value as JSON text, converted in Rust (much cheaper than
+/// `JSON.stringify` for large values); `undefined` becomes `null`.
+fn json_arg(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
+    let value = args.get_or_undefined(i).to_json(ctx)?.unwrap_or(serde_json::Value::Null);
+    serde_json::to_string(&value).map_err(|e| type_error(e.to_string()))
+}
+
 fn session_set(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let path = string_arg(args, 0, ctx)?;
-    let json = string_arg(args, 1, ctx)?;
+    let json = json_arg(args, 1, ctx)?;
     session::set(&path, &json).map_err(type_error)?;
     Ok(JsValue::undefined())
 }
@@ -72,7 +79,7 @@ fn session_remove(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<
 }
 
 fn say(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let json = string_arg(args, 0, ctx)?;
+    let json = json_arg(args, 0, ctx)?;
     conversation::say(&json).map_err(type_error)?;
     Ok(JsValue::undefined())
 }

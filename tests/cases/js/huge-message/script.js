@@ -1,1 +1,2 @@
-ChatlayerResponseBuilder().addMessage('x'.repeat(50 * 1024 * 1024)).send();
+const chunk = 'x'.repeat(1024 * 1024);
+ChatlayerResponseBuilder().addMessage(new Array(50).fill(chunk).join('')).send();
