@@ -59,9 +59,14 @@ guests=(
 )
 
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
+# Rust keeps locals in a stack in linear memory (1 MiB by default). Make it
+# larger than the host's wasm stack limit (1 MiB), so unbounded recursion stops
+# with a clean `stack_overflow` trap rather than running off the bottom of
+# linear memory (an out-of-bounds access).
+shadow_stack=$((8 << 20))
 toolchain_root="$sdk/.toolchain/root"
 export CARGO_TARGET_DIR="$stage/target"
-export RUSTFLAGS="--remap-path-prefix=$stage/src=/sandbot --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$toolchain_root=/toolchain -C debuginfo=0"
+export RUSTFLAGS="--remap-path-prefix=$stage/src=/sandbot --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$toolchain_root=/toolchain -C debuginfo=0 -C link-arg=-zstack-size=$shadow_stack"
 unset CARGO_ENCODED_RUSTFLAGS
 export SOURCE_DATE_EPOCH=0
 

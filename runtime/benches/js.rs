@@ -112,6 +112,19 @@ fn main() {
         pct(&native, 0.5),
     );
 
+    // For scale: the fixed cost of a code action (`return 1`).
+    let mut trivial = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        run("return 1;");
+        trivial.push(t.elapsed());
+    }
+    trivial.sort();
+    println!(
+        "trivial code action (`return 1`), fresh sandbox per call: p50 {:.0} µs",
+        pct(&trivial, 0.5)
+    );
+
     // 2. Numeric loop, metering on in the sandbox.
     let mut sandboxed = Vec::new();
     let mut native = Vec::new();

@@ -12,11 +12,12 @@ fn artifact(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-sdk/artifacts/{name}.wasm"))
 }
 
+/// Runs the binary; compiled components are cached under the target folder.
 fn sandbot(args: &[&str]) -> Output {
-    let cache = tempfile::tempdir().unwrap();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
     Command::new(env!("CARGO_BIN_EXE_sandbot"))
         .args(args)
-        .env("SANDBOT_CACHE_DIR", cache.path())
+        .env("SANDBOT_CACHE_DIR", &cache)
         .output()
         .unwrap()
 }
@@ -243,4 +244,133 @@ fn component_new_refuses_what_is_not_a_core_module() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("componentizing"));
     assert!(!out_path.exists());
+}
+
+#[test]
+fn a_code_action_runs_with_js_and_args() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("action.js");
+    std::fs::write(
+        &script,
+        "const b = ChatlayerResponseBuilder();\nb.addMessage(`Hi ${args.name}`).setNextDialogState(args.next).send();\nreturn _.upperFirst(args.name);\n",
+    )
+    .unwrap();
+    let out = sandbot(&[
+        "action",
+        "run",
+        "--js",
+        script.to_str().unwrap(),
+        "--args",
+        r#"{"name":"ann","next":"menu"}"#,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out);
+    assert_eq!(doc["output"], "Ann");
+    assert_eq!(doc["next"], "menu");
+    assert_eq!(
+        doc["messages"][0]["config"]["textMessages"][0]["text"],
+        "Hi ann"
+    );
+
+    std::fs::write(&script, "const x = 1;\nlet = ;\n").unwrap();
+    let out = sandbot(&["action", "run", "--js", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json_of(&out);
+    assert_eq!(doc["error"]["kind"], "js_error");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains("line 2"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn an_api_action_runs_with_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("api.json");
+    let port = peer(
+        r#"{"session":{"namespace":"rates","data":{"eur":1}},"action":{"nextDialogstate":"show"}}"#,
+    );
+    std::fs::write(
+        &config,
+        format!(r#"{{"url":"http://127.0.0.1:{port}/rates"}}"#),
+    )
+    .unwrap();
+    let allow = format!("http://127.0.0.1:{port}");
+    let out = sandbot(&[
+        "action",
+        "run",
+        "--api",
+        config.to_str().unwrap(),
+        "--allow-host",
+        &allow,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let doc = json_of(&out);
+    assert_eq!(doc["session"]["rates.eur"], 1);
+    assert_eq!(doc["next"], "show");
+
+    // Without the allowlist entry the same action is refused.
+    let out = sandbot(&["action", "run", "--api", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_of(&out)["error"]["kind"], "egress_denied");
+}
+
+#[test]
+fn js_and_api_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let plugin = artifact("test-guest");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["action", "run", "--js", "/no/such.js"],
+            "reading /no/such.js",
+        ),
+        (
+            &["action", "run", "--api", bad.to_str().unwrap()],
+            "is not valid JSON",
+        ),
+        (
+            &[
+                "action",
+                "run",
+                "--js",
+                bad.to_str().unwrap(),
+                "--args",
+                "[oops",
+            ],
+            "--args is not valid JSON",
+        ),
+        (
+            &[
+                "action",
+                "run",
+                "--js",
+                "a.js",
+                "--plugin",
+                plugin.to_str().unwrap(),
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["action", "run", "--js", "a.js", "--input", "{}"],
+            "cannot be used with",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = sandbot(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }

@@ -18,10 +18,11 @@ pub fn repo() -> PathBuf {
 }
 
 /// One sandbox for the whole test binary, like one per process in production.
+/// Compiled components are cached under the target folder between runs.
 pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
     Sandbox::new(SandboxConfig {
         max_instances: 600,
-        cache_dir: None,
+        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
         ..SandboxConfig::default()
     })
     .expect("sandbox")

@@ -35,7 +35,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ActionCommand {
     /// Run one action in the sandbox and print one JSON document with its outcome.
-    Run(action_run::Args),
+    Run(Box<action_run::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Action(ActionCommand::Run(args)) => action_run::run(args),
+        Command::Action(ActionCommand::Run(args)) => action_run::run(*args),
         Command::Component(ComponentCommand::New(args)) => component_new::run(args),
     };
     match result {

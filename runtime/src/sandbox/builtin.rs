@@ -20,10 +20,13 @@ pub const API_ACTION: &[u8] = include_bytes!("../../../guest-sdk/artifacts/api-a
 #[cfg(not(feature = "builtin-guests"))]
 pub const API_ACTION: &[u8] = &[];
 
+/// Loaded once; concurrent first callers wait for the one compilation.
+type Slot = OnceLock<Result<Arc<ActionModule>, String>>;
+
 #[derive(Default)]
 pub(crate) struct Builtins {
-    js_runner: OnceLock<Arc<ActionModule>>,
-    api_action: OnceLock<Arc<ActionModule>>,
+    js_runner: Slot,
+    api_action: Slot,
 }
 
 impl Sandbox {
@@ -37,21 +40,17 @@ impl Sandbox {
         self.builtin(&self.builtins.api_action, API_ACTION)
     }
 
-    fn builtin(
-        &self,
-        slot: &OnceLock<Arc<ActionModule>>,
-        bytes: &[u8],
-    ) -> anyhow::Result<Arc<ActionModule>> {
-        if let Some(m) = slot.get() {
-            return Ok(m.clone());
-        }
-        if bytes.is_empty() {
-            anyhow::bail!(
-                "this sandbot was built without its built-in guests (feature `builtin-guests`)"
-            );
-        }
-        let module = self.load(bytes)?;
-        Ok(slot.get_or_init(|| module).clone())
+    fn builtin(&self, slot: &Slot, bytes: &[u8]) -> anyhow::Result<Arc<ActionModule>> {
+        let loaded = slot.get_or_init(|| {
+            if bytes.is_empty() {
+                return Err(
+                    "this sandbot was built without its built-in guests (feature `builtin-guests`)"
+                        .into(),
+                );
+            }
+            self.load(bytes).map_err(|e| format!("{e:#}"))
+        });
+        loaded.clone().map_err(anyhow::Error::msg)
     }
 }
 

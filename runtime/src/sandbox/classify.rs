@@ -31,6 +31,12 @@ pub fn classify_trap(err: &wasmtime::Error, state: &ActionState, limits: &Limits
             ),
         ),
         _ if state.meter.denied.is_some() => denied(state),
+        Some(Trap::MemoryOutOfBounds) => Failure::new(
+            FailureKind::Crashed,
+            "the action trapped: out of bounds memory access (in Rust guests usually the \
+             stack in linear memory running out: unbounded recursion; build with a larger \
+             `-zstack-size`, see the README)",
+        ),
         _ => {
             let mut message = match trap {
                 Some(t) => format!("the action trapped: {t}"),
