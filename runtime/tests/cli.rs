@@ -31,6 +31,29 @@ fn json_of(out: &Output) -> Value {
     })
 }
 
+/// The document of a run that must have succeeded (exit 0).
+fn ok_doc(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    json_of(out)
+}
+
+/// Each run must be a usage error: exit 2, `message` on stderr, nothing on stdout.
+fn assert_usage_errors(cases: &[(&[&str], &str)]) {
+    for (args, message) in cases {
+        let out = sandbot(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
 #[test]
 fn a_successful_plugin_prints_the_outcome_and_exits_0() {
     let out = sandbot(&[
@@ -43,13 +66,7 @@ fn a_successful_plugin_prints_the_outcome_and_exits_0() {
         "--session",
         r#"{"user":{"iban":"DE89 3704 0044 0532 0130 00"}}"#,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc = json_of(&out);
+    let doc = ok_doc(&out);
     assert_eq!(doc["status"], "ok");
     assert_eq!(doc["next"], "pay");
     assert_eq!(doc["session"]["payment.ibanCountry"], "DE");
@@ -146,13 +163,7 @@ fn usage_errors_exit_2_with_a_message_and_no_json() {
         ),
         (&["action", "run"], "--plugin"),
     ];
-    for (args, message) in cases {
-        let out = sandbot(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}");
-    }
+    assert_usage_errors(cases);
 }
 
 #[test]
@@ -263,13 +274,7 @@ fn a_code_action_runs_with_js_and_args() {
         "--args",
         r#"{"name":"ann","next":"menu"}"#,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc = json_of(&out);
+    let doc = ok_doc(&out);
     assert_eq!(doc["output"], "Ann");
     assert_eq!(doc["next"], "menu");
     assert_eq!(
@@ -367,10 +372,5 @@ fn js_and_api_usage_errors_exit_2() {
             "cannot be used with",
         ),
     ];
-    for (args, message) in cases {
-        let out = sandbot(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
-    }
+    assert_usage_errors(cases);
 }
