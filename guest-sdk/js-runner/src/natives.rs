@@ -61,7 +61,10 @@ fn session_get(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsV
 /// A JS value as JSON text, converted in Rust (much cheaper than
 /// `JSON.stringify` for large values); `undefined` becomes `null`.
 fn json_arg(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
-    let value = args.get_or_undefined(i).to_json(ctx)?.unwrap_or(serde_json::Value::Null);
+    let value = args
+        .get_or_undefined(i)
+        .to_json(ctx)?
+        .unwrap_or(serde_json::Value::Null);
     serde_json::to_string(&value).map_err(|e| type_error(e.to_string()))
 }
 
