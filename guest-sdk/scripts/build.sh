@@ -23,8 +23,12 @@ mkdir -p "$stage"
 (cd "$repo" && cargo build --quiet -p sandbot --bin sandbot --no-default-features)
 cp "$repo/target/debug/sandbot" "$stage/sandbot-tool"
 sandbot="$stage/sandbot-tool"
-# Leave target/debug/sandbot as users expect it (with the built-in guests).
-restore_cli() { (cd "$repo" && cargo build --quiet -p sandbot --bin sandbot) || true; }
+# Put target/debug/sandbot back as users expect it (with the built-in guests),
+# now, before the guest toolchain's environment is set. Removing it makes cargo
+# copy the normal build back even when that build is fresh.
+rm -f "$repo/target/debug/sandbot"
+(cd "$repo" && cargo build --quiet -p sandbot --bin sandbot) ||
+  echo "note: target/debug/sandbot was not rebuilt with its built-in guests" >&2
 
 eval "$(SANDBOT_GUEST_TOOLCHAIN=${SANDBOT_GUEST_TOOLCHAIN:-auto} "$sdk/scripts/toolchain.sh")"
 echo "guest toolchain: $SANDBOT_GUEST_ROUTE ($(${RUSTC:-rustc} --version))" >&2
@@ -89,8 +93,6 @@ for line in "${guests[@]}"; do
   "$sandbot" component new ${flags:-} "$CARGO_TARGET_DIR/wasm32-wasip1/release/$crate.wasm" -o "$out/$name.wasm"
 done
 (cd "$out" && sha256sum ./*.wasm | sed 's| \./| |' > SHA256SUMS)
-
-restore_cli
 
 if [ "$mode" = --check ]; then
   if diff -u "$sdk/artifacts/SHA256SUMS" "$out/SHA256SUMS"; then
