@@ -9,7 +9,9 @@
 //! `cargo bench -p sandbot --bench js [-- --calls N --loops N]`; figures in
 //! docs/BENCHMARKS.md.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod support;
 
 use boa_engine::{Context, Source};
 use sandbot::sandbox::{Invocation, Limits, Sandbox, SandboxConfig};
@@ -32,19 +34,6 @@ const STUB_NATIVES: &str = r#"globalThis.__sandbot = {
   fetch() { throw new TypeError("no fetch"); }, setTimeout() {}, clearTimeout() {},
 };"#;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6
-}
-
 fn native_context() -> Context {
     let mut ctx = Context::default();
     ctx.eval(Source::from_bytes(STUB_NATIVES)).unwrap();
@@ -59,13 +48,9 @@ fn native_run(ctx: &mut Context, script: &str) {
 }
 
 fn main() {
-    let calls = arg("--calls", 5000);
-    let loops = arg("--loops", 21);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let calls = support::arg("--calls", 5000);
+    let loops = support::arg("--loops", 21);
+    let runtime = support::runtime();
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: None,
         ..SandboxConfig::default()
@@ -106,10 +91,10 @@ fn main() {
     native.sort();
     println!(
         "builder action, fresh sandbox per call: {calls} calls, p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, {fuel} fuel; native Boa (one warm context): p50 {:.0} µs",
-        pct(&sandboxed, 0.5),
-        pct(&sandboxed, 0.9),
-        pct(&sandboxed, 0.99),
-        pct(&native, 0.5),
+        support::percentile_us(&sandboxed, 0.5),
+        support::percentile_us(&sandboxed, 0.9),
+        support::percentile_us(&sandboxed, 0.99),
+        support::percentile_us(&native, 0.5),
     );
 
     // For scale: the fixed cost of a code action (`return 1`).
@@ -122,7 +107,7 @@ fn main() {
     trivial.sort();
     println!(
         "trivial code action (`return 1`), fresh sandbox per call: p50 {:.0} µs",
-        pct(&trivial, 0.5)
+        support::percentile_us(&trivial, 0.5)
     );
 
     // 2. Numeric loop, metering on in the sandbox.
@@ -138,7 +123,10 @@ fn main() {
     }
     sandboxed.sort();
     native.sort();
-    let (s, n) = (pct(&sandboxed, 0.5), pct(&native, 0.5));
+    let (s, n) = (
+        support::percentile_us(&sandboxed, 0.5),
+        support::percentile_us(&native, 0.5),
+    );
     println!(
         "100,000-iteration loop: sandbox median {:.1} ms ({fuel} fuel), native Boa median {:.1} ms, ratio {:.2}x",
         s / 1000.0,

@@ -8,6 +8,8 @@
 //! `cargo bench -p sandbot --bench sandbox [-- --invocations N --suspended N]`
 //! Figures are recorded in docs/BENCHMARKS.md.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,15 +18,6 @@ use sandbot::sandbox::{Invocation, Limits, Sandbox, SandboxConfig};
 use sandbot_host_api::egress::EgressPolicy;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn rss_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -36,18 +29,10 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() {
-    let invocations = arg("--invocations", 20_000);
-    let suspended = arg("--suspended", 500);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let invocations = support::arg("--invocations", 20_000);
+    let suspended = support::arg("--suspended", 500);
+    let runtime = support::runtime();
     runtime.block_on(async {
         let sandbox = Arc::new(
             Sandbox::new(SandboxConfig {
@@ -80,9 +65,9 @@ fn main() {
         times.sort();
         println!(
             "empty action: {invocations} invocations, p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, {:.0} invocations/s",
-            percentile(&times, 0.50).as_secs_f64() * 1e6,
-            percentile(&times, 0.90).as_secs_f64() * 1e6,
-            percentile(&times, 0.99).as_secs_f64() * 1e6,
+            support::percentile_us(&times, 0.50),
+            support::percentile_us(&times, 0.90),
+            support::percentile_us(&times, 0.99),
             invocations as f64 / total.as_secs_f64(),
         );
 
