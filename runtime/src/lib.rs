@@ -3,7 +3,13 @@
 //!
 //! - [`sandbox`]: wasmtime engine, module cache, per-invocation limits and
 //!   classification of every failure.
+//! - [`flow`]: bots on disk and the turn engine (never imports wasmtime).
+//! - [`store`]: sessions, transcripts, postbacks; the embedded default store.
+//! - [`runner`]: the sandbox behind the flow engine's `ActionRunner`.
 //! - [`cli`]: the `sandbot` command line (the binary in `main.rs` only calls it).
 
 pub mod cli;
+pub mod flow;
+pub mod runner;
 pub mod sandbox;
+pub mod store;

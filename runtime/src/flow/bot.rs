@@ -1,0 +1,324 @@
+//! A loaded bot: its blocks indexed by id and label, system blocks, NLP model,
+//! scripts and plugins. [`Bot::load`] reads a folder and reports every problem
+//! at once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use regex::Regex;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::model::{Block, BlockKind, BotFile, SystemBlock};
+use super::nlp::Nlp;
+use super::problem::{Problem, Problems};
+use super::{input, validate};
+
+/// A plugin shipped in `plugins/`.
+#[derive(Clone)]
+pub struct Plugin {
+    /// SHA-256 of the bytes: the key runners cache the compiled module under.
+    pub key: String,
+    pub bytes: Arc<[u8]>,
+}
+
+/// Where each block was defined, for problems found after parsing.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub file: String,
+    pub path: String,
+}
+
+pub struct Bot {
+    pub file: BotFile,
+    pub dir: PathBuf,
+    pub blocks: Vec<Block>,
+    pub origins: Vec<Origin>,
+    index: HashMap<String, usize>,
+    system: HashMap<SystemBlock, usize>,
+    pub nlp: Nlp,
+    /// `actions/NAME.js` by file name.
+    pub scripts: HashMap<String, Arc<str>>,
+    /// `plugins/NAME.wasm` by file name.
+    pub plugins: HashMap<String, Plugin>,
+    /// Compiled `regex` input patterns by block index.
+    pub patterns: HashMap<usize, Regex>,
+    /// SHA-256 over every file the bot was loaded from.
+    pub fingerprint: String,
+}
+
+impl Bot {
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+
+    pub fn primary_language(&self) -> &str {
+        self.file
+            .languages
+            .first()
+            .map(String::as_str)
+            .unwrap_or("en")
+    }
+
+    /// The bot's language for `preferred` (the primary one if not offered).
+    pub fn language<'a>(&'a self, preferred: Option<&'a str>) -> &'a str {
+        preferred
+            .filter(|p| self.file.languages.iter().any(|l| l == p))
+            .unwrap_or(self.primary_language())
+    }
+
+    /// A block by id or label.
+    pub fn find(&self, id_or_label: &str) -> Option<usize> {
+        self.index.get(id_or_label).copied()
+    }
+
+    pub fn system(&self, which: SystemBlock) -> usize {
+        self.system[&which]
+    }
+
+    /// Reads and checks a bot folder.
+    pub fn load(dir: &Path) -> Result<Bot, Problems> {
+        let mut problems = Vec::new();
+        let mut files = Reader {
+            dir,
+            hasher: Sha256::new(),
+        };
+        let mut read = |rel: &str, problems: &mut Vec<Problem>| files.read(rel, problems);
+        let bot_file = read("bot.yaml", &mut problems).and_then(|bytes| {
+            parse_yaml::<BotFile>(&bytes, "bot.yaml")
+                .map_err(|p| problems.push(p))
+                .ok()
+        });
+
+        let mut blocks = Vec::new();
+        let mut origins = Vec::new();
+        let flow_files = list(dir, "flows", &["yaml", "yml"]);
+        if flow_files.is_empty() {
+            problems.push(
+                Problem::new("flows/", "", "no flow files")
+                    .hint("add flows/main.yaml with a `blocks:` list"),
+            );
+        }
+        for rel in &flow_files {
+            let Some(bytes) = read(rel, &mut problems) else {
+                continue;
+            };
+            let value: Value = match parse_yaml(&bytes, rel) {
+                Ok(v) => v,
+                Err(p) => {
+                    problems.push(p);
+                    continue;
+                }
+            };
+            let Some(items) = value.get("blocks").and_then(Value::as_array) else {
+                problems.push(Problem::new(
+                    rel,
+                    "",
+                    "expected a mapping with a `blocks:` list",
+                ));
+                continue;
+            };
+            if let Some(extra) = value
+                .as_object()
+                .and_then(|m| m.keys().find(|k| *k != "blocks"))
+            {
+                problems.push(
+                    Problem::new(rel, extra.as_str(), format!("unknown key `{extra}`"))
+                        .hint("a flow file has only `blocks:`"),
+                );
+            }
+            for (i, item) in items.iter().enumerate() {
+                let id = item.get("id").and_then(Value::as_str).unwrap_or("?");
+                let path = format!("blocks[{i}] ({id})");
+                match serde_json::from_value::<Block>(item.clone()) {
+                    Ok(block) => {
+                        blocks.push(block);
+                        origins.push(Origin {
+                            file: rel.clone(),
+                            path,
+                        });
+                    }
+                    Err(e) => {
+                        problems.push(Problem::new(rel, path, e.to_string()).hint(block_hint(item)))
+                    }
+                }
+            }
+        }
+
+        let mut scripts = HashMap::new();
+        for rel in list(dir, "actions", &["js"]) {
+            if let Some(bytes) = read(&rel, &mut problems) {
+                match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        scripts.insert(file_name(&rel), Arc::from(text));
+                    }
+                    Err(_) => problems.push(Problem::new(&rel, "", "not UTF-8 text")),
+                }
+            }
+        }
+        let mut plugins = HashMap::new();
+        for rel in list(dir, "plugins", &["wasm"]) {
+            if let Some(bytes) = read(&rel, &mut problems) {
+                if !bytes.starts_with(b"\0asm") {
+                    problems.push(Problem::new(&rel, "", "not a WebAssembly file").hint("build it with `cargo build --target wasm32-wasip1` (README: Write a plugin)"));
+                    continue;
+                }
+                let key = hex::encode(Sha256::digest(&bytes));
+                plugins.insert(
+                    file_name(&rel),
+                    Plugin {
+                        key,
+                        bytes: Arc::from(bytes),
+                    },
+                );
+            }
+        }
+        let fingerprint = hex::encode(files.hasher.finalize());
+
+        let Some(file) = bot_file else {
+            return Err(Problems(problems));
+        };
+        let mut bot = Bot {
+            nlp: Nlp::new(&file.nlp),
+            file,
+            dir: dir.to_path_buf(),
+            blocks,
+            origins,
+            index: HashMap::new(),
+            system: HashMap::new(),
+            scripts,
+            plugins,
+            patterns: HashMap::new(),
+            fingerprint,
+        };
+        bot.build_index(&mut problems);
+        validate::check(&bot, &mut problems);
+        if problems.is_empty() {
+            Ok(bot)
+        } else {
+            Err(Problems(problems))
+        }
+    }
+
+    fn build_index(&mut self, problems: &mut Vec<Problem>) {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let origin = &self.origins[i];
+            for key in std::iter::once(&block.id).chain(&block.label) {
+                if let Some(prev) = self.index.insert(key.clone(), i) {
+                    let other = &self.origins[prev];
+                    problems.push(
+                        Problem::new(
+                            &origin.file,
+                            &origin.path,
+                            format!("`{key}` is already used by {} {}", other.file, other.path),
+                        )
+                        .hint("block ids and labels must be unique in a bot"),
+                    );
+                }
+            }
+            if let Some(sys) = block.system
+                && let Some(prev) = self.system.insert(sys, i)
+            {
+                let other = &self.origins[prev];
+                problems.push(Problem::new(
+                    &origin.file,
+                    &origin.path,
+                    format!(
+                        "a second `{}` system block (the first is {} {})",
+                        sys.as_str(),
+                        other.file,
+                        other.path
+                    ),
+                ));
+            }
+            if let BlockKind::Input(spec) = &block.kind
+                && let Some(p) = &spec.pattern
+            {
+                match input::whole_match(p) {
+                    Ok(re) => {
+                        self.patterns.insert(i, re);
+                    }
+                    Err(e) => problems.push(Problem::new(
+                        &origin.file,
+                        format!("{}.pattern", origin.path),
+                        format!("invalid regular expression: {e}"),
+                    )),
+                }
+            }
+        }
+        for sys in SystemBlock::ALL {
+            if !self.system.contains_key(&sys) {
+                problems.push(
+                    Problem::new(
+                        "flows/",
+                        "",
+                        format!("missing system block `{}`", sys.as_str()),
+                    )
+                    .hint(format!("add a block with `system: {}`", sys.as_str())),
+                );
+            }
+        }
+    }
+}
+
+/// Reads bot files, hashing each into the bot's fingerprint.
+struct Reader<'d> {
+    dir: &'d Path,
+    hasher: Sha256,
+}
+
+impl Reader<'_> {
+    fn read(&mut self, rel: &str, problems: &mut Vec<Problem>) -> Option<Vec<u8>> {
+        match std::fs::read(self.dir.join(rel)) {
+            Ok(bytes) => {
+                self.hasher.update(rel.as_bytes());
+                self.hasher.update((bytes.len() as u64).to_le_bytes());
+                self.hasher.update(&bytes);
+                Some(bytes)
+            }
+            Err(e) => {
+                problems.push(Problem::new(rel, "", format!("cannot read: {e}")));
+                None
+            }
+        }
+    }
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned>(bytes: &[u8], rel: &str) -> Result<T, Problem> {
+    serde_norway::from_slice(bytes).map_err(|e| {
+        let path = e
+            .location()
+            .map(|l| format!("line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        Problem::new(rel, path, e.to_string())
+    })
+}
+
+/// A hint for a block that does not parse, from its `type`.
+fn block_hint(item: &Value) -> String {
+    match item.get("type").and_then(Value::as_str) {
+        None => "every block needs `id` and `type` (message, condition, input or action)".into(),
+        Some(t) => format!("see the `{t}` block in docs/bot.schema.json or the README"),
+    }
+}
+
+/// Files in `dir/sub` with one of `exts`, as `sub/name`, sorted.
+fn list(dir: &Path, sub: &str, exts: &[&str]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| exts.iter().any(|x| n.ends_with(&format!(".{x}"))))
+        .map(|n| format!("{sub}/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn file_name(rel: &str) -> String {
+    rel.rsplit('/').next().unwrap_or(rel).to_string()
+}

@@ -1,0 +1,115 @@
+//! The flow engine: loads a conversation, runs a [`Turn`], commits the result
+//! atomically. Turns of one conversation run one at a time, in order;
+//! different conversations run in parallel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::action::ActionRunner;
+use super::bot::Bot;
+use super::inbound::{Inbound, InboundKind};
+use super::postback::{self, Target};
+use super::turn::{Resolved, Turn, TurnOutput};
+use crate::store::{ConversationState, Store, StoreError, TranscriptEntry, TurnCommit, now_ms};
+
+pub struct FlowEngine {
+    store: Arc<dyn Store>,
+    runner: Arc<dyn ActionRunner>,
+    /// `DRAFT` or `LIVE` (`internal.version`).
+    version: String,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl FlowEngine {
+    pub fn new(store: Arc<dyn Store>, runner: Arc<dyn ActionRunner>, version: &str) -> Self {
+        Self {
+            store,
+            runner,
+            version: version.to_string(),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs one turn and commits it; returns once it is durable.
+    pub async fn turn(&self, bot: &Bot, inbound: Inbound) -> Result<TurnOutput, StoreError> {
+        let key = format!("{}\0{}", bot.id(), inbound.conversation);
+        let lock = self.lock(&key);
+        let result = {
+            let _turn = lock.lock().await;
+            self.locked_turn(bot, inbound).await
+        };
+        self.unlock(&key, lock);
+        result
+    }
+
+    async fn locked_turn(&self, bot: &Bot, inbound: Inbound) -> Result<TurnOutput, StoreError> {
+        let now = now_ms();
+        let state = self
+            .store
+            .load(bot.id(), &inbound.conversation)?
+            .unwrap_or_else(|| ConversationState::new(now));
+        let resolved = match &inbound.kind {
+            InboundKind::Postback { payload, .. } => {
+                Resolved::Postback(self.postback(bot, payload)?)
+            }
+            _ => Resolved::None,
+        };
+        let mut turn = Turn::new(bot, self.runner.as_ref(), &self.version, state);
+        turn.run(&inbound, resolved).await;
+        let (mut state, out, postbacks) = turn.finish();
+        state.updated_ms = now;
+        let transcript: Vec<TranscriptEntry> = out
+            .events
+            .iter()
+            .enumerate()
+            .map(|(n, event)| TranscriptEntry {
+                seq: state.transcript_len + n as u64,
+                at_ms: now,
+                event: event.clone(),
+            })
+            .collect();
+        state.transcript_len += transcript.len() as u64;
+        self.store
+            .commit(TurnCommit {
+                bot: bot.id().to_string(),
+                conversation: inbound.conversation.clone(),
+                state,
+                transcript,
+                postbacks,
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// An opaque id from the store, or a legacy JSON payload.
+    fn postback(&self, bot: &Bot, payload: &str) -> Result<Option<Target>, StoreError> {
+        if postback::is_id(payload) {
+            return Ok(self
+                .store
+                .postback(bot.id(), payload)?
+                .and_then(|v| Target::from_json(&v)));
+        }
+        Ok(serde_json::from_str::<Value>(payload)
+            .ok()
+            .and_then(|v| Target::from_json(&v)))
+    }
+
+    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("not poisoned");
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Drops the conversation's lock when no other turn holds or waits for it.
+    fn unlock(&self, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().expect("not poisoned");
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(key);
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Parses a code action's script natively, wrapped exactly as the JavaScript
+//! runner wraps it, so `sandbot validate` finds syntax errors before a
+//! conversation does.
+
+use boa_ast::scope::Scope;
+use boa_interner::Interner;
+use boa_parser::{Parser, Source};
+
+/// Must match `guest-sdk/js-runner/src/drive.rs`.
+const PREFIX: &str = "(async function () {";
+const SUFFIX: &str = "\n})()";
+
+/// `Err` with the parser's message and the line/column in the user's script.
+pub fn check(script: &str) -> Result<(), String> {
+    let source = format!("{PREFIX}{script}{SUFFIX}");
+    let mut interner = Interner::default();
+    Parser::new(Source::from_bytes(source.as_bytes()))
+        .parse_script(&Scope::new_global(), &mut interner)
+        .map(drop)
+        .map_err(|e| shift_line_one(&e.to_string()))
+}
+
+/// Boa reports `line L, col C`; on line 1 the wrapper's prefix shifts columns.
+fn shift_line_one(message: &str) -> String {
+    let Some(at) = message.find("line 1, col ") else {
+        return message.to_string();
+    };
+    let digits: String = message[at + 12..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let Ok(col) = digits.parse::<usize>() else {
+        return message.to_string();
+    };
+    let fixed = col.saturating_sub(PREFIX.len()).max(1);
+    format!(
+        "{}line 1, col {fixed}{}",
+        &message[..at],
+        &message[at + 12 + digits.len()..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn top_level_await_parses_and_syntax_errors_name_the_line() {
+        assert!(check("const r = await fetch('x');\nreturn r;").is_ok());
+        let e = check("let a = 1;\nlet = ;\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

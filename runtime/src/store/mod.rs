@@ -1,0 +1,128 @@
+//! Where conversations live: sessions, positions, transcripts and postback
+//! payload ids, behind the [`Store`] trait. [`EmbeddedStore`] (one file in a
+//! data folder, durable group commits) is the default.
+
+mod embedded;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use embedded::EmbeddedStore;
+
+/// Idle time after which a session is forgotten (30 days).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    pub fn new(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Where a conversation is waiting: a Collect input block and the invalid
+/// answers so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub block: String,
+    pub attempts: u32,
+}
+
+/// Everything the engine keeps about one conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationState {
+    pub session: Value,
+    #[serde(default)]
+    pub waiting: Option<Waiting>,
+    /// Bot messages sent so far (the webhook's `messageCounter`).
+    #[serde(default)]
+    pub message_counter: u64,
+    /// Transcript entries so far (the next entry's sequence number).
+    #[serde(default)]
+    pub transcript_len: u64,
+    /// The bot does not answer while paused (REST API).
+    #[serde(default)]
+    pub paused: bool,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+impl ConversationState {
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            session: Value::Object(Default::default()),
+            waiting: None,
+            message_counter: 0,
+            transcript_len: 0,
+            paused: false,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+}
+
+/// One transcript entry: `{"user": …}`, `{"bot": …}`, `{"block": …}` or
+/// `{"error": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    pub seq: u64,
+    pub at_ms: u64,
+    pub event: Value,
+}
+
+/// A turn's result, committed atomically: nothing of it is visible until all of it is.
+#[derive(Debug, Clone)]
+pub struct TurnCommit {
+    pub bot: String,
+    pub conversation: String,
+    pub state: ConversationState,
+    /// Numbered from the state's previous `transcript_len`.
+    pub transcript: Vec<TranscriptEntry>,
+    /// Payload id → `{nextDialogstateId, params}`.
+    pub postbacks: Vec<(String, Value)>,
+}
+
+pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+pub trait Store: Send + Sync + 'static {
+    /// The conversation, unless unknown or idle past the session expiry.
+    fn load(&self, bot: &str, conversation: &str) -> Result<Option<ConversationState>, StoreError>;
+    /// Commits a turn; resolves once it is durable.
+    fn commit(&self, commit: TurnCommit) -> CommitFuture;
+    /// The target of an opaque postback payload id of `bot`.
+    fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    /// Transcript entries with `seq >= from`, at most `limit`.
+    fn transcript(
+        &self,
+        bot: &str,
+        conversation: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, StoreError>;
+    /// Conversation ids of `bot` after `after` (exclusive), in order, at most `limit`.
+    fn conversations(
+        &self,
+        bot: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Forgets a conversation's state and transcript; false if unknown.
+    fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError>;
+    /// Deletes conversations idle past the expiry; returns how many.
+    fn purge_expired(&self) -> Result<usize, StoreError>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
