@@ -3,16 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ipnet::IpNet;
-use sandbot_host_api::egress::{EgressPolicy, HostRule};
 use serde_json::Value;
 
 use std::sync::Arc;
 
-use crate::sandbox::{ActionModule, Invocation, Limits, Sandbox, SandboxConfig};
+use super::limit_args::LimitArgs;
+use crate::sandbox::{ActionModule, Invocation, Sandbox, SandboxConfig};
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["plugin", "js", "api"])))]
@@ -36,28 +34,8 @@ pub struct Args {
     /// The conversation's session, as JSON.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     session: String,
-    /// Fuel budget.
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
-    /// Memory limit in MiB.
-    #[arg(long, value_name = "N")]
-    memory_mib: Option<u64>,
-    /// Wall-clock deadline in milliseconds.
-    #[arg(long, value_name = "N")]
-    timeout_ms: Option<u64>,
-    /// Host the action may call: `api.example.com`, `*.example.com`, `host:8443`,
-    /// `http://10.0.0.5:8080` (a scheme of `http://` allows plain HTTP). Repeatable.
-    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
-    allow_hosts: Vec<String>,
-    /// Private network the action may reach (`10.1.2.0/24`, `127.0.0.1/32`). Repeatable.
-    #[arg(long = "allow-net", value_name = "CIDR")]
-    allow_nets: Vec<String>,
-    /// HTTP calls allowed per invocation.
-    #[arg(long, value_name = "N")]
-    max_http_calls: Option<u32>,
-    /// Largest output, in bytes.
-    #[arg(long, value_name = "N")]
-    max_output_bytes: Option<usize>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -65,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !session.is_object() {
         bail!("--session must be a JSON object");
     }
-    let limits = limits(&args)?;
+    let limits = args.limits.to_limits()?;
     let action = Action::from_args(&args)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -150,55 +128,4 @@ impl Action {
 
 fn parse_json(flag: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))
-}
-
-fn limits(args: &Args) -> anyhow::Result<Limits> {
-    let allow_hosts = args
-        .allow_hosts
-        .iter()
-        .map(|h| h.parse::<HostRule>().map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let allow_nets = args
-        .allow_nets
-        .iter()
-        .map(|n| parse_net(n))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut limits = Limits::with_egress(EgressPolicy {
-        allow_hosts,
-        allow_nets,
-        ..EgressPolicy::default()
-    })?;
-    if let Some(fuel) = args.fuel {
-        limits.fuel = fuel;
-    }
-    if let Some(mib) = args.memory_mib {
-        if mib == 0 || mib > SandboxConfig::default().max_memory_bytes >> 20 {
-            bail!(
-                "--memory-mib must be between 1 and {}",
-                SandboxConfig::default().max_memory_bytes >> 20
-            );
-        }
-        limits.memory_bytes = mib << 20;
-    }
-    if let Some(ms) = args.timeout_ms {
-        limits.timeout = Duration::from_millis(ms);
-    }
-    if let Some(n) = args.max_http_calls {
-        limits.host.max_http_calls = n;
-    }
-    if let Some(n) = args.max_output_bytes {
-        limits.max_output_bytes = n;
-    }
-    Ok(limits)
-}
-
-/// A CIDR, or a bare address meaning just that address.
-pub fn parse_net(text: &str) -> anyhow::Result<IpNet> {
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Ok(net);
-    }
-    match text.parse::<std::net::IpAddr>() {
-        Ok(ip) => Ok(IpNet::from(ip)),
-        Err(_) => bail!("invalid network `{text}`: expected a CIDR such as 10.1.2.0/24"),
-    }
 }

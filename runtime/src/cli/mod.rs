@@ -2,7 +2,10 @@
 //! its own module and returns an exit code.
 
 mod action_run;
+mod chat;
 mod component_new;
+mod limit_args;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -27,6 +30,12 @@ enum Command {
     /// Work with actions (code actions, API actions, plugins).
     #[command(subcommand)]
     Action(ActionCommand),
+    /// Talk to a bot in the terminal, or replay a script of inputs.
+    Chat(Box<chat::Args>),
+    /// Check a bot folder and report every problem with its file and path.
+    Validate(validate::Args),
+    /// Print the JSON Schema of bot.yaml and flows/*.yaml.
+    Schema,
     /// Work with WebAssembly components.
     #[command(subcommand)]
     Component(ComponentCommand),
@@ -46,11 +55,22 @@ enum ComponentCommand {
 
 /// Parses the arguments, runs the command, prints an error once.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The chat shows turn errors in its transcript; other commands log warnings.
+    init_tracing(if matches!(cli.command, Command::Chat(_)) {
+        "error"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
         Command::Action(ActionCommand::Run(args)) => action_run::run(*args),
         Command::Component(ComponentCommand::New(args)) => component_new::run(args),
+        Command::Chat(args) => chat::run(*args),
+        Command::Validate(args) => validate::run(args),
+        Command::Schema => {
+            println!("{:#}", crate::flow::schema());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -61,9 +81,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SANDBOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

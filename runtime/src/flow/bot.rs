@@ -310,7 +310,7 @@ fn list(dir: &Path, sub: &str, exts: &[&str]) -> Vec<String> {
     };
     let mut files: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.path().is_file())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| exts.iter().any(|x| n.ends_with(&format!(".{x}"))))
         .map(|n| format!("{sub}/{n}"))

@@ -12,6 +12,7 @@ pub mod nlp;
 pub mod postback;
 pub mod problem;
 mod render;
+pub mod script;
 pub mod script_check;
 mod similarity;
 pub mod template;
