@@ -3,6 +3,8 @@
 
 mod common;
 mod example_plugin;
+mod flow_engine;
+mod flow_support;
 mod js_isolation;
 mod peer;
 mod sandbox_budget;

@@ -125,7 +125,16 @@ impl Nlp {
     /// Analyses `text` in `language` (falling back to `primary` when the bot
     /// has no examples in that language).
     pub fn analyse(&self, text: &str, language: &str, primary: &str) -> Analysis {
-        let input = words(text);
+        let entities = self.entities(text, &words(text));
+        // Intents are matched without the exact entities' text (an email
+        // address or an order number says nothing about the intent).
+        let mut stripped = text.to_string();
+        for e in entities.iter().filter(|e| e.score == 1.0) {
+            if let Some(v) = e.value.as_str() {
+                stripped = stripped.replace(v, " ");
+            }
+        }
+        let input = words(&stripped);
         let examples = self
             .examples
             .get(language)
@@ -155,7 +164,7 @@ impl Nlp {
             expression: text.to_string(),
             intent,
             intents,
-            entities: self.entities(text, &input),
+            entities,
         }
     }
 
