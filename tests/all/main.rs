@@ -4,7 +4,9 @@
 mod common;
 mod example_plugin;
 mod flow_engine;
+mod flow_store;
 mod flow_support;
+mod flow_validate;
 mod js_isolation;
 mod peer;
 mod sandbox_budget;

@@ -12,12 +12,48 @@ const SUFFIX: &str = "\n})()";
 
 /// `Err` with the parser's message and the line/column in the user's script.
 pub fn check(script: &str) -> Result<(), String> {
+    match parse(script) {
+        Ok(()) => Ok(()),
+        // The lexer reports an unterminated literal without a position: the
+        // first line at which a prefix of the script fails to lex is it.
+        Err(boa_parser::Error::Lex {
+            err: boa_parser::lexer::Error::IO(io),
+        }) => {
+            let lines: Vec<&str> = script.lines().collect();
+            let line = (1..=lines.len())
+                .find(|&n| {
+                    matches!(
+                        parse(&lines[..n].join("\n")),
+                        Err(boa_parser::Error::Lex { .. })
+                    )
+                })
+                .unwrap_or(lines.len());
+            Err(format!("{io} at line {line}"))
+        }
+        Err(e) => Err(shift_line_one(&describe(&e))),
+    }
+}
+
+fn parse(script: &str) -> Result<(), boa_parser::Error> {
     let source = format!("{PREFIX}{script}{SUFFIX}");
     let mut interner = Interner::default();
     Parser::new(Source::from_bytes(source.as_bytes()))
         .parse_script(&Scope::new_global(), &mut interner)
         .map(drop)
-        .map_err(|e| shift_line_one(&e.to_string()))
+}
+
+/// The parser's message; lexer errors get their position added.
+fn describe(e: &boa_parser::Error) -> String {
+    match e {
+        boa_parser::Error::Lex {
+            err: boa_parser::lexer::Error::Syntax(msg, pos),
+        } => format!(
+            "{msg} at line {}, col {}",
+            pos.line_number(),
+            pos.column_number()
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// Boa reports `line L, col C`; on line 1 the wrapper's prefix shifts columns.
@@ -49,5 +85,9 @@ mod tests {
         assert!(check("const r = await fetch('x');\nreturn r;").is_ok());
         let e = check("let a = 1;\nlet = ;\n").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
+        let e = check("say('x');\nsay(\"open);\n").unwrap_err();
+        assert!(e.contains("unterminated string literal at line 2"), "{e}");
+        let e = check("x = {;").unwrap_err();
+        assert!(e.contains("line 1, col 6"), "{e}");
     }
 }

@@ -111,7 +111,13 @@ impl Checker<'_> {
                                 Problem::new(
                                     file,
                                     format!("{cat}.value"),
-                                    format!("operator `{:?}` needs a `value`", cond.operator),
+                                    format!(
+                                        "operator `{}` needs a `value`",
+                                        serde_json::to_value(cond.operator)
+                                            .unwrap_or_default()
+                                            .as_str()
+                                            .unwrap_or_default()
+                                    ),
                                 )
                                 .hint("only exists and notExists take no value"),
                             );
@@ -347,7 +353,9 @@ impl Checker<'_> {
 
     /// "did you mean" the closest known name, else the list.
     fn suggest<'k>(&self, wanted: &str, known: impl Iterator<Item = &'k String>) -> String {
-        let known: Vec<&String> = known.collect();
+        let mut known: Vec<&String> = known.collect();
+        known.sort();
+        known.dedup();
         let best = known
             .iter()
             .map(|k| {

@@ -29,8 +29,21 @@ type Pending = (TurnCommit, oneshot::Sender<Result<(), StoreError>>);
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    writer: mpsc::Sender<Pending>,
+    /// `None` once closing.
+    writer: Option<mpsc::Sender<Pending>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     ttl: Duration,
+}
+
+/// Closing waits for the writer to finish the commits already handed to it,
+/// so the file can be opened again at once (a restart in the same process).
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn key(bot: &str, conversation: &str) -> String {
@@ -54,11 +67,16 @@ impl EmbeddedStore {
         tx.commit().map_err(StoreError::new)?;
         let (writer, rx) = mpsc::channel::<Pending>();
         let wdb = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sandbot-store".into())
             .spawn(move || write_loop(&wdb, rx))
             .map_err(StoreError::new)?;
-        Ok(Self { db, writer, ttl })
+        Ok(Self {
+            db,
+            writer: Some(writer),
+            thread: Some(thread),
+            ttl,
+        })
     }
 
     fn expired(&self, state: &ConversationState) -> bool {
@@ -132,9 +150,14 @@ impl Store for EmbeddedStore {
 
     fn commit(&self, commit: TurnCommit) -> CommitFuture {
         let (done, wait) = oneshot::channel();
-        let sent = self.writer.send((commit, done));
+        let sent = match &self.writer {
+            Some(w) => w.send((commit, done)).is_ok(),
+            None => false,
+        };
         Box::pin(async move {
-            sent.map_err(|_| StoreError("the store's writer has stopped".into()))?;
+            if !sent {
+                return Err(StoreError("the store's writer has stopped".into()));
+            }
             wait.await
                 .map_err(|_| StoreError("the store's writer has stopped".into()))?
         })

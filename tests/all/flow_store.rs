@@ -1,0 +1,193 @@
+//! The embedded store under the engine: restarts, expiry, atomic turns,
+//! transcripts and listings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandbot::flow::script::Conversation;
+use sandbot::flow::{ActionEffects, ActionFailure, FlowEngine};
+use sandbot::store::{ConversationState, EmbeddedStore, Store, TranscriptEntry, TurnCommit};
+use serde_json::json;
+
+use crate::flow_support::*;
+
+fn ask_bot() -> tempfile::TempDir {
+    write_bot(
+        "",
+        r#"
+  - { id: intro, system: introduction, type: message, messages: [{ text: Hi }], goto: name }
+  - { id: name, type: input, variable: name, question: "Name?", goto: age }
+  - { id: age, type: input, variable: age, inputType: number, question: "Age?", goto: done }
+  - { id: done, type: message, messages: [{ text: "{name} is {age}" }] }
+"#,
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn a_restart_mid_conversation_continues_where_it_was() {
+    let dir = ask_bot();
+    let bot = load(&dir);
+    let data = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(data.path(), FakeRunner::ok());
+        let mut conv = Conversation::new(&engine, &bot, "c1");
+        let events = conv.run_script("/intro\nAda").await.unwrap();
+        assert_eq!(said(&events), ["Hi", "Name?", "Age?"]);
+    } // engine and store dropped: the "process" ends
+    let engine = engine(data.path(), FakeRunner::ok());
+    let mut conv = Conversation::new(&engine, &bot, "c1");
+    let events = conv.run_script("36").await.unwrap();
+    assert_eq!(said(&events), ["Ada is 36"]);
+    let transcript = engine.store().transcript("test", "c1", 0, 100).unwrap();
+    let seqs: Vec<u64> = transcript.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..transcript.len() as u64).collect::<Vec<_>>());
+    assert_eq!(transcript[0].event, json!({"user": {"intro": true}}));
+    assert_eq!(
+        transcript.last().unwrap().event["bot"]["config"]["textMessages"][0]["text"],
+        "Ada is 36"
+    );
+    assert_eq!(
+        engine.store().transcript("test", "c1", 3, 2).unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let dir = ask_bot();
+    let bot = load(&dir);
+    let data = tempfile::tempdir().unwrap();
+    let short: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&data.path().join("s.redb"), Duration::from_millis(300)).unwrap(),
+    );
+    let engine = FlowEngine::new(short.clone(), FakeRunner::ok(), "DRAFT");
+    let mut conv = Conversation::new(&engine, &bot, "c1");
+    conv.run_script("/intro\nAda").await.unwrap();
+    // Within the idle time the conversation goes on…
+    assert!(short.load("test", "c1").unwrap().is_some());
+    assert_eq!(short.conversations("test", None, 10).unwrap(), ["c1"]);
+    // …past it the session is gone, and the conversation starts over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(short.load("test", "c1").unwrap().is_none());
+    assert!(short.conversations("test", None, 10).unwrap().is_empty());
+    let events = conv.run_script("36").await.unwrap();
+    assert_eq!(said(&events), ["NU"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(short.purge_expired().unwrap(), 1);
+    assert!(short.transcript("test", "c1", 0, 10).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_action_leaves_the_stored_session_as_it_was() {
+    let dir = write_bot(
+        "",
+        "  - { id: intro, system: introduction, type: message, messages: [{ text: Hi }], goto: { block: act, set: { step: 1 } } }\n  - { id: act, type: action, code: a.js }\n",
+        &[("a.js", "")],
+    );
+    let bot = load(&dir);
+    let data = tempfile::tempdir().unwrap();
+    let fail = FakeRunner::new(|_, _| {
+        Err(ActionFailure {
+            kind: "timeout".into(),
+            message: "the action ran past its 5000 ms deadline".into(),
+        })
+    });
+    let engine = engine(data.path(), fail);
+    Conversation::new(&engine, &bot, "c1")
+        .run_script("/intro")
+        .await
+        .unwrap();
+    let state = engine.store().load("test", "c1").unwrap().unwrap();
+    assert_eq!(state.session["step"], 1);
+    assert!(state.session.get("written").is_none());
+    drop(engine);
+    let ok = FakeRunner::new(|_, _| {
+        Ok(ActionEffects {
+            session: [("written".to_string(), json!(true))].into_iter().collect(),
+            ..Default::default()
+        })
+    });
+    let engine = self::engine(data.path(), ok);
+    Conversation::new(&engine, &bot, "c1")
+        .run_script("/intro")
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.store().load("test", "c1").unwrap().unwrap().session["written"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn many_conversations_commit_in_parallel_and_list_in_pages() {
+    let dir = ask_bot();
+    let bot = Arc::new(load(&dir));
+    let data = tempfile::tempdir().unwrap();
+    let engine = Arc::new(engine(data.path(), FakeRunner::ok()));
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let (engine, bot) = (engine.clone(), bot.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conv = Conversation::new(&engine, &bot, &format!("c{n:02}"));
+            conv.run_script(&format!("/intro\nUser {n}\n{n}"))
+                .await
+                .unwrap()
+        }));
+    }
+    for (n, t) in tasks.into_iter().enumerate() {
+        assert_eq!(
+            said(&t.await.unwrap()).last().unwrap(),
+            &format!("User {n} is {n}")
+        );
+    }
+    let store = engine.store();
+    let first = store.conversations("test", None, 20).unwrap();
+    assert_eq!(first.len(), 20);
+    let second = store
+        .conversations("test", Some(first.last().unwrap()), 100)
+        .unwrap();
+    assert_eq!(second.len(), 30);
+    assert_eq!(second[0], "c20");
+    assert!(store.delete("test", "c00").unwrap());
+    assert!(!store.delete("test", "c00").unwrap());
+    assert!(store.load("test", "c00").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_commit_is_all_or_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("s.redb");
+    let store = EmbeddedStore::open(&path, Duration::from_secs(60)).unwrap();
+    let mut state = ConversationState::new(sandbot::store::now_ms());
+    state.session = json!({"a": 1});
+    state.transcript_len = 2;
+    let entry = |seq| TranscriptEntry {
+        seq,
+        at_ms: 0,
+        event: json!({"user": "x"}),
+    };
+    store
+        .commit(TurnCommit {
+            bot: "b".into(),
+            conversation: "c".into(),
+            state: state.clone(),
+            transcript: vec![entry(0), entry(1)],
+            postbacks: vec![(
+                "pb_x".into(),
+                json!({"nextDialogstateId": "n", "params": []}),
+            )],
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&path, Duration::from_secs(60)).unwrap();
+    assert_eq!(store.load("b", "c").unwrap().unwrap(), state);
+    assert_eq!(store.transcript("b", "c", 0, 10).unwrap().len(), 2);
+    assert_eq!(
+        store.postback("b", "pb_x").unwrap().unwrap()["nextDialogstateId"],
+        "n"
+    );
+    // Postback ids are scoped to their bot.
+    assert!(store.postback("other", "pb_x").unwrap().is_none());
+}

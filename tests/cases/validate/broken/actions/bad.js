@@ -1,0 +1,3 @@
+const builder = ChatlayerResponseBuilder();
+builder.addMessage("unclosed;
+builder.send();
