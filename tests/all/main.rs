@@ -3,6 +3,7 @@
 
 mod common;
 mod example_plugin;
+mod flow_conversations;
 mod flow_engine;
 mod flow_store;
 mod flow_support;

@@ -60,7 +60,13 @@ impl FlowEngine {
             }
             _ => Resolved::None,
         };
-        let mut turn = Turn::new(bot, self.runner.as_ref(), &self.version, state);
+        let mut turn = Turn::new(
+            bot,
+            self.runner.as_ref(),
+            &self.version,
+            &inbound.conversation,
+            state,
+        );
         turn.run(&inbound, resolved).await;
         let (mut state, out, postbacks) = turn.finish();
         state.updated_ms = now;

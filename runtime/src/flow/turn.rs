@@ -64,9 +64,14 @@ impl<'a> Turn<'a> {
         bot: &'a Bot,
         runner: &'a dyn ActionRunner,
         version: &'a str,
+        conversation: &str,
         state: ConversationState,
     ) -> Self {
-        let seed = state.message_counter ^ state.created_ms;
+        // Variants are picked from the conversation id and the message count:
+        // varied across conversations, reproducible in a replayed script.
+        let seed = conversation.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        }) ^ state.message_counter;
         let first = state.message_counter + 1;
         Turn {
             bot,
