@@ -41,7 +41,8 @@ fn flow(fourth: &str) -> String {
     )
 }
 
-const SET: &str = r#"{ id: b4, type: action, set: { answer: {}, turns: "{turns|increment}" }, goto: ask }"#;
+const SET: &str =
+    r#"{ id: b4, type: action, set: { answer: {}, turns: "{turns|increment}" }, goto: ask }"#;
 const CODE: &str = r#"{ id: b4, type: action, code: step.js, args: { n: "{turns}" }, goto: ask }"#;
 const SCRIPT: &str = r#"ChatlayerResponseBuilder()
   .addSessionVariable("answer", {})
@@ -58,10 +59,23 @@ fn write_bot(dir: &Path, fourth: &str) -> Bot {
     Bot::load(dir).unwrap_or_else(|p| panic!("{p}"))
 }
 
-async fn measure(name: &str, bot: Bot, engine: FlowEngine, messages: usize, conversations: usize, seconds: u64) {
+async fn measure(
+    name: &str,
+    bot: Bot,
+    engine: FlowEngine,
+    messages: usize,
+    conversations: usize,
+    seconds: u64,
+) {
     let (bot, engine) = (Arc::new(bot), Arc::new(engine));
     for c in 0..conversations {
-        let out = engine.turn(&bot, Inbound::new(format!("c{c}"), "bench", InboundKind::Intro)).await.unwrap();
+        let out = engine
+            .turn(
+                &bot,
+                Inbound::new(format!("c{c}"), "bench", InboundKind::Intro),
+            )
+            .await
+            .unwrap();
         assert_eq!(out.waiting.as_deref(), Some("ask"));
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -74,10 +88,19 @@ async fn measure(name: &str, bot: Bot, engine: FlowEngine, messages: usize, conv
             let mut times = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let out = engine.turn(&bot, Inbound::text(format!("c{c}"), "bench", "hello there")).await.unwrap();
+                let out = engine
+                    .turn(&bot, Inbound::text(format!("c{c}"), "bench", "hello there"))
+                    .await
+                    .unwrap();
                 times.push(t.elapsed());
                 assert_eq!(out.messages.len(), messages, "{:?}", out.events);
-                assert_eq!(out.events.iter().filter(|e| e.get("block").is_some()).count(), 5);
+                assert_eq!(
+                    out.events
+                        .iter()
+                        .filter(|e| e.get("block").is_some())
+                        .count(),
+                    5
+                );
                 done.fetch_add(1, Ordering::Relaxed);
             }
             times
@@ -113,11 +136,16 @@ fn main() {
             .unwrap(),
         );
         let runner = Arc::new(SandboxRunner::new(sandbox, Limits::deny_all()));
-        for (name, fourth, messages) in [("5-block turn, no action", SET, 3), ("5-block turn, one JS code action", CODE, 4)] {
+        for (name, fourth, messages) in [
+            ("5-block turn, no action", SET, 3),
+            ("5-block turn, one JS code action", CODE, 4),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let bot = write_bot(&dir.path().join("bot"), fourth);
-            let store: Arc<dyn Store> =
-                Arc::new(EmbeddedStore::open(&dir.path().join("data/sandbot.redb"), DEFAULT_SESSION_TTL).unwrap());
+            let store: Arc<dyn Store> = Arc::new(
+                EmbeddedStore::open(&dir.path().join("data/sandbot.redb"), DEFAULT_SESSION_TTL)
+                    .unwrap(),
+            );
             let engine = FlowEngine::new(store, runner.clone(), "LIVE");
             measure(name, bot, engine, messages, conversations, seconds).await;
         }

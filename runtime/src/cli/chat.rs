@@ -14,7 +14,7 @@ use crate::flow::script::{Conversation, Line, parse_line};
 use crate::flow::{Bot, FlowEngine, InboundKind, TurnOutput};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{DEFAULT_SESSION_TTL, EmbeddedStore, Store};
+use crate::store::{EmbeddedStore, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,6 +29,9 @@ pub struct Args {
     /// continues after a restart).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Days of inactivity after which a conversation's session expires.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    session_idle_days: u64,
     /// The conversation id.
     #[arg(long, default_value = "terminal")]
     conversation: String,
@@ -65,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
         &data.join("sandbot.redb"),
-        DEFAULT_SESSION_TTL,
+        std::time::Duration::from_secs(args.session_idle_days * 24 * 3600),
     )?);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
