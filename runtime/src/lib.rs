@@ -8,8 +8,10 @@
 //! - [`runner`]: the sandbox behind the flow engine's `ActionRunner`.
 //! - [`cli`]: the `sandbot` command line (the binary in `main.rs` only calls it).
 
+pub mod channels;
 pub mod cli;
 pub mod flow;
 pub mod runner;
 pub mod sandbox;
+pub mod serve;
 pub mod store;

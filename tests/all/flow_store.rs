@@ -177,6 +177,16 @@ async fn a_commit_is_all_or_nothing() {
                 "pb_x".into(),
                 json!({"nextDialogstateId": "n", "params": []}),
             )],
+            outbox: vec![sandbot::store::Delivery {
+                id: 0,
+                bot: "b".into(),
+                conversation: "c".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                headers: Vec::new(),
+                body: json!({"message": {"text": "hi"}}),
+                attempts: 0,
+                not_before_ms: 0,
+            }],
         })
         .await
         .unwrap();
@@ -188,6 +198,13 @@ async fn a_commit_is_all_or_nothing() {
         store.postback("b", "pb_x").unwrap().unwrap()["nextDialogstateId"],
         "n"
     );
+    let queued = store.outbox(10).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].id, 1);
+    store.outbox_retry(1, 1, 42).unwrap();
+    assert_eq!(store.outbox(10).unwrap()[0].not_before_ms, 42);
+    store.outbox_remove(1).unwrap();
+    assert!(store.outbox(10).unwrap().is_empty());
     // Postback ids are scoped to their bot.
     assert!(store.postback("other", "pb_x").unwrap().is_none());
 }

@@ -14,3 +14,4 @@ mod sandbox_budget;
 mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
+mod serve_webhook;

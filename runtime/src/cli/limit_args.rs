@@ -8,7 +8,9 @@ use sandbot_host_api::egress::{EgressPolicy, HostRule};
 
 use crate::sandbox::{Limits, SandboxConfig};
 
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Also a tenant's `limits` in `sandbot serve`'s configuration (camelCase keys).
+#[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LimitArgs {
     /// Fuel budget per action.
     #[arg(long, value_name = "N")]
@@ -22,9 +24,11 @@ pub struct LimitArgs {
     /// Host actions may call: `api.example.com`, `*.example.com`, `host:8443`,
     /// `http://10.0.0.5:8080` (a scheme of `http://` allows plain HTTP). Repeatable.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    #[serde(default)]
     pub allow_hosts: Vec<String>,
     /// Private network actions may reach (`10.1.2.0/24`, `127.0.0.1/32`). Repeatable.
     #[arg(long = "allow-net", value_name = "CIDR")]
+    #[serde(default)]
     pub allow_nets: Vec<String>,
     /// HTTP calls allowed per action.
     #[arg(long, value_name = "N")]

@@ -4,7 +4,8 @@
 mod action_run;
 mod chat;
 mod component_new;
-mod limit_args;
+pub mod limit_args;
+mod serve;
 mod validate;
 
 use std::process::ExitCode;
@@ -30,6 +31,11 @@ enum Command {
     /// Work with actions (code actions, API actions, plugins).
     #[command(subcommand)]
     Action(ActionCommand),
+    /// Serve bots over HTTP (channels, health); the example bots without --config.
+    Serve(serve::Args),
+    /// Tokens for the server's configuration.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Talk to a bot in the terminal, or replay a script of inputs.
     Chat(Box<chat::Args>),
     /// Check a bot folder and report every problem with its file and path.
@@ -45,6 +51,12 @@ enum Command {
 enum ActionCommand {
     /// Run one action in the sandbox and print one JSON document with its outcome.
     Run(Box<action_run::Args>),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print the `sha256:<hex>` form of a token, as the config file stores it.
+    Hash { token: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +78,11 @@ pub fn main() -> ExitCode {
         Command::Action(ActionCommand::Run(args)) => action_run::run(*args),
         Command::Component(ComponentCommand::New(args)) => component_new::run(args),
         Command::Chat(args) => chat::run(*args),
+        Command::Serve(args) => serve::run(args),
+        Command::Token(TokenCommand::Hash { token }) => {
+            println!("{}", crate::serve::config::hash_token(&token));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate(args) => validate::run(args),
         Command::Schema => {
             println!("{:#}", crate::flow::schema());

@@ -12,7 +12,9 @@ use super::bot::Bot;
 use super::inbound::{Inbound, InboundKind};
 use super::postback::{self, Target};
 use super::turn::{Resolved, Turn, TurnOutput};
-use crate::store::{ConversationState, Store, StoreError, TranscriptEntry, TurnCommit, now_ms};
+use crate::store::{
+    ConversationState, Delivery, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+};
 
 pub struct FlowEngine {
     store: Arc<dyn Store>,
@@ -38,17 +40,34 @@ impl FlowEngine {
 
     /// Runs one turn and commits it; returns once it is durable.
     pub async fn turn(&self, bot: &Bot, inbound: Inbound) -> Result<TurnOutput, StoreError> {
+        self.turn_with_outbox(bot, inbound, |_, _| Vec::new()).await
+    }
+
+    /// Like [`turn`](Self::turn); `outbox` turns the result into deliveries
+    /// (given the output and the first message's number) that are committed
+    /// in the same transaction as the turn.
+    pub async fn turn_with_outbox(
+        &self,
+        bot: &Bot,
+        inbound: Inbound,
+        outbox: impl FnOnce(&TurnOutput, &ConversationState) -> Vec<Delivery>,
+    ) -> Result<TurnOutput, StoreError> {
         let key = format!("{}\0{}", bot.id(), inbound.conversation);
         let lock = self.lock(&key);
         let result = {
             let _turn = lock.lock().await;
-            self.locked_turn(bot, inbound).await
+            self.locked_turn(bot, inbound, outbox).await
         };
         self.unlock(&key, lock);
         result
     }
 
-    async fn locked_turn(&self, bot: &Bot, inbound: Inbound) -> Result<TurnOutput, StoreError> {
+    async fn locked_turn(
+        &self,
+        bot: &Bot,
+        inbound: Inbound,
+        outbox: impl FnOnce(&TurnOutput, &ConversationState) -> Vec<Delivery>,
+    ) -> Result<TurnOutput, StoreError> {
         let now = now_ms();
         let state = self
             .store
@@ -81,6 +100,7 @@ impl FlowEngine {
             })
             .collect();
         state.transcript_len += transcript.len() as u64;
+        let outbox = outbox(&out, &state);
         self.store
             .commit(TurnCommit {
                 bot: bot.id().to_string(),
@@ -88,6 +108,7 @@ impl FlowEngine {
                 state,
                 transcript,
                 postbacks,
+                outbox,
             })
             .await?;
         Ok(out)

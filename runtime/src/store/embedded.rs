@@ -12,7 +12,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::{
-    CommitFuture, ConversationState, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    CommitFuture, ConversationState, Delivery, Store, StoreError, TranscriptEntry, TurnCommit,
+    now_ms,
 };
 
 /// `bot \0 conversation` → ConversationState (JSON).
@@ -21,6 +22,9 @@ const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conver
 const TRANSCRIPTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("transcripts");
 /// `bot \0 id` → postback target (JSON).
 const POSTBACKS: TableDefinition<&str, &[u8]> = TableDefinition::new("postbacks");
+
+/// Delivery id → Delivery (JSON): the durable outbound queue.
+pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
 /// Turns committed together at most.
 const MAX_BATCH: usize = 512;
@@ -64,12 +68,17 @@ impl EmbeddedStore {
         tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
         tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
         tx.open_table(POSTBACKS).map_err(StoreError::new)?;
+        let next_id = {
+            let outbox = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+            let last = outbox.last().map_err(StoreError::new)?;
+            last.map_or(1, |(k, _)| k.value() + 1)
+        };
         tx.commit().map_err(StoreError::new)?;
         let (writer, rx) = mpsc::channel::<Pending>();
         let wdb = db.clone();
         let thread = std::thread::Builder::new()
             .name("sandbot-store".into())
-            .spawn(move || write_loop(&wdb, rx))
+            .spawn(move || write_loop(&wdb, rx, next_id))
             .map_err(StoreError::new)?;
         Ok(Self {
             db,
@@ -79,12 +88,16 @@ impl EmbeddedStore {
         })
     }
 
+    pub(super) fn db(&self) -> &Database {
+        &self.db
+    }
+
     fn expired(&self, state: &ConversationState) -> bool {
         now_ms().saturating_sub(state.updated_ms) > self.ttl.as_millis() as u64
     }
 }
 
-fn write_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
+fn write_loop(db: &Database, rx: mpsc::Receiver<Pending>, mut next_id: u64) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -93,7 +106,7 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let result = write_batch(db, batch.iter().map(|(c, _)| c));
+        let result = write_batch(db, batch.iter().map(|(c, _)| c), &mut next_id);
         for (_, done) in batch {
             let _ = done.send(result.clone().map_err(StoreError));
         }
@@ -103,9 +116,12 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
 fn write_batch<'a>(
     db: &Database,
     commits: impl Iterator<Item = &'a TurnCommit>,
+    next_id: &mut u64,
 ) -> Result<(), String> {
     let tx = db.begin_write().map_err(|e| e.to_string())?;
+    let first_id = *next_id;
     {
+        let mut outbox = tx.open_table(OUTBOX).map_err(|e| e.to_string())?;
         let mut conversations = tx.open_table(CONVERSATIONS).map_err(|e| e.to_string())?;
         let mut transcripts = tx.open_table(TRANSCRIPTS).map_err(|e| e.to_string())?;
         let mut postbacks = tx.open_table(POSTBACKS).map_err(|e| e.to_string())?;
@@ -121,6 +137,17 @@ fn write_batch<'a>(
                     .insert((k.as_str(), entry.seq), bytes.as_slice())
                     .map_err(|e| e.to_string())?;
             }
+            for d in &c.outbox {
+                let d = Delivery {
+                    id: *next_id,
+                    ..d.clone()
+                };
+                *next_id += 1;
+                let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+                outbox
+                    .insert(d.id, bytes.as_slice())
+                    .map_err(|e| e.to_string())?;
+            }
             for (id, target) in &c.postbacks {
                 let pk = key(&c.bot, id);
                 let bytes = serde_json::to_vec(target).map_err(|e| e.to_string())?;
@@ -130,7 +157,10 @@ fn write_batch<'a>(
             }
         }
     }
-    tx.commit().map_err(|e| e.to_string())
+    tx.commit().map_err(|e| {
+        *next_id = first_id;
+        e.to_string()
+    })
 }
 
 impl Store for EmbeddedStore {
@@ -242,6 +272,22 @@ impl Store for EmbeddedStore {
         };
         tx.commit().map_err(StoreError::new)?;
         Ok(existed)
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.outbox_items(limit)
+    }
+
+    fn outbox_remove(&self, id: u64) -> Result<(), StoreError> {
+        self.outbox_update(id, |_| None)
+    }
+
+    fn outbox_retry(&self, id: u64, attempts: u32, not_before_ms: u64) -> Result<(), StoreError> {
+        self.outbox_update(id, |mut d| {
+            d.attempts = attempts;
+            d.not_before_ms = not_before_ms;
+            Some(d)
+        })
     }
 
     fn purge_expired(&self) -> Result<usize, StoreError> {

@@ -3,6 +3,7 @@
 //! data folder, durable group commits) is the default.
 
 mod embedded;
+mod outbox;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -87,6 +88,31 @@ pub struct TurnCommit {
     pub transcript: Vec<TranscriptEntry>,
     /// Payload id → `{nextDialogstateId, params}`.
     pub postbacks: Vec<(String, Value)>,
+    /// Deliveries to queue with the turn (their `id` is assigned on commit).
+    pub outbox: Vec<Delivery>,
+}
+
+/// One outbound HTTP delivery (a bot message for a channel), queued durably
+/// with the turn that produced it and delivered in `id` order per conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Assigned by the store, increasing.
+    #[serde(default)]
+    pub id: u64,
+    pub bot: String,
+    pub conversation: String,
+    pub url: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not before this time (ms since the epoch).
+    #[serde(default)]
+    pub not_before_ms: u64,
 }
 
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
@@ -117,6 +143,12 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError>;
     /// Deletes conversations idle past the expiry; returns how many.
     fn purge_expired(&self) -> Result<usize, StoreError>;
+    /// Queued deliveries in `id` order, at most `limit`.
+    fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// A delivery succeeded (or was given up): it leaves the queue.
+    fn outbox_remove(&self, id: u64) -> Result<(), StoreError>;
+    /// A delivery failed: records the attempt and when to try again.
+    fn outbox_retry(&self, id: u64, attempts: u32, not_before_ms: u64) -> Result<(), StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1,0 +1,123 @@
+//! Delivers the outbox: per conversation strictly in order (a failing
+//! message holds back the later ones of its conversation), conversations in
+//! parallel; failures retried with exponential back-off, given up after
+//! `MAX_ATTEMPTS`. A delivery leaves the queue only after its outcome is
+//! known, and shutdown waits for deliveries in flight, so a restart neither
+//! loses nor repeats a message.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::store::{Delivery, Store, now_ms};
+
+/// Attempts before a delivery is given up (and logged).
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Back-off after `attempts` failures: 250 ms, 500 ms, 1 s, … capped at 60 s.
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::from_millis((250u64 << attempts.saturating_sub(1).min(10)).min(60_000))
+}
+
+/// Runs until `stop` turns true; returns after the round in flight.
+pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    loop {
+        let next_due = round(&store, &client).await;
+        if *stop.borrow() {
+            return;
+        }
+        let wait = next_due.unwrap_or(Duration::from_secs(1));
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// One pass over the queue; returns how long until the next retry is due.
+async fn round(store: &Arc<dyn Store>, client: &reqwest::Client) -> Option<Duration> {
+    let pending = match store.outbox(1000) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(%e, "reading the outbox");
+            return Some(Duration::from_secs(1));
+        }
+    };
+    let now = now_ms();
+    let mut seen = HashSet::new();
+    let mut next_due: Option<u64> = None;
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in pending {
+        // Only the oldest message of each conversation may go.
+        if !seen.insert((d.bot.clone(), d.conversation.clone())) {
+            continue;
+        }
+        if d.not_before_ms > now {
+            next_due = Some(next_due.map_or(d.not_before_ms, |n| n.min(d.not_before_ms)));
+            continue;
+        }
+        let (store, client) = (store.clone(), client.clone());
+        tasks.spawn(async move { deliver(&store, &client, d).await });
+    }
+    let delivered_any = !tasks.is_empty();
+    while tasks.join_next().await.is_some() {}
+    if delivered_any {
+        return Some(Duration::ZERO);
+    }
+    next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
+}
+
+async fn deliver(store: &Arc<dyn Store>, client: &reqwest::Client, d: Delivery) {
+    let mut request = client
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .body(d.body.to_string());
+    for (k, v) in &d.headers {
+        request = request.header(k, v);
+    }
+    let failure = match request.send().await {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("answered {}", r.status())),
+        Err(e) => Some(format!("failed: {e}")),
+    };
+    let result = match failure {
+        None => store.outbox_remove(d.id),
+        Some(why) => {
+            let attempts = d.attempts + 1;
+            if attempts >= MAX_ATTEMPTS {
+                tracing::error!(
+                    bot = d.bot,
+                    conversation = d.conversation,
+                    url = d.url,
+                    attempts,
+                    "giving up a delivery: {why}"
+                );
+                store.outbox_remove(d.id)
+            } else {
+                tracing::warn!(
+                    bot = d.bot,
+                    conversation = d.conversation,
+                    url = d.url,
+                    attempts,
+                    "delivery {why}; retrying"
+                );
+                store.outbox_retry(
+                    d.id,
+                    attempts,
+                    now_ms() + backoff(attempts).as_millis() as u64,
+                )
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(%e, "updating the outbox");
+    }
+}

@@ -1,0 +1,7 @@
+//! The channels: each turns its wire format into an `Inbound` for the engine
+//! and the engine's type/config messages into its own. Channels never touch
+//! the sandbox.
+
+pub mod delivery;
+pub mod messenger;
+pub mod webhook;

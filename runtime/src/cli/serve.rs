@@ -1,0 +1,62 @@
+//! `sandbot serve [--config FILE] [--listen ADDR]`. Without a config file it
+//! serves the example bots (tenant `demo`, token `demo-token`) from a
+//! repository checkout. Ctrl-C (or SIGTERM) shuts down gracefully.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::serve::{ServeConfig, Server};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The server's configuration (YAML): listen, data, tenants, bots.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Overrides the configured listen address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => ServeConfig::examples(&std::env::current_dir()?)?,
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::start(&config).await?;
+        eprintln!(
+            "sandbot serving {} bot(s) on http://{} (data in {})",
+            server.state.bots.len(),
+            server.addr,
+            config.data.display()
+        );
+        if args.config.is_none() {
+            eprintln!("  no --config: example bots for tenant `demo`, bearer token `demo-token`");
+        }
+        for (id, (bot, _)) in &server.state.webhooks {
+            eprintln!(
+                "  webhook channel `{id}` → bot `{bot}`: POST /v1/channels/webhook/{id}/messages"
+            );
+        }
+        shutdown_signal().await;
+        eprintln!("shutting down: finishing turns and deliveries in flight");
+        server.shutdown().await?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

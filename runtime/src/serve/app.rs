@@ -1,0 +1,35 @@
+//! The router factory: every route the server answers, over one shared state.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use super::state::AppState;
+use crate::channels::webhook;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 256 << 10;
+
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route(
+            "/v1/channels/webhook/{channel_id}/messages",
+            post(webhook::inbound),
+        )
+        .fallback(|| async { super::error::AppError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Ready once the bots are loaded and the store answers.
+async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match state.store.outbox(1) {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    }
+}

@@ -1,0 +1,190 @@
+//! `sandbot serve --config FILE`: listen address, data folder, tenants (API
+//! tokens stored hashed, sandbox limits) and bots (folder, tenant, version,
+//! channels). Without a file: the example bots for a `demo` tenant.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::cli::limit_args::LimitArgs;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the embedded store keeps its file (relative to the config file).
+    #[serde(default = "default_data")]
+    pub data: PathBuf,
+    /// Days of inactivity after which a session expires.
+    #[serde(default = "default_idle_days")]
+    pub session_idle_days: u64,
+    pub tenants: Vec<TenantConfig>,
+    pub bots: Vec<BotConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data() -> PathBuf {
+    PathBuf::from("sandbot-data")
+}
+fn default_idle_days() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    /// API tokens as `sha256:<hex>` of the token (`sandbot token hash TOKEN`).
+    pub tokens: Vec<String>,
+    /// Sandbox limits for the tenant's actions (the `sandbot action run` flags).
+    #[serde(default)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Version {
+    Draft,
+    #[default]
+    Live,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Draft => "DRAFT",
+            Version::Live => "LIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BotConfig {
+    /// The bot folder (relative to the config file).
+    pub folder: PathBuf,
+    pub tenant: String,
+    #[serde(default)]
+    pub version: Version,
+    #[serde(default)]
+    pub channels: Channels,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Channels {
+    #[serde(default)]
+    pub webhook: Vec<WebhookChannel>,
+}
+
+/// Chatlayer's webhook channel: users' messages come in at
+/// `POST /v1/channels/webhook/{id}/messages`; bot messages go out to `url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookChannel {
+    pub id: String,
+    /// Where bot messages are POSTed; without it they are only kept in the transcript.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Sent with every outbound message so the receiver can check it.
+    #[serde(default)]
+    pub verify_token: String,
+}
+
+/// `sha256:<hex>` of a token.
+pub fn hash_token(token: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+impl ServeConfig {
+    /// Reads `path`; relative folders are resolved against its folder.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: ServeConfig =
+            serde_norway::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data = base.join(&config.data);
+        for bot in &mut config.bots {
+            bot.folder = base.join(&bot.folder);
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The example bots for a `demo` tenant whose token is `demo-token`,
+    /// allowed to call the example backend on 127.0.0.1:8787.
+    pub fn examples(repo: &Path) -> anyhow::Result<Self> {
+        let bots = ["meetups", "shop"];
+        if !repo.join("examples/bots/meetups/bot.yaml").is_file() {
+            bail!(
+                "no --config given and no example bots under {} (run from the repository, or pass --config FILE)",
+                repo.join("examples/bots").display()
+            );
+        }
+        Ok(ServeConfig {
+            listen: default_listen(),
+            data: repo.join(default_data()),
+            session_idle_days: default_idle_days(),
+            tenants: vec![TenantConfig {
+                id: "demo".into(),
+                tokens: vec![hash_token("demo-token")],
+                limits: LimitArgs {
+                    allow_hosts: vec!["http://127.0.0.1:8787".into()],
+                    ..LimitArgs::default()
+                },
+            }],
+            bots: bots
+                .iter()
+                .map(|b| BotConfig {
+                    folder: repo.join("examples/bots").join(b),
+                    tenant: "demo".into(),
+                    version: Version::Draft,
+                    channels: Channels {
+                        webhook: vec![WebhookChannel {
+                            id: b.to_string(),
+                            url: None,
+                            verify_token: String::new(),
+                        }],
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        for t in &self.tenants {
+            for token in &t.tokens {
+                let ok = token
+                    .strip_prefix("sha256:")
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !ok {
+                    bail!(
+                        "tenant `{}`: tokens are stored hashed as `sha256:<64 hex digits>` (see `sandbot token hash`)",
+                        t.id
+                    );
+                }
+            }
+        }
+        for b in &self.bots {
+            if !self.tenants.iter().any(|t| t.id == b.tenant) {
+                bail!("bot {}: unknown tenant `{}`", b.folder.display(), b.tenant);
+            }
+        }
+        let mut ids: Vec<&str> = self
+            .bots
+            .iter()
+            .flat_map(|b| b.channels.webhook.iter().map(|w| w.id.as_str()))
+            .collect();
+        ids.sort();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            bail!("webhook channel id `{}` is used twice", w[0]);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! `sandbot serve`: the HTTP front (channels, health) over the flow engine and
+//! the embedded store, with a delivery worker, and a graceful shutdown that
+//! finishes the turns and deliveries in flight.
+
+pub mod app;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+pub use config::ServeConfig;
+pub use state::AppState;
+
+use crate::channels::delivery;
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Loads the bots, opens the store, binds `config.listen` (or `listen`).
+    pub async fn start(config: &ServeConfig) -> anyhow::Result<Server> {
+        let state = Arc::new(AppState::build(config)?);
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let mut http_stop = stopped.clone();
+        let router = app::app(state.clone());
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let worker = tokio::spawn(delivery::run(
+            state.store.clone(),
+            state.deliveries.clone(),
+            stopped,
+        ));
+        Ok(Server {
+            addr,
+            state,
+            stop,
+            http,
+            worker,
+        })
+    }
+
+    /// Stops accepting requests, finishes the turns in flight, then the
+    /// deliveries in flight; what is still queued is delivered after the
+    /// next start.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.http.await??;
+        self.state.dispatcher.wait_idle().await;
+        self.state.deliveries.notify_one();
+        self.worker.await?;
+        Ok(())
+    }
+}

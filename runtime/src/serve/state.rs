@@ -1,0 +1,146 @@
+//! What the server knows: tenants with their hashed tokens, the deployed bots
+//! (each with its engine), the webhook channels, the store and the dispatcher.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use super::config::{ServeConfig, WebhookChannel};
+use super::dispatch::Dispatcher;
+use crate::flow::{Bot, FlowEngine};
+use crate::runner::SandboxRunner;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::{EmbeddedStore, Store};
+
+pub struct Tenant {
+    pub id: String,
+    token_hashes: Vec<[u8; 32]>,
+}
+
+impl Tenant {
+    /// Compares the token's hash with every stored hash in constant time.
+    pub fn accepts(&self, token: &str) -> bool {
+        let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.token_hashes.iter().fold(false, |any, stored| {
+            let diff = stored.iter().zip(&h).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            any | (diff == 0)
+        })
+    }
+}
+
+/// One deployed bot.
+pub struct Deployment {
+    pub bot: Arc<Bot>,
+    pub tenant: String,
+    pub engine: Arc<FlowEngine>,
+}
+
+pub struct AppState {
+    pub tenants: HashMap<String, Tenant>,
+    pub bots: HashMap<String, Deployment>,
+    /// Webhook channel id → (bot id, channel).
+    pub webhooks: HashMap<String, (String, WebhookChannel)>,
+    pub store: Arc<dyn Store>,
+    pub dispatcher: Arc<Dispatcher>,
+    /// Wakes the delivery worker when a turn queued deliveries.
+    pub deliveries: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    /// Loads every bot (all problems reported) and opens the store.
+    pub fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
+            &config.data.join("sandbot.redb"),
+            Duration::from_secs(config.session_idle_days * 24 * 3600),
+        )?);
+        let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
+        let mut tenants = HashMap::new();
+        let mut runners = HashMap::new();
+        for t in &config.tenants {
+            let hashes = t
+                .tokens
+                .iter()
+                .map(|h| {
+                    let bytes = hex::decode(h.trim_start_matches("sha256:")).expect("checked");
+                    <[u8; 32]>::try_from(bytes.as_slice()).expect("checked")
+                })
+                .collect();
+            tenants.insert(
+                t.id.clone(),
+                Tenant {
+                    id: t.id.clone(),
+                    token_hashes: hashes,
+                },
+            );
+            let limits = t
+                .limits
+                .to_limits()
+                .with_context(|| format!("tenant `{}` limits", t.id))?;
+            runners.insert(
+                t.id.clone(),
+                Arc::new(SandboxRunner::new(sandbox.clone(), limits)),
+            );
+        }
+        let mut bots = HashMap::new();
+        let mut webhooks = HashMap::new();
+        for b in &config.bots {
+            let bot =
+                Bot::load(&b.folder).map_err(|p| anyhow::anyhow!("{}: {p}", b.folder.display()))?;
+            let id = bot.id().to_string();
+            let engine = FlowEngine::new(
+                store.clone(),
+                runners[&b.tenant].clone(),
+                b.version.as_str(),
+            );
+            for w in &b.channels.webhook {
+                webhooks.insert(w.id.clone(), (id.clone(), w.clone()));
+            }
+            let deployment = Deployment {
+                bot: Arc::new(bot),
+                tenant: b.tenant.clone(),
+                engine: Arc::new(engine),
+            };
+            if bots.insert(id.clone(), deployment).is_some() {
+                anyhow::bail!("bot id `{id}` is deployed twice");
+            }
+        }
+        Ok(Self {
+            tenants,
+            bots,
+            webhooks,
+            store,
+            dispatcher: Arc::new(Dispatcher::default()),
+            deliveries: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The tenant owning `bot_id`, if `token` belongs to it.
+    pub fn authorized(&self, bot_id: &str, token: Option<&str>) -> bool {
+        let Some(d) = self.bots.get(bot_id) else {
+            return false;
+        };
+        token.is_some_and(|t| self.tenants[&d.tenant].accepts(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::config::hash_token;
+
+    #[test]
+    fn tokens_match_only_their_hash() {
+        let hash = hash_token("s3cret");
+        let bytes = hex::decode(hash.trim_start_matches("sha256:")).unwrap();
+        let t = Tenant {
+            id: "t".into(),
+            token_hashes: vec![bytes.try_into().unwrap()],
+        };
+        assert!(t.accepts("s3cret"));
+        assert!(!t.accepts("s3cret "));
+        assert!(!t.accepts(""));
+    }
+}

@@ -1,0 +1,51 @@
+//! The embedded store's durable outbound queue: deliveries are written in the
+//! same transaction as the turn that produced them, and leave the queue only
+//! once delivered (or given up), so a restart neither loses nor repeats them.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::embedded::{EmbeddedStore, OUTBOX};
+use super::{Delivery, StoreError};
+
+impl EmbeddedStore {
+    pub(super) fn outbox_items(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let tx = self.db().begin_read().map_err(StoreError::new)?;
+        let table = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(StoreError::new)?.take(limit) {
+            let (_, v) = item.map_err(StoreError::new)?;
+            out.push(serde_json::from_slice(v.value()).map_err(StoreError::new)?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces delivery `id` by `change(it)`, or removes it when `None`.
+    pub(super) fn outbox_update(
+        &self,
+        id: u64,
+        change: impl FnOnce(Delivery) -> Option<Delivery>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db().begin_write().map_err(StoreError::new)?;
+        {
+            let mut table = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+            let current: Option<Delivery> = match table.get(id).map_err(StoreError::new)? {
+                Some(v) => Some(serde_json::from_slice(v.value()).map_err(StoreError::new)?),
+                None => None,
+            };
+            if let Some(d) = current {
+                match change(d) {
+                    Some(d) => {
+                        let bytes = serde_json::to_vec(&d).map_err(StoreError::new)?;
+                        table
+                            .insert(id, bytes.as_slice())
+                            .map_err(StoreError::new)?;
+                    }
+                    None => {
+                        table.remove(id).map_err(StoreError::new)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(StoreError::new)
+    }
+}
