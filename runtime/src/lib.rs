@@ -8,6 +8,7 @@
 //! - [`runner`]: the sandbox behind the flow engine's `ActionRunner`.
 //! - [`cli`]: the `sandbot` command line (the binary in `main.rs` only calls it).
 
+pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod flow;

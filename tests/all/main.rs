@@ -14,4 +14,5 @@ mod sandbox_budget;
 mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
+mod serve_api;
 mod serve_webhook;

@@ -17,14 +17,14 @@ use crate::flow_support::write_bot;
 
 /// Records every POST; answers 500 to the first `fail` of them.
 #[derive(Clone, Default)]
-struct Receiver {
+pub struct Receiver {
     got: Arc<Mutex<Vec<Value>>>,
     fail: Arc<Mutex<u32>>,
     failed: Arc<Mutex<u32>>,
 }
 
 impl Receiver {
-    async fn start(fail: u32) -> (Receiver, String) {
+    pub async fn start(fail: u32) -> (Receiver, String) {
         let r = Receiver::default();
         *r.fail.lock().unwrap() = fail;
         let app = axum::Router::new()
@@ -36,11 +36,11 @@ impl Receiver {
         (r, url)
     }
 
-    fn messages(&self) -> Vec<Value> {
+    pub fn messages(&self) -> Vec<Value> {
         self.got.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.messages().len() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -62,18 +62,24 @@ async fn receive(State(r): State<Receiver>, Json(body): Json<Value>) -> StatusCo
     StatusCode::OK
 }
 
-const BLOCKS: &str = r#"
+pub const BLOCKS: &str = r#"
   - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }, { text: "Pick", quickReplies: [{ title: Yes, goto: yes }] }] }
   - { id: yes, type: message, messages: [{ text: "You said yes" }] }
 "#;
 
-fn config(bot: &Path, data: &Path, url: &str) -> ServeConfig {
+pub fn config(bot: &Path, data: &Path, url: &str) -> ServeConfig {
+    config_with_rate(bot, data, url, 1000)
+}
+
+/// Tenant `one` (token `token-one`, `rate` REST requests an hour) owns the
+/// bot; tenant `two` (token `token-two`) owns nothing.
+pub fn config_with_rate(bot: &Path, data: &Path, url: &str, rate: u32) -> ServeConfig {
     let yaml = format!(
         r#"
 listen: 127.0.0.1:0
 data: {data}
 tenants:
-  - {{ id: one, tokens: ["{t1}"] }}
+  - {{ id: one, tokens: ["{t1}"], rateLimit: {{ requests: {rate}, seconds: 3600 }} }}
   - {{ id: two, tokens: ["{t2}"] }}
 bots:
   - folder: {bot}
@@ -91,7 +97,7 @@ bots:
     ServeConfig::load(&dir).unwrap()
 }
 
-async fn post(addr: &str, channel: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+pub async fn post(addr: &str, channel: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .post(format!(
             "http://{addr}/v1/channels/webhook/{channel}/messages"
@@ -111,7 +117,7 @@ async fn post(addr: &str, channel: &str, token: Option<&str>, body: &str) -> (u1
 }
 
 /// Posts `body` with the right token; it must be accepted.
-async fn accepted(addr: &str, body: Value) {
+pub async fn accepted(addr: &str, body: Value) {
     let (status, answer) = post(addr, "hook", Some("token-one"), &body.to_string()).await;
     assert_eq!(status, 202, "{answer}");
 }

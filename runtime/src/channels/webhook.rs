@@ -150,6 +150,28 @@ pub fn outbound(
     out: &TurnOutput,
     state: &ConversationState,
 ) -> Vec<Delivery> {
+    let intent = out
+        .nlp
+        .as_ref()
+        .and_then(|a| a.intent.as_ref())
+        .map(|i| json!({"name": i.name, "score": i.score}));
+    deliveries(
+        channel,
+        &out.messages,
+        out.first_message_number,
+        intent,
+        state,
+    )
+}
+
+/// Deliveries for `messages`, numbered from `first_number`.
+pub fn deliveries(
+    channel: &WebhookChannel,
+    messages: &[Value],
+    first_number: u64,
+    intent: Option<Value>,
+    state: &ConversationState,
+) -> Vec<Delivery> {
     let Some(url) = &channel.url else {
         return Vec::new();
     };
@@ -159,13 +181,8 @@ pub fn outbound(
     let bot = state.session["internal"]["botId"]
         .as_str()
         .unwrap_or_default();
-    let intent = out
-        .nlp
-        .as_ref()
-        .and_then(|a| a.intent.as_ref())
-        .map(|i| json!({"name": i.name, "score": i.score}))
-        .unwrap_or(json!({"name": null, "score": 0}));
-    out.messages
+    let intent = intent.unwrap_or(json!({"name": null, "score": 0}));
+    messages
         .iter()
         .enumerate()
         .map(|(n, m)| Delivery {
@@ -178,7 +195,7 @@ pub fn outbound(
                 "senderId": conversation,
                 "recipient": {"id": conversation},
                 "verifyToken": channel.verify_token,
-                "messageCounter": out.first_message_number + n as u64,
+                "messageCounter": first_number + n as u64,
                 "message": messenger::render(m),
                 "nlp": {"intent": intent},
             }),

@@ -29,6 +29,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        if args.config.is_none() {
+            start_example_backend().await;
+        }
         let server = Server::start(&config).await?;
         eprintln!(
             "sandbot serving {} bot(s) on http://{} (data in {})",
@@ -49,6 +52,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.shutdown().await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The backend the example bots call, on its fixed address (unless something
+/// already listens there, such as a running `sandbot-example-backend`).
+async fn start_example_backend() {
+    let addr = sandbot_example_backend::DEFAULT_ADDR;
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            eprintln!("  example backend on http://{addr}");
+            tokio::spawn(sandbot_example_backend::serve(listener));
+        }
+        Err(e) => eprintln!("  example backend: {addr} is taken ({e}); using what listens there"),
+    }
 }
 
 async fn shutdown_signal() {

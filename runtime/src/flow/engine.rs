@@ -89,17 +89,7 @@ impl FlowEngine {
         turn.run(&inbound, resolved).await;
         let (mut state, out, postbacks) = turn.finish();
         state.updated_ms = now;
-        let transcript: Vec<TranscriptEntry> = out
-            .events
-            .iter()
-            .enumerate()
-            .map(|(n, event)| TranscriptEntry {
-                seq: state.transcript_len + n as u64,
-                at_ms: now,
-                event: event.clone(),
-            })
-            .collect();
-        state.transcript_len += transcript.len() as u64;
+        let transcript = self.number(&mut state, &out.events, now);
         let outbox = outbox(&out, &state);
         self.store
             .commit(TurnCommit {
@@ -112,6 +102,68 @@ impl FlowEngine {
             })
             .await?;
         Ok(out)
+    }
+
+    /// Changes a known conversation outside a user's turn (the REST API),
+    /// under its lock: `change` edits the state and returns transcript
+    /// events; `outbox` turns the result into deliveries; `postbacks` are
+    /// payload ids the change shows; one commit. `Ok(None)` when the
+    /// conversation is unknown.
+    pub async fn update<R>(
+        &self,
+        bot: &Bot,
+        conversation: &str,
+        postbacks: Vec<(String, Value)>,
+        change: impl FnOnce(&mut ConversationState) -> (Vec<Value>, R),
+        outbox: impl FnOnce(&ConversationState) -> Vec<Delivery>,
+    ) -> Result<Option<R>, StoreError> {
+        let key = format!("{}\0{}", bot.id(), conversation);
+        let lock = self.lock(&key);
+        let result = async {
+            let _turn = lock.lock().await;
+            let Some(mut state) = self.store.load(bot.id(), conversation)? else {
+                return Ok(None);
+            };
+            let now = now_ms();
+            let (events, answer) = change(&mut state);
+            let transcript = self.number(&mut state, &events, now);
+            state.updated_ms = now;
+            let outbox = outbox(&state);
+            self.store
+                .commit(TurnCommit {
+                    bot: bot.id().to_string(),
+                    conversation: conversation.to_string(),
+                    state,
+                    transcript,
+                    postbacks,
+                    outbox,
+                })
+                .await?;
+            Ok(Some(answer))
+        }
+        .await;
+        self.unlock(&key, lock);
+        result
+    }
+
+    /// Transcript entries for `events`, numbered after the state's last.
+    fn number(
+        &self,
+        state: &mut ConversationState,
+        events: &[Value],
+        now: u64,
+    ) -> Vec<TranscriptEntry> {
+        let entries: Vec<TranscriptEntry> = events
+            .iter()
+            .enumerate()
+            .map(|(n, event)| TranscriptEntry {
+                seq: state.transcript_len + n as u64,
+                at_ms: now,
+                event: event.clone(),
+            })
+            .collect();
+        state.transcript_len += entries.len() as u64;
+        entries
     }
 
     /// An opaque id from the store, or a legacy JSON payload.

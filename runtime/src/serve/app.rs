@@ -21,6 +21,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/v1/channels/webhook/{channel_id}/messages",
             post(webhook::inbound),
         )
+        .merge(crate::api::routes(state.clone()))
         .fallback(|| async { super::error::AppError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -44,6 +44,26 @@ pub struct TenantConfig {
     /// Sandbox limits for the tenant's actions (the `sandbot action run` flags).
     #[serde(default)]
     pub limits: LimitArgs,
+    /// REST API requests allowed per token and window.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+}
+
+/// A fixed window: `requests` per `seconds`, per API token.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub seconds: u64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests: 600,
+            seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -138,6 +158,7 @@ impl ServeConfig {
                     allow_hosts: vec!["http://127.0.0.1:8787".into()],
                     ..LimitArgs::default()
                 },
+                rate_limit: RateLimit::default(),
             }],
             bots: bots
                 .iter()

@@ -27,6 +27,10 @@ impl AppError {
             "missing or invalid bearer token (Authorization: Bearer <token>)",
         )
     }
+    /// A fault on our side (the store), with its message.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use super::config::{ServeConfig, WebhookChannel};
+use super::config::{RateLimit, ServeConfig, WebhookChannel};
 use super::dispatch::Dispatcher;
+use super::rate::RateLimiter;
 use crate::flow::{Bot, FlowEngine};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -18,6 +19,7 @@ use crate::store::{EmbeddedStore, Store};
 pub struct Tenant {
     pub id: String,
     token_hashes: Vec<[u8; 32]>,
+    pub rate_limit: RateLimit,
 }
 
 impl Tenant {
@@ -35,6 +37,10 @@ impl Tenant {
 pub struct Deployment {
     pub bot: Arc<Bot>,
     pub tenant: String,
+    /// `DRAFT` or `LIVE`.
+    pub version: &'static str,
+    /// The bot's webhook channel, if any: REST-sent messages go out there too.
+    pub webhook: Option<WebhookChannel>,
     pub engine: Arc<FlowEngine>,
 }
 
@@ -47,6 +53,7 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// Wakes the delivery worker when a turn queued deliveries.
     pub deliveries: Arc<tokio::sync::Notify>,
+    pub rate: RateLimiter,
 }
 
 impl AppState {
@@ -73,6 +80,7 @@ impl AppState {
                 Tenant {
                     id: t.id.clone(),
                     token_hashes: hashes,
+                    rate_limit: t.rate_limit,
                 },
             );
             let limits = t
@@ -101,6 +109,8 @@ impl AppState {
             let deployment = Deployment {
                 bot: Arc::new(bot),
                 tenant: b.tenant.clone(),
+                version: b.version.as_str(),
+                webhook: b.channels.webhook.first().cloned(),
                 engine: Arc::new(engine),
             };
             if bots.insert(id.clone(), deployment).is_some() {
@@ -114,7 +124,13 @@ impl AppState {
             store,
             dispatcher: Arc::new(Dispatcher::default()),
             deliveries: Arc::new(tokio::sync::Notify::new()),
+            rate: RateLimiter::default(),
         })
+    }
+
+    /// The tenant a token belongs to.
+    pub fn tenant_of(&self, token: &str) -> Option<&Tenant> {
+        self.tenants.values().find(|t| t.accepts(token))
     }
 
     /// The tenant owning `bot_id`, if `token` belongs to it.
@@ -138,6 +154,7 @@ mod tests {
         let t = Tenant {
             id: "t".into(),
             token_hashes: vec![bytes.try_into().unwrap()],
+            rate_limit: RateLimit::default(),
         };
         assert!(t.accepts("s3cret"));
         assert!(!t.accepts("s3cret "));

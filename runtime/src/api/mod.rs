@@ -1,0 +1,44 @@
+//! The v1 REST API (COMPAT §7): tenant-scoped bearer tokens, per-token rate
+//! limits, conversations, messages, session data, conversation actions, NLP
+//! extract, and its OpenAPI document.
+
+pub mod actions;
+pub mod auth;
+pub mod conversations;
+pub mod nlp;
+pub mod openapi;
+pub mod templates;
+pub mod types;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::serve::state::AppState;
+
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let bots = Router::new()
+        .route("/v1/bots/{bot_id}/conversations", get(conversations::list))
+        .route(
+            "/v1/bots/{bot_id}/conversations/{conversation_id}/messages",
+            get(conversations::messages),
+        )
+        .route(
+            "/v1/bots/{bot_id}/conversations/{conversation_id}/session-data",
+            get(conversations::get_session).delete(conversations::delete_session),
+        )
+        .route(
+            "/v1/bots/{bot_id}/conversations/{conversation_id}/actions",
+            post(actions::post),
+        )
+        .route("/v1/bots/{bot_id}/nlp/extract", post(nlp::extract))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::authenticate,
+        ));
+    bots.route(
+        "/v1/openapi.json",
+        get(|| async { Json(openapi::document()) }),
+    )
+}

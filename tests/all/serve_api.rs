@@ -1,0 +1,336 @@
+//! The v1 REST API over real sockets: the auth matrix, rate limits, paging,
+//! session data, conversation actions, NLP extract and the OpenAPI document.
+
+use serde_json::{Value, json};
+
+use sandbot::serve::Server;
+
+use crate::flow_support::write_bot;
+use crate::serve_webhook::{BLOCKS, Receiver, accepted, config_with_rate};
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.client.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let res = req.send().await.unwrap();
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        let text = res.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, _, v) = self.call("GET", path, Some("token-one"), None).await;
+        (s, v)
+    }
+}
+
+async fn start(rate: u32) -> (Server, Api, Receiver, tempfile::TempDir, tempfile::TempDir) {
+    let bot = write_bot(
+        "nlp:\n  intents: [{ name: hello, goto: yes, expressions: { en: [good morning] } }]\n  systemEntities: [email]\n",
+        &format!(
+            "{BLOCKS}  - {{ id: second, label: later, type: message, messages: [{{ text: \"Second {{flag}}\" }}] }}\n"
+        ),
+        &[],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(0).await;
+    let server = Server::start(&config_with_rate(
+        bot.path(),
+        &data.path().join("data"),
+        &url,
+        rate,
+    ))
+    .await
+    .unwrap();
+    let api = Api {
+        base: format!("http://{}", server.addr),
+        client: reqwest::Client::new(),
+    };
+    (server, api, receiver, bot, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_matrix_and_rate_limit_headers() {
+    let (server, api, _r, _b, _d) = start(3).await;
+    let path = "/v1/bots/test/conversations";
+    assert_eq!(api.call("GET", path, None, None).await.0, 401);
+    assert_eq!(api.call("GET", path, Some("wrong"), None).await.0, 401);
+    let (status, _, body) = api.call("GET", path, Some("token-two"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (404, "no bot `test`"),
+        "another tenant's bot is not found"
+    );
+    let (status, headers, body) = api.call("GET", path, Some("token-one"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"data": []}));
+    assert_eq!(headers["x-ratelimit-limit"], "3");
+    assert_eq!(headers["x-ratelimit-remaining"], "2");
+    let reset: u64 = headers["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        reset > sandbot::store::now_ms() / 1000,
+        "the window ends in the future (epoch seconds)"
+    );
+    assert_eq!(api.call("GET", path, Some("token-one"), None).await.0, 200);
+    assert_eq!(api.call("GET", path, Some("token-one"), None).await.0, 200);
+    let (status, headers, body) = api.call("GET", path, Some("token-one"), None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    // Another token has its own window.
+    assert_eq!(api.call("GET", path, Some("token-two"), None).await.0, 404);
+    assert_eq!(
+        api.call(
+            "GET",
+            "/v1/bots/test/conversations?version=DRAFT",
+            Some("token-three"),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_messages_session_actions_and_extract() {
+    let (server, api, receiver, _b, _d) = start(1000).await;
+    let addr = server.addr.to_string();
+    for c in ["a", "b", "c"] {
+        accepted(
+            &addr,
+            json!({"conversationId": c, "message": {"introMessage": {}}}),
+        )
+        .await;
+    }
+    receiver.wait_for(6).await;
+
+    let (s, page1) = api.get("/v1/bots/test/conversations?limit=2").await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = page1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conversationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let (_, page2) = api
+        .get(&format!(
+            "/v1/bots/test/conversations?limit=2&after={}",
+            page1["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(page2["data"][0]["conversationId"], "c");
+    assert!(page2.get("next").is_none());
+    assert_eq!(api.get("/v1/bots/test/conversations?limit=0").await.0, 400);
+    assert_eq!(
+        api.get("/v1/bots/test/conversations?version=DRAFT").await.0,
+        404,
+        "deployed LIVE"
+    );
+
+    let (s, msgs) = api
+        .get("/v1/bots/test/conversations/a/messages?limit=2")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(msgs["data"][0]["actor"], "user");
+    assert_eq!(msgs["data"][1]["actor"], "bot");
+    assert_eq!(
+        msgs["data"][1]["message"]["config"]["textMessages"][0]["text"],
+        "Hi"
+    );
+    let (_, rest) = api
+        .get(&format!(
+            "/v1/bots/test/conversations/a/messages?after={}",
+            msgs["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.get("/v1/bots/test/conversations/zzz/messages").await.0,
+        404
+    );
+
+    // Actions: session data, agent messages (delivered to the webhook too), pause, go to a block.
+    let actions = "/v1/bots/test/conversations/a/actions";
+    let body = json!({
+        "setSessionData": {"flag": "on", "order.id": 7},
+        "sendMessages": [{"textMessageTemplate": {"text": "An agent here"}},
+                         {"quickReplyTemplate": {"text": "Go?", "quickReplies": [{"title": "Go", "payload": {"nextDialogstateId": "second"}}]}}],
+        "goToDialogstate": "later"
+    });
+    let (s, _, out) = api
+        .call("POST", actions, Some("token-one"), Some(body))
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["messagesSent"], 2);
+    assert_eq!(
+        out["flowMessages"][0]["config"]["textMessages"][0]["text"],
+        "Second on"
+    );
+    let got = receiver.wait_for(9).await;
+    let texts: Vec<Value> = got[6..].iter().map(|m| m["message"].clone()).collect();
+    assert_eq!(texts[0], json!({"text": "An agent here"}));
+    assert_eq!(texts[2], json!({"text": "Second on"}));
+    assert_eq!(got[8]["messageCounter"], 5);
+    // The agent's quick reply works as a postback.
+    let payload = texts[1]["quick_replies"][0]["payload"].clone();
+    accepted(
+        &addr,
+        json!({"conversationId": "a", "message": {"postbackMessage": {"payload": payload}}}),
+    )
+    .await;
+    assert_eq!(
+        receiver.wait_for(10).await[9]["message"],
+        json!({"text": "Second on"})
+    );
+
+    let (_, session) = api.get("/v1/bots/test/conversations/a/session-data").await;
+    assert_eq!(session["data"]["order"]["id"], 7);
+    assert_eq!(session["data"]["internal"]["channel"], "webHook");
+    // Pause: the user's message is recorded, not answered; resume answers again.
+    let (s, _, out) = api
+        .call(
+            "POST",
+            actions,
+            Some("token-one"),
+            Some(json!({"pause": true})),
+        )
+        .await;
+    assert_eq!((s, out["paused"].clone()), (200, json!(true)));
+    accepted(
+        &addr,
+        json!({"conversationId": "a", "message": {"textMessage": {"text": "hello?"}}}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 10);
+    api.call(
+        "POST",
+        actions,
+        Some("token-one"),
+        Some(json!({"pause": false})),
+    )
+    .await;
+    accepted(
+        &addr,
+        json!({"conversationId": "a", "message": {"textMessage": {"text": "good morning"}}}),
+    )
+    .await;
+    assert_eq!(
+        receiver.wait_for(11).await[10]["message"],
+        json!({"text": "You said yes"})
+    );
+
+    // Bad actions.
+    for (bad, why) in [
+        (
+            json!({"setSessionData": {"internal.botId": "x"}}),
+            "read-only",
+        ),
+        (json!({"sendMessages": [{"nope": 1}]}), "unknown template"),
+        (json!({"goToDialogstate": "nowhere"}), "no block"),
+        (json!({"unknownAction": 1}), "unknown field"),
+    ] {
+        let (s, _, out) = api
+            .call("POST", actions, Some("token-one"), Some(bad))
+            .await;
+        assert!(s == 400 || s == 422, "{s} {out}");
+        assert!(out.to_string().contains(why), "{out}");
+    }
+    assert_eq!(
+        api.call(
+            "POST",
+            "/v1/bots/test/conversations/zzz/actions",
+            Some("token-one"),
+            Some(json!({"pause": true}))
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Session delete: 204, internal kept, transcript kept.
+    let (s, _, _) = api
+        .call(
+            "DELETE",
+            "/v1/bots/test/conversations/a/session-data",
+            Some("token-one"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, session) = api.get("/v1/bots/test/conversations/a/session-data").await;
+    assert!(session["data"].get("order").is_none());
+    assert_eq!(session["data"]["internal"]["botId"], "test");
+
+    // NLP extract.
+    let (s, _, out) = api
+        .call(
+            "POST",
+            "/v1/bots/test/nlp/extract",
+            Some("token-one"),
+            Some(json!({"language": "en", "expression": "good mornin, ada@example.com"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["extract"]["intents"][0]["intent"], "hello");
+    assert_eq!(
+        out["extract"]["entities"][0],
+        json!({"name": "sys.email", "value": "ada@example.com", "score": 1.0})
+    );
+
+    // The OpenAPI document.
+    let doc: Value = reqwest::get(format!("{}/v1/openapi.json", api.base))
+        .await
+        .unwrap()
+        .json_text()
+        .await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/v1/bots/{botId}/conversations",
+        "/v1/bots/{botId}/conversations/{conversationId}/actions",
+        "/v1/bots/{botId}/nlp/extract",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    assert!(doc["components"]["schemas"].get("ActionsRequest").is_some());
+    server.shutdown().await.unwrap();
+}
+
+trait JsonText {
+    async fn json_text(self) -> Value;
+}
+
+impl JsonText for reqwest::Response {
+    async fn json_text(self) -> Value {
+        serde_json::from_str(&self.text().await.unwrap()).unwrap()
+    }
+}
