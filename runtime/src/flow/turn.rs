@@ -94,7 +94,9 @@ impl<'a> Turn<'a> {
             let start = self.bot.system(SystemBlock::BotDisabled);
             return self.flow(Some(start)).await;
         }
-        if self.state.paused {
+        // A paused conversation records users' messages without answering;
+        // an operator's explicit jump (REST API) still runs the flow.
+        if self.state.paused && inbound.channel != "api" {
             return;
         }
         let start = match (&inbound.kind, resolved) {
