@@ -15,4 +15,5 @@ mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
 mod serve_api;
+mod serve_web;
 mod serve_webhook;

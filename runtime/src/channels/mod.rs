@@ -4,4 +4,5 @@
 
 pub mod delivery;
 pub mod messenger;
+pub mod web;
 pub mod webhook;

@@ -42,6 +42,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.config.is_none() {
             eprintln!("  no --config: example bots for tenant `demo`, bearer token `demo-token`");
         }
+        for (id, d) in &server.state.bots {
+            if d.web {
+                eprintln!(
+                    "  web chat for bot `{id}`: http://{}/chat/{id}",
+                    server.addr
+                );
+            }
+        }
         for (id, (bot, _)) in &server.state.webhooks {
             eprintln!(
                 "  webhook channel `{id}` → bot `{bot}`: POST /v1/channels/webhook/{id}/messages"

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use super::state::AppState;
-use crate::channels::webhook;
+use crate::channels::{web, webhook};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 << 10;
@@ -21,6 +21,8 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/v1/channels/webhook/{channel_id}/messages",
             post(webhook::inbound),
         )
+        .route("/chat/{bot_id}", get(web::page))
+        .route("/v1/channels/web/{bot_id}/messages", post(web::message))
         .merge(crate::api::routes(state.clone()))
         .fallback(|| async { super::error::AppError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

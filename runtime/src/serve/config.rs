@@ -100,6 +100,10 @@ pub struct BotConfig {
 pub struct Channels {
     #[serde(default)]
     pub webhook: Vec<WebhookChannel>,
+    /// The web chat at `/chat/{botId}` (no token: it is for the public; the
+    /// emulator panel shows only for DRAFT bots).
+    #[serde(default)]
+    pub web: bool,
 }
 
 /// Chatlayer's webhook channel: users' messages come in at
@@ -172,6 +176,7 @@ impl ServeConfig {
                             url: None,
                             verify_token: String::new(),
                         }],
+                        web: true,
                     },
                 })
                 .collect(),

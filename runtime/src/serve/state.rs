@@ -41,6 +41,8 @@ pub struct Deployment {
     pub version: &'static str,
     /// The bot's webhook channel, if any: REST-sent messages go out there too.
     pub webhook: Option<WebhookChannel>,
+    /// Whether the web chat (`/chat/{botId}`) is on.
+    pub web: bool,
     pub engine: Arc<FlowEngine>,
 }
 
@@ -111,6 +113,7 @@ impl AppState {
                 tenant: b.tenant.clone(),
                 version: b.version.as_str(),
                 webhook: b.channels.webhook.first().cloned(),
+                web: b.channels.web,
                 engine: Arc::new(engine),
             };
             if bots.insert(id.clone(), deployment).is_some() {

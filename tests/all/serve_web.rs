@@ -1,0 +1,75 @@
+//! The web chat's endpoint and page over a real socket (the browser test is
+//! `tests/web/chat.test.mjs`, run by `.ci/run`).
+
+use sandbot::serve::{ServeConfig, Server};
+use serde_json::{Value, json};
+
+use crate::common::repo;
+use crate::flow_conversations::example_backend;
+
+async fn send(base: &str, bot: &str, message: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/channels/web/{bot}/messages"))
+        .header("content-type", "application/json")
+        .body(json!({"conversationId": "w1", "message": message}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&res.text().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_chat_answers_with_messages_and_the_emulator() {
+    example_backend();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServeConfig::examples(&repo()).unwrap();
+    config.listen = "127.0.0.1:0".into();
+    config.data = data.path().to_path_buf();
+    let server = Server::start(&config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+
+    let page = reqwest::get(format!("{base}/chat/meetups")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("const BOT = \"meetups\"") && html.contains("<title>Meetup finder"));
+    assert_eq!(
+        reqwest::get(format!("{base}/chat/nope"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let (s, intro) = send(&base, "meetups", json!({"introMessage": {}})).await;
+    assert_eq!(s, 200, "{intro}");
+    assert_eq!(intro["messages"][0]["type"], "buttons");
+    assert_eq!(intro["emulator"]["block"]["id"], "intro");
+    assert_eq!(intro["emulator"]["session"]["internal"]["channel"], "web");
+    let payload = intro["messages"][0]["config"]["buttons"][0]["payload"].clone();
+    let (_, asked) = send(
+        &base,
+        "meetups",
+        json!({"postbackMessage": {"title": "Find a meetup", "payload": payload}}),
+    )
+    .await;
+    assert_eq!(asked["emulator"]["waiting"], "ask-month");
+    let (_, found) = send(&base, "meetups", json!({"textMessage": {"text": "june"}})).await;
+    assert_eq!(found["messages"][0]["type"], "carousel");
+    let action = &found["emulator"]["actions"][0];
+    assert_eq!(
+        (
+            action["action"].as_str(),
+            action["name"].as_str(),
+            action["ok"].as_bool()
+        ),
+        (Some("code"), Some("meetups.js"), Some(true))
+    );
+    assert!(action["stats"]["fuel"].as_u64().unwrap() > 0);
+    let (s, bad) = send(&base, "meetups", json!({"nope": 1})).await;
+    assert_eq!(s, 400, "{bad}");
+    server.shutdown().await.unwrap();
+}

@@ -1,0 +1,51 @@
+// The web chat in a real browser: headless Chromium (Debian's) driven by
+// playwright-core against `sandbot serve` (started by the caller, default
+// http://127.0.0.1:18080, serving the example bots without a config).
+//   SANDBOT_URL=http://127.0.0.1:18080 node --test tests/web/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const base = process.env.SANDBOT_URL || "http://127.0.0.1:18080";
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+test("a conversation with the meetups bot, clicked through", async () => {
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/chat/meetups`);
+    // The introduction: text and three buttons (postback, link, phone).
+    await page.getByText("Hi! I find tech meetups.").waitFor();
+    assert.equal(await page.locator("a.choice", { hasText: "Website" }).getAttribute("href"), "https://meetups.example.com");
+    assert.equal(await page.locator("a.choice", { hasText: "Call us" }).getAttribute("href"), "tel:+32 9 123 45 67");
+    // The emulator shows the current block.
+    await page.locator("#emu-block", { hasText: "Introduction" }).waitFor();
+
+    await page.getByRole("button", { name: "Find a meetup" }).click();
+    await page.getByText("Which month? June or July?").waitFor();
+    await page.locator("#emu-block", { hasText: "waiting for input" }).waitFor();
+
+    await page.getByLabel("message").fill("june");
+    await page.getByRole("button", { name: "Send" }).click();
+    // The code action's carousel (fetch against the example backend) and the quick replies.
+    await page.locator(".card").first().waitFor();
+    assert.equal(await page.locator(".card").count(), 3);
+    await page.getByText("That's 3 meetup(s) in JUNE.").waitFor();
+    const action = page.locator("#emu-actions .action").first();
+    assert.match(await action.textContent(), /code meetups\.js @lookup: ok · fuel \d+ · [\d.]+ ms/);
+    assert.match(await page.locator("#emu-session").textContent(), /"month": "June"/);
+
+    await page.getByRole("button", { name: "Done" }).click();
+    await page.locator(".media img").waitFor();
+    await page.screenshot({ path: process.env.SCREENSHOT || "/tmp/sandbot-web-chat.png", fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
+
+test("an unknown bot has no web chat", async () => {
+  const res = await fetch(`${base}/chat/nope`);
+  assert.equal(res.status, 404);
+});
