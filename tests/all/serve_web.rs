@@ -71,5 +71,47 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     assert!(action["stats"]["fuel"].as_u64().unwrap() > 0);
     let (s, bad) = send(&base, "meetups", json!({"nope": 1})).await;
     assert_eq!(s, 400, "{bad}");
+
+    // A failing API action (unknown order → 404) is counted by kind.
+    send(&base, "shop", json!({"introMessage": {}})).await;
+    let (_, failed) = send(
+        &base,
+        "shop",
+        json!({"textMessage": {"text": "where is my order ORD-9999"}}),
+    )
+    .await;
+    assert_eq!(
+        failed["emulator"]["actions"][0]["error"]["kind"],
+        "guest_error"
+    );
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sandbot_turns_total{tenant=\"demo\",bot=\"meetups\"} 3",
+        "sandbot_action_invocations_total{tenant=\"demo\",bot=\"meetups\"} 1",
+        "sandbot_action_failures_total{tenant=\"demo\",bot=\"shop\",kind=\"guest_error\"} 1",
+        "sandbot_turn_duration_seconds_count{tenant=\"demo\",bot=\"shop\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    let usage: Value = serde_json::from_str(
+        &reqwest::Client::new()
+            .get(format!("{base}/v1/usage"))
+            .header("authorization", "Bearer demo-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(usage["tenant"], "demo");
+    assert_eq!(usage["bots"]["shop"]["actionFailures"]["guest_error"], 1);
+    assert!(usage["bots"]["meetups"]["fuel"].as_u64().unwrap() > 0);
     server.shutdown().await.unwrap();
 }

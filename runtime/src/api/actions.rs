@@ -110,9 +110,8 @@ pub async fn post(
             },
         );
         let channel = d.webhook.clone();
-        let out = d
-            .engine
-            .turn_with_outbox(&d.bot, inbound, |out, s| match &channel {
+        let out = state
+            .turn(d, inbound, |out, s| match &channel {
                 Some(c) => webhook::outbound(c, out, s),
                 None => Vec::new(),
             })

@@ -12,8 +12,12 @@ pub mod types;
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use serde_json::{Value, json};
+
+use auth::TenantId;
 
 use crate::serve::state::AppState;
 
@@ -33,6 +37,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             post(actions::post),
         )
         .route("/v1/bots/{bot_id}/nlp/extract", post(nlp::extract))
+        .route("/v1/usage", get(usage))
         .layer(axum::middleware::from_fn_with_state(
             state,
             auth::authenticate,
@@ -41,4 +46,13 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         "/v1/openapi.json",
         get(|| async { Json(openapi::document()) }),
     )
+}
+
+/// `GET /v1/usage`: the token's tenant's figures, per bot (the same as
+/// `/metrics` shows for every tenant).
+async fn usage(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<TenantId>,
+) -> Json<Value> {
+    Json(json!({ "tenant": tenant.0, "bots": state.metrics.tenant(&tenant.0) }))
 }

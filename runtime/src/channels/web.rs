@@ -48,9 +48,8 @@ pub async fn message(
     let mut inbound = parse(&body)?;
     inbound.channel = "web".into();
     inbound.session_data.clear(); // people in a browser do not set session data
-    let out = d
-        .engine
-        .turn(&d.bot, inbound)
+    let out = state
+        .turn(d, inbound, |_, _| Vec::new())
         .await
         .map_err(AppError::internal)?;
     let mut answer = json!({ "messages": out.messages });

@@ -46,17 +46,16 @@ pub async fn inbound(
     let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let inbound = parse(&body)?;
     let conversation = inbound.conversation.clone();
-    let deployment = &state.bots[&bot_id];
-    let (bot, engine) = (deployment.bot.clone(), deployment.engine.clone());
-    let deliveries = state.deliveries.clone();
     let key = format!("{bot_id}\0{conversation}");
+    let shared = state.clone();
     state.dispatcher.submit(key, async move {
-        let result = engine
-            .turn_with_outbox(&bot, inbound, |out, st| outbound(&channel, out, st))
-            .await;
-        match result {
-            Ok(_) => deliveries.notify_one(),
-            Err(e) => tracing::error!(bot = bot.id(), %e, "turn not committed"),
+        let d = &shared.bots[&bot_id];
+        match shared
+            .turn(d, inbound, |out, st| outbound(&channel, out, st))
+            .await
+        {
+            Ok(_) => shared.deliveries.notify_one(),
+            Err(e) => tracing::error!(bot = bot_id, %e, "turn not committed"),
         }
     });
     Ok((

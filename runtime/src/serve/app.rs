@@ -17,6 +17,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route(
             "/v1/channels/webhook/{channel_id}/messages",
             post(webhook::inbound),
@@ -27,6 +28,16 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(|| async { super::error::AppError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Prometheus text exposition (operators: keep this port internal).
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+) -> ([(&'static str, &'static str); 1], String) {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 /// Ready once the bots are loaded and the store answers.

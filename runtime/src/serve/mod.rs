@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod metrics;
 pub mod rate;
 pub mod state;
 

@@ -56,6 +56,7 @@ pub struct AppState {
     /// Wakes the delivery worker when a turn queued deliveries.
     pub deliveries: Arc<tokio::sync::Notify>,
     pub rate: RateLimiter,
+    pub metrics: super::metrics::Metrics,
 }
 
 impl AppState {
@@ -128,7 +129,38 @@ impl AppState {
             dispatcher: Arc::new(Dispatcher::default()),
             deliveries: Arc::new(tokio::sync::Notify::new()),
             rate: RateLimiter::default(),
+            metrics: Default::default(),
         })
+    }
+
+    /// Runs a turn of `d`'s bot with `outbox`, then records it in the
+    /// metrics and the log (tenant, bot, conversation).
+    pub async fn turn(
+        &self,
+        d: &Deployment,
+        inbound: crate::flow::Inbound,
+        outbox: impl FnOnce(
+            &crate::flow::TurnOutput,
+            &crate::store::ConversationState,
+        ) -> Vec<crate::store::Delivery>,
+    ) -> Result<crate::flow::TurnOutput, crate::store::StoreError> {
+        let started = std::time::Instant::now();
+        let conversation = inbound.conversation.clone();
+        let out = d.engine.turn_with_outbox(&d.bot, inbound, outbox).await?;
+        let took = started.elapsed();
+        self.metrics.turn(&d.tenant, d.bot.id(), &out, took);
+        tracing::info!(
+            tenant = d.tenant,
+            bot = d.bot.id(),
+            conversation,
+            block = out.session["internal"]["currentDialogstate"]["id"].as_str(),
+            messages = out.messages.len(),
+            actions = out.actions.len(),
+            failed = out.actions.iter().filter(|a| !a.ok).count(),
+            took_us = took.as_micros() as u64,
+            "turn"
+        );
+        Ok(out)
     }
 
     /// The tenant a token belongs to.

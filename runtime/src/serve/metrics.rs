@@ -1,0 +1,164 @@
+//! Per-tenant usage: Prometheus text at `/metrics`, and the same figures for
+//! a tenant at `GET /v1/usage` (REST API, the token's tenant only).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::flow::TurnOutput;
+
+/// Upper bounds of the latency histograms, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+/// One tenant's (and bot's) figures.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub turns: u64,
+    pub action_invocations: u64,
+    /// Failed actions by kind (`timeout`, `js_error`, …).
+    pub action_failures: BTreeMap<String, u64>,
+    pub fuel: u64,
+    pub action_time_us: u64,
+    #[serde(skip)]
+    turn_latency: Histogram,
+    #[serde(skip)]
+    action_latency: Histogram,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (tenant, bot) → usage.
+    usage: Mutex<BTreeMap<(String, String), Usage>>,
+}
+
+impl Metrics {
+    /// Records one committed turn.
+    pub fn turn(&self, tenant: &str, bot: &str, out: &TurnOutput, took: Duration) {
+        let mut all = self.usage.lock().expect("not poisoned");
+        let u = all
+            .entry((tenant.to_string(), bot.to_string()))
+            .or_default();
+        u.turns += 1;
+        u.turn_latency.observe(took.as_secs_f64());
+        for a in &out.actions {
+            u.action_invocations += 1;
+            u.fuel += a.stats.fuel;
+            u.action_time_us += a.stats.wall_us;
+            u.action_latency.observe(a.stats.wall_us as f64 / 1e6);
+            if let Some(e) = &a.error {
+                *u.action_failures.entry(e.kind.clone()).or_default() += 1;
+            }
+        }
+    }
+
+    /// A tenant's figures, per bot.
+    pub fn tenant(&self, tenant: &str) -> BTreeMap<String, Usage> {
+        let all = self.usage.lock().expect("not poisoned");
+        all.iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|((_, b), u)| (b.clone(), u.clone()))
+            .collect()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let all = self.usage.lock().expect("not poisoned");
+        let mut out = String::new();
+        let counters: [(&str, &str, fn(&Usage) -> u64); 4] = [
+            ("sandbot_turns_total", "Turns committed", |u| u.turns),
+            (
+                "sandbot_action_invocations_total",
+                "Actions run in the sandbox",
+                |u| u.action_invocations,
+            ),
+            ("sandbot_action_fuel_total", "Fuel used by actions", |u| {
+                u.fuel
+            }),
+            (
+                "sandbot_action_time_microseconds_total",
+                "Wall time of actions",
+                |u| u.action_time_us,
+            ),
+        ];
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((t, b), u) in all.iter() {
+                let _ = writeln!(out, "{name}{{tenant=\"{t}\",bot=\"{b}\"}} {}", get(u));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sandbot_action_failures_total Failed actions by kind\n# TYPE sandbot_action_failures_total counter"
+        );
+        for ((t, b), u) in all.iter() {
+            for (kind, n) in &u.action_failures {
+                let _ = writeln!(
+                    out,
+                    "sandbot_action_failures_total{{tenant=\"{t}\",bot=\"{b}\",kind=\"{kind}\"}} {n}"
+                );
+            }
+        }
+        let histograms: [(&str, &str, fn(&Usage) -> &Histogram); 2] = [
+            (
+                "sandbot_turn_duration_seconds",
+                "Time from a message to its committed turn",
+                |u| &u.turn_latency,
+            ),
+            (
+                "sandbot_action_duration_seconds",
+                "Wall time of one action",
+                |u| &u.action_latency,
+            ),
+        ];
+        for (name, help, get) in histograms {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for ((t, b), u) in all.iter() {
+                let h = get(u);
+                for (i, le) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{tenant=\"{t}\",bot=\"{b}\",le=\"{le}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{tenant=\"{t}\",bot=\"{b}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(out, "{name}_sum{{tenant=\"{t}\",bot=\"{b}\"}} {}", h.sum);
+                let _ = writeln!(
+                    out,
+                    "{name}_count{{tenant=\"{t}\",bot=\"{b}\"}} {}",
+                    h.count
+                );
+            }
+        }
+        out
+    }
+}
