@@ -50,6 +50,11 @@ pub struct Usage {
     action_latency: Histogram,
 }
 
+/// A counter's name, help text and reading.
+type Counter = (&'static str, &'static str, fn(&Usage) -> u64);
+/// A histogram's name, help text and reading.
+type HistogramOf = (&'static str, &'static str, fn(&Usage) -> &Histogram);
+
 #[derive(Default)]
 pub struct Metrics {
     /// (tenant, bot) → usage.
@@ -89,7 +94,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let all = self.usage.lock().expect("not poisoned");
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&Usage) -> u64); 4] = [
+        let counters: [Counter; 4] = [
             ("sandbot_turns_total", "Turns committed", |u| u.turns),
             (
                 "sandbot_action_invocations_total",
@@ -123,7 +128,7 @@ impl Metrics {
                 );
             }
         }
-        let histograms: [(&str, &str, fn(&Usage) -> &Histogram); 2] = [
+        let histograms: [HistogramOf; 2] = [
             (
                 "sandbot_turn_duration_seconds",
                 "Time from a message to its committed turn",
