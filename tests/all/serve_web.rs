@@ -115,3 +115,68 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     assert!(usage["bots"]["meetups"]["fuel"].as_u64().unwrap() > 0);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
+    let bot = crate::flow_support::write_bot(
+        "",
+        r#"
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Version one" }], goto: ask }
+  - { id: ask, type: input, variable: name, question: "Name?", goto: done }
+  - { id: done, type: message, messages: [{ text: "Bye {name}" }] }
+"#,
+        &[],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let mut config = crate::serve_webhook::config(bot.path(), &data.path().join("data"), "");
+    config.reload_ms = 100;
+    config.bots[0].channels.web = true;
+    config.bots[0].channels.webhook.clear();
+    let server = Server::start(&config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let text = |v: &Value, n: usize| {
+        v["messages"][n]["config"]["textMessages"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let (_, first) = send(&base, "test", json!({"introMessage": {}})).await;
+    assert_eq!(text(&first, 0), "Version one");
+
+    // Mid-conversation (waiting for the name), the flow changes.
+    let flows = bot.path().join("flows/main.yaml");
+    let original = std::fs::read_to_string(&flows).unwrap();
+    std::fs::write(
+        &flows,
+        original.replace("Bye {name}", "Goodbye {name}, from version two"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.state.bots["test"]
+        .bot()
+        .blocks
+        .iter()
+        .all(|b| !format!("{:?}", b.kind).contains("version two"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change was not picked up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, answer) = send(&base, "test", json!({"textMessage": {"text": "Ada"}})).await;
+    assert_eq!(
+        text(&answer, 0),
+        "Goodbye Ada, from version two",
+        "the conversation continued"
+    );
+
+    // A broken change is refused; the previous version keeps serving.
+    std::fs::write(&flows, original.replace("goto: done", "goto: nowhere")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, again) = send(&base, "test", json!({"introMessage": {}})).await;
+    assert_eq!(text(&again, 0), "Version one");
+    // `name` is set, so the input is skipped and version two's `done` answers.
+    assert_eq!(text(&again, 1), "Goodbye Ada, from version two");
+    server.shutdown().await.unwrap();
+}

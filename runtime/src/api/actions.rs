@@ -33,7 +33,7 @@ pub async fn post(
     for (n, t) in req.send_messages.iter().enumerate() {
         let mut m = templates::to_message(t)
             .map_err(|e| AppError::bad_request(format!("sendMessages[{n}]: {e}")))?;
-        postbacks.extend(postback::make_opaque(d.bot.id(), &mut m));
+        postbacks.extend(postback::make_opaque(d.bot().id(), &mut m));
         messages.push(m);
     }
     let mut writes = Vec::new();
@@ -48,7 +48,7 @@ pub async fn post(
         writes.push((p, value.clone()));
     }
     if let Some(target) = &req.go_to_dialogstate
-        && d.bot.find(target).is_none()
+        && d.bot().find(target).is_none()
     {
         return Err(AppError::bad_request(format!(
             "goToDialogstate: no block `{target}`"
@@ -59,7 +59,7 @@ pub async fn post(
     let done = d
         .engine
         .update(
-            &d.bot,
+            &d.bot(),
             &conversation,
             postbacks,
             |s| {

@@ -132,7 +132,7 @@ pub async fn delete_session(
     let done = d
         .engine
         .update(
-            &d.bot,
+            &d.bot(),
             &conversation,
             Vec::new(),
             |s| {

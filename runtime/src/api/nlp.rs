@@ -20,11 +20,11 @@ pub async fn extract(
 ) -> Result<Json<ExtractResponse>, AppError> {
     let d = deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
     let Json(req) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
-    let bot = &d.bot;
-    let language = bot.language(req.language.as_deref());
+    let bot = d.bot();
+    let language = bot.language(req.language.as_deref()).to_string();
     let a = bot
         .nlp
-        .analyse(&req.expression, language, bot.primary_language());
+        .analyse(&req.expression, &language, bot.primary_language());
     Ok(Json(ExtractResponse {
         extract: Extract {
             intents: a

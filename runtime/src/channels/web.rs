@@ -31,7 +31,7 @@ pub async fn page(
     Path(bot_id): Path<String>,
 ) -> Result<Html<String>, AppError> {
     let d = web_bot(&state, &bot_id)?;
-    let name = d.bot.file.name.replace(['<', '>', '&', '"'], "");
+    let name = d.bot().file.name.replace(['<', '>', '&', '"'], "");
     Ok(Html(
         PAGE.replace("{{BOT_ID}}", &bot_id)
             .replace("{{BOT_NAME}}", &name),

@@ -262,6 +262,24 @@ impl Bot {
     }
 }
 
+/// The fingerprint [`Bot::load`] would compute for `dir`, reading the same
+/// files in the same order without parsing them (to notice a change cheaply).
+pub fn fingerprint(dir: &Path) -> String {
+    let mut files = Reader {
+        dir,
+        hasher: Sha256::new(),
+    };
+    let mut ignored = Vec::new();
+    let rels = std::iter::once("bot.yaml".to_string())
+        .chain(list(dir, "flows", &["yaml", "yml"]))
+        .chain(list(dir, "actions", &["js"]))
+        .chain(list(dir, "plugins", &["wasm"]));
+    for rel in rels {
+        files.read(&rel, &mut ignored);
+    }
+    hex::encode(files.hasher.finalize())
+}
+
 /// Reads bot files, hashing each into the bot's fingerprint.
 struct Reader<'d> {
     dir: &'d Path,

@@ -21,6 +21,9 @@ pub struct ServeConfig {
     /// Days of inactivity after which a session expires.
     #[serde(default = "default_idle_days")]
     pub session_idle_days: u64,
+    /// How often bot folders are checked for changes, in milliseconds.
+    #[serde(default = "default_reload_ms")]
+    pub reload_ms: u64,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -33,6 +36,9 @@ fn default_data() -> PathBuf {
 }
 fn default_idle_days() -> u64 {
     30
+}
+fn default_reload_ms() -> u64 {
+    2000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +161,7 @@ impl ServeConfig {
             listen: default_listen(),
             data: repo.join(default_data()),
             session_idle_days: default_idle_days(),
+            reload_ms: default_reload_ms(),
             tenants: vec![TenantConfig {
                 id: "demo".into(),
                 tokens: vec![hash_token("demo-token")],

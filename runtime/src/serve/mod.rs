@@ -8,10 +8,12 @@ pub mod dispatch;
 pub mod error;
 pub mod metrics;
 pub mod rate;
+pub mod reload;
 pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -28,6 +30,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     worker: tokio::task::JoinHandle<()>,
+    reloader: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -51,14 +54,17 @@ impl Server {
         let worker = tokio::spawn(delivery::run(
             state.store.clone(),
             state.deliveries.clone(),
-            stopped,
+            stopped.clone(),
         ));
+        let every = Duration::from_millis(config.reload_ms);
+        let reloader = tokio::spawn(reload::run(state.clone(), every, stopped));
         Ok(Server {
             addr,
             state,
             stop,
             http,
             worker,
+            reloader,
         })
     }
 
@@ -71,6 +77,7 @@ impl Server {
         self.state.dispatcher.wait_idle().await;
         self.state.deliveries.notify_one();
         self.worker.await?;
+        self.reloader.await?;
         Ok(())
     }
 }

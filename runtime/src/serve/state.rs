@@ -2,7 +2,8 @@
 //! (each with its engine), the webhook channels, the store and the dispatcher.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,7 +36,10 @@ impl Tenant {
 
 /// One deployed bot.
 pub struct Deployment {
-    pub bot: Arc<Bot>,
+    /// The bot as last loaded; swapped by a reload (`reload.rs`).
+    bot: RwLock<Arc<Bot>>,
+    /// The folder it is loaded from.
+    pub folder: PathBuf,
     pub tenant: String,
     /// `DRAFT` or `LIVE`.
     pub version: &'static str,
@@ -44,6 +48,18 @@ pub struct Deployment {
     /// Whether the web chat (`/chat/{botId}`) is on.
     pub web: bool,
     pub engine: Arc<FlowEngine>,
+}
+
+impl Deployment {
+    /// The bot's current version (turns in flight keep the one they started with).
+    pub fn bot(&self) -> Arc<Bot> {
+        self.bot.read().expect("not poisoned").clone()
+    }
+
+    /// Puts a new version in place for the next turns.
+    pub fn replace(&self, bot: Bot) {
+        *self.bot.write().expect("not poisoned") = Arc::new(bot);
+    }
 }
 
 pub struct AppState {
@@ -110,7 +126,8 @@ impl AppState {
                 webhooks.insert(w.id.clone(), (id.clone(), w.clone()));
             }
             let deployment = Deployment {
-                bot: Arc::new(bot),
+                bot: RwLock::new(Arc::new(bot)),
+                folder: b.folder.clone(),
                 tenant: b.tenant.clone(),
                 version: b.version.as_str(),
                 webhook: b.channels.webhook.first().cloned(),
@@ -146,12 +163,13 @@ impl AppState {
     ) -> Result<crate::flow::TurnOutput, crate::store::StoreError> {
         let started = std::time::Instant::now();
         let conversation = inbound.conversation.clone();
-        let out = d.engine.turn_with_outbox(&d.bot, inbound, outbox).await?;
+        let bot = d.bot();
+        let out = d.engine.turn_with_outbox(&bot, inbound, outbox).await?;
         let took = started.elapsed();
-        self.metrics.turn(&d.tenant, d.bot.id(), &out, took);
+        self.metrics.turn(&d.tenant, bot.id(), &out, took);
         tracing::info!(
             tenant = d.tenant,
-            bot = d.bot.id(),
+            bot = bot.id(),
             conversation,
             block = out.session["internal"]["currentDialogstate"]["id"].as_str(),
             messages = out.messages.len(),
