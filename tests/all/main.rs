@@ -15,5 +15,6 @@ mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
 mod serve_api;
+mod serve_sinch;
 mod serve_web;
 mod serve_webhook;

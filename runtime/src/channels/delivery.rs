@@ -6,12 +6,37 @@
 //! loses nor repeats a message.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
 use crate::store::{Delivery, Store, now_ms};
+
+/// Bearer tokens for deliveries that need one (`Delivery::auth`), such as
+/// Sinch's OAuth tokens: fetched, cached, refreshed on demand.
+pub trait TokenSource: Send + Sync {
+    fn token<'a>(
+        &'a self,
+        name: &'a str,
+        refresh: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+/// No token sources (tests, servers without Sinch channels).
+pub struct NoTokens;
+
+impl TokenSource for NoTokens {
+    fn token<'a>(
+        &'a self,
+        name: &'a str,
+        _refresh: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move { Err(format!("no token source `{name}`")) })
+    }
+}
 
 /// Attempts before a delivery is given up (and logged).
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -22,14 +47,19 @@ pub fn backoff(attempts: u32) -> Duration {
 }
 
 /// Runs until `stop` turns true; returns after the round in flight.
-pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    tokens: Arc<dyn TokenSource>,
+    mut stop: watch::Receiver<bool>,
+) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client");
     loop {
-        let next_due = round(&store, &client).await;
+        let next_due = round(&store, &client, &tokens).await;
         if *stop.borrow() {
             return;
         }
@@ -43,7 +73,11 @@ pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, mut stop: watch::Rece
 }
 
 /// One pass over the queue; returns how long until the next retry is due.
-async fn round(store: &Arc<dyn Store>, client: &reqwest::Client) -> Option<Duration> {
+async fn round(
+    store: &Arc<dyn Store>,
+    client: &reqwest::Client,
+    tokens: &Arc<dyn TokenSource>,
+) -> Option<Duration> {
     let pending = match store.outbox(1000) {
         Ok(p) => p,
         Err(e) => {
@@ -64,8 +98,8 @@ async fn round(store: &Arc<dyn Store>, client: &reqwest::Client) -> Option<Durat
             next_due = Some(next_due.map_or(d.not_before_ms, |n| n.min(d.not_before_ms)));
             continue;
         }
-        let (store, client) = (store.clone(), client.clone());
-        tasks.spawn(async move { deliver(&store, &client, d).await });
+        let (store, client, tokens) = (store.clone(), client.clone(), tokens.clone());
+        tasks.spawn(async move { deliver(&store, &client, tokens.as_ref(), d).await });
     }
     let delivered_any = !tasks.is_empty();
     while tasks.join_next().await.is_some() {}
@@ -75,19 +109,17 @@ async fn round(store: &Arc<dyn Store>, client: &reqwest::Client) -> Option<Durat
     next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
 }
 
-async fn deliver(store: &Arc<dyn Store>, client: &reqwest::Client, d: Delivery) {
-    let mut request = client
-        .post(&d.url)
-        .header("content-type", "application/json")
-        .body(d.body.to_string());
-    for (k, v) in &d.headers {
-        request = request.header(k, v);
+async fn deliver(
+    store: &Arc<dyn Store>,
+    client: &reqwest::Client,
+    tokens: &dyn TokenSource,
+    d: Delivery,
+) {
+    let mut failure = send(client, tokens, &d, false).await;
+    if failure.as_deref() == Some("answered 401 Unauthorized") && d.auth.is_some() {
+        // A token the API no longer accepts: refresh it once, right away.
+        failure = send(client, tokens, &d, true).await;
     }
-    let failure = match request.send().await {
-        Ok(r) if r.status().is_success() => None,
-        Ok(r) => Some(format!("answered {}", r.status())),
-        Err(e) => Some(format!("failed: {e}")),
-    };
     let result = match failure {
         None => store.outbox_remove(d.id),
         Some(why) => {
@@ -119,5 +151,32 @@ async fn deliver(store: &Arc<dyn Store>, client: &reqwest::Client, d: Delivery) 
     };
     if let Err(e) = result {
         tracing::error!(%e, "updating the outbox");
+    }
+}
+
+/// One attempt; `None` on a 2xx answer, else why not.
+async fn send(
+    client: &reqwest::Client,
+    tokens: &dyn TokenSource,
+    d: &Delivery,
+    refresh: bool,
+) -> Option<String> {
+    let mut request = client
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .body(d.body.to_string());
+    for (k, v) in &d.headers {
+        request = request.header(k, v);
+    }
+    if let Some(name) = &d.auth {
+        match tokens.token(name, refresh).await {
+            Ok(token) => request = request.bearer_auth(token),
+            Err(e) => return Some(format!("could not get a token: {e}")),
+        }
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("answered {}", r.status())),
+        Err(e) => Some(format!("failed: {e}")),
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 /// The first text of a type/config message (several = variants; the engine
 /// has usually picked one already).
-fn first_text(config: &Value) -> String {
+pub fn first_text(config: &Value) -> String {
     config["textMessages"][0]["text"]
         .as_str()
         .unwrap_or_default()

@@ -4,5 +4,6 @@
 
 pub mod delivery;
 pub mod messenger;
+pub mod sinch;
 pub mod web;
 pub mod webhook;

@@ -190,6 +190,7 @@ pub fn deliveries(
             conversation: conversation.to_string(),
             url: url.clone(),
             headers: Vec::new(),
+            auth: None,
             body: json!({
                 "senderId": conversation,
                 "recipient": {"id": conversation},

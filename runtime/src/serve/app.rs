@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use super::state::AppState;
-use crate::channels::{web, webhook};
+use crate::channels::{sinch, web, webhook};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 << 10;
@@ -21,6 +21,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/v1/channels/webhook/{channel_id}/messages",
             post(webhook::inbound),
+        )
+        .route(
+            "/v1/channels/sinch/{channel_id}/callback",
+            post(sinch::callback),
         )
         .route("/chat/{bot_id}", get(web::page))
         .route("/v1/channels/web/{bot_id}/messages", post(web::message))

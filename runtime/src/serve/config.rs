@@ -110,6 +110,49 @@ pub struct Channels {
     /// emulator panel shows only for DRAFT bots).
     #[serde(default)]
     pub web: bool,
+    #[serde(default)]
+    pub sinch: Vec<SinchChannel>,
+}
+
+/// The Sinch Conversation API: callbacks come in at
+/// `POST /v1/channels/sinch/{id}/callback`; replies go out with `messages:send`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SinchChannel {
+    pub id: String,
+    pub project_id: String,
+    pub app_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `us`, `eu` or `br`: picks the default API host.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// When set, callbacks must be signed with it (else 401).
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// OAuth2 token endpoint (default `https://auth.sinch.com/oauth2/token`).
+    #[serde(default)]
+    pub auth_url: Option<String>,
+    /// API base (default `https://{region}.conversation.api.sinch.com`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+fn default_region() -> String {
+    "eu".into()
+}
+
+impl SinchChannel {
+    pub fn auth_url(&self) -> String {
+        self.auth_url
+            .clone()
+            .unwrap_or_else(|| "https://auth.sinch.com/oauth2/token".into())
+    }
+    pub fn api_url(&self) -> String {
+        self.api_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}.conversation.api.sinch.com", self.region))
+    }
 }
 
 /// Chatlayer's webhook channel: users' messages come in at
@@ -184,6 +227,7 @@ impl ServeConfig {
                             verify_token: String::new(),
                         }],
                         web: true,
+                        sinch: Vec::new(),
                     },
                 })
                 .collect(),
@@ -209,14 +253,26 @@ impl ServeConfig {
                 bail!("bot {}: unknown tenant `{}`", b.folder.display(), b.tenant);
             }
         }
+        for s in self.bots.iter().flat_map(|b| &b.channels.sinch) {
+            if !["us", "eu", "br"].contains(&s.region.as_str()) {
+                bail!(
+                    "sinch channel `{}`: region `{}` is not us, eu or br",
+                    s.id,
+                    s.region
+                );
+            }
+        }
         let mut ids: Vec<&str> = self
             .bots
             .iter()
-            .flat_map(|b| b.channels.webhook.iter().map(|w| w.id.as_str()))
+            .flat_map(|b| {
+                let webhook = b.channels.webhook.iter().map(|w| w.id.as_str());
+                webhook.chain(b.channels.sinch.iter().map(|s| s.id.as_str()))
+            })
             .collect();
         ids.sort();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            bail!("webhook channel id `{}` is used twice", w[0]);
+            bail!("channel id `{}` is used twice", w[0]);
         }
         Ok(())
     }

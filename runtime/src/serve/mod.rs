@@ -54,6 +54,7 @@ impl Server {
         let worker = tokio::spawn(delivery::run(
             state.store.clone(),
             state.deliveries.clone(),
+            state.tokens.clone(),
             stopped.clone(),
         ));
         let every = Duration::from_millis(config.reload_ms);

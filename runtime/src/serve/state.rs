@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use super::config::{RateLimit, ServeConfig, WebhookChannel};
+use super::config::{RateLimit, ServeConfig, SinchChannel, WebhookChannel};
 use super::dispatch::Dispatcher;
 use super::rate::RateLimiter;
+use crate::channels::sinch::oauth::SinchTokens;
 use crate::flow::{Bot, FlowEngine};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -67,6 +68,10 @@ pub struct AppState {
     pub bots: HashMap<String, Deployment>,
     /// Webhook channel id → (bot id, channel).
     pub webhooks: HashMap<String, (String, WebhookChannel)>,
+    /// Sinch channel id → (bot id, channel).
+    pub sinch: HashMap<String, (String, SinchChannel)>,
+    /// OAuth tokens for the Sinch channels' deliveries.
+    pub tokens: Arc<SinchTokens>,
     pub store: Arc<dyn Store>,
     pub dispatcher: Arc<Dispatcher>,
     /// Wakes the delivery worker when a turn queued deliveries.
@@ -113,6 +118,7 @@ impl AppState {
         }
         let mut bots = HashMap::new();
         let mut webhooks = HashMap::new();
+        let mut sinch = HashMap::new();
         for b in &config.bots {
             let bot =
                 Bot::load(&b.folder).map_err(|p| anyhow::anyhow!("{}: {p}", b.folder.display()))?;
@@ -124,6 +130,9 @@ impl AppState {
             );
             for w in &b.channels.webhook {
                 webhooks.insert(w.id.clone(), (id.clone(), w.clone()));
+            }
+            for s in &b.channels.sinch {
+                sinch.insert(s.id.clone(), (id.clone(), s.clone()));
             }
             let deployment = Deployment {
                 bot: RwLock::new(Arc::new(bot)),
@@ -141,7 +150,9 @@ impl AppState {
         Ok(Self {
             tenants,
             bots,
+            tokens: Arc::new(SinchTokens::new(sinch.values().map(|(_, c)| c.clone()))),
             webhooks,
+            sinch,
             store,
             dispatcher: Arc::new(Dispatcher::default()),
             deliveries: Arc::new(tokio::sync::Notify::new()),

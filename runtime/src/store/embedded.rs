@@ -274,6 +274,10 @@ impl Store for EmbeddedStore {
         Ok(existed)
     }
 
+    fn first_seen(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
+        self.mark_seen(scope, id)
+    }
+
     fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.outbox_items(limit)
     }

@@ -106,6 +106,9 @@ pub struct Delivery {
     /// Extra request headers.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+    /// A bearer token source (a Sinch channel id) asked at delivery time.
+    #[serde(default)]
+    pub auth: Option<String>,
     pub body: Value,
     /// Failed attempts so far.
     #[serde(default)]
@@ -149,6 +152,9 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_remove(&self, id: u64) -> Result<(), StoreError>;
     /// A delivery failed: records the attempt and when to try again.
     fn outbox_retry(&self, id: u64, attempts: u32, not_before_ms: u64) -> Result<(), StoreError>;
+    /// Records an inbound message id (`scope` + `id`); false if it was seen
+    /// before (a channel's retry), so it is processed once.
+    fn first_seen(&self, scope: &str, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1,0 +1,234 @@
+//! The Sinch Conversation API channel (COMPAT §8). In: signed
+//! `MESSAGE_INBOUND` callbacks at `POST /v1/channels/sinch/{id}/callback`
+//! (bad signature or stale timestamp → 401; Sinch's retries processed once),
+//! `internal.sinchConversationAPI.*` and `internal.channel` set. Out:
+//! `messages:send` with an OAuth token (`oauth.rs`), through the durable outbox.
+
+pub mod oauth;
+pub mod render;
+pub mod signature;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::flow::{Inbound, InboundKind, TurnOutput};
+use crate::serve::config::SinchChannel;
+use crate::serve::error::AppError;
+use crate::serve::state::AppState;
+use crate::store::{ConversationState, Delivery, Store, now_ms};
+
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Path(channel_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let (bot_id, channel) = state
+        .sinch
+        .get(&channel_id)
+        .cloned()
+        .ok_or_else(|| AppError::not_found(format!("no sinch channel `{channel_id}`")))?;
+    if let Some(secret) = &channel.webhook_secret {
+        signature::verify(secret, &headers, &body, now_ms() / 1000)
+            .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
+    }
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request(format!("invalid JSON: {e}")))?;
+    let message = match v.get("message") {
+        Some(m) if m["direction"] == "TO_APP" => m,
+        _ => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"ignored": "not an inbound message"})),
+            ));
+        }
+    };
+    let id = message["id"]
+        .as_str()
+        .ok_or_else(|| AppError::bad_request("`message.id` is required"))?;
+    let conversation = message["conversation_id"]
+        .as_str()
+        .or_else(|| message["contact_id"].as_str())
+        .ok_or_else(|| {
+            AppError::bad_request("`message.conversation_id` or `message.contact_id` is required")
+        })?
+        .to_string();
+    let kind = contact_message(&message["contact_message"])?;
+    if !state
+        .store
+        .first_seen(&format!("sinch\0{channel_id}"), id)
+        .map_err(AppError::internal)?
+    {
+        return Ok((StatusCode::OK, Json(json!({"duplicate": true}))));
+    }
+    let ident = &message["channel_identity"];
+    let channel_name = ident["channel"]
+        .as_str()
+        .unwrap_or("CHANNEL_UNSPECIFIED")
+        .to_string();
+    let metadata = match message["metadata"].as_str() {
+        Some(m) => serde_json::from_str::<Value>(m)
+            .ok()
+            .filter(Value::is_object)
+            .unwrap_or(json!(m)),
+        None => message.get("metadata").cloned().unwrap_or(json!("")),
+    };
+    let sinch = json!({
+        "channelIdentifier": channel_name,
+        "channelIdentity": ident["identity"],
+        "contactId": message["contact_id"],
+        "appId": v.get("app_id").or_else(|| ident.get("app_id")).cloned().unwrap_or(Value::Null),
+        "conversationId": message["conversation_id"],
+        "metadata": metadata,
+    });
+    let recipient = match message["contact_id"].as_str() {
+        Some(c) => json!({"contact_id": c}),
+        None => {
+            json!({"identified_by": {"channel_identities": [{"channel": channel_name, "identity": ident["identity"]}]}})
+        }
+    };
+    let key = format!("{bot_id}\0{conversation}");
+    let shared = state.clone();
+    state.dispatcher.submit(key, async move {
+        let d = &shared.bots[&bot_id];
+        let kind = numbered_reply(
+            shared.store.as_ref(),
+            &bot_id,
+            &conversation,
+            &channel_name,
+            kind,
+        );
+        let mut inbound = Inbound::new(&conversation, "sinchConversationAPI", kind);
+        inbound.internal = Map::from_iter([("sinchConversationAPI".to_string(), sinch)]);
+        let outbox = |out: &TurnOutput, _: &ConversationState| {
+            outbound(
+                &channel,
+                out,
+                &recipient,
+                &channel_name,
+                &bot_id,
+                &conversation,
+            )
+        };
+        match shared.turn(d, inbound, outbox).await {
+            Ok(_) => shared.deliveries.notify_one(),
+            Err(e) => tracing::error!(bot = bot_id, %e, "turn not committed"),
+        }
+    });
+    Ok((StatusCode::OK, Json(json!({"accepted": true}))))
+}
+
+/// `contact_message` → what the user did.
+fn contact_message(m: &Value) -> Result<InboundKind, AppError> {
+    if let Some(t) = m.get("text_message") {
+        return Ok(InboundKind::Text {
+            text: t["text"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    if let Some(c) = m.get("choice_response_message") {
+        let payload = c["postback_data"].as_str().ok_or_else(|| {
+            AppError::bad_request("`choice_response_message.postback_data` is required")
+        })?;
+        return Ok(InboundKind::Postback {
+            title: None,
+            payload: payload.to_string(),
+        });
+    }
+    if let Some(media) = m.get("media_message") {
+        return Ok(InboundKind::Upload {
+            url: media["url"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    if let Some(l) = m.get("location_message") {
+        let c = &l["coordinates"];
+        return Ok(InboundKind::Location {
+            latitude: c["latitude"].as_f64().unwrap_or_default(),
+            longitude: c["longitude"].as_f64().unwrap_or_default(),
+        });
+    }
+    if m.get("fallback_message").is_some() {
+        return Ok(InboundKind::Text {
+            text: String::new(),
+        });
+    }
+    Err(AppError::bad_request(
+        "`contact_message` must hold text_message, choice_response_message, media_message, location_message or fallback_message",
+    ))
+}
+
+/// On channels with plain-text choices, a reply `N` picks the N-th numbered
+/// choice of the bot's last answer.
+fn numbered_reply(
+    store: &dyn Store,
+    bot: &str,
+    conversation: &str,
+    channel: &str,
+    kind: InboundKind,
+) -> InboundKind {
+    let InboundKind::Text { text } = &kind else {
+        return kind;
+    };
+    let Ok(n) = text.trim().trim_end_matches('.').parse::<usize>() else {
+        return kind;
+    };
+    if !render::plain_only(channel) || n == 0 {
+        return kind;
+    }
+    let Ok(Some(state)) = store.load(bot, conversation) else {
+        return kind;
+    };
+    let from = state.transcript_len.saturating_sub(50);
+    let Ok(entries) = store.transcript(bot, conversation, from, 50) else {
+        return kind;
+    };
+    let last_user = entries
+        .iter()
+        .rposition(|e| e.event.get("user").is_some())
+        .map_or(0, |i| i + 1);
+    let shown: Vec<Value> = entries[last_user..]
+        .iter()
+        .filter_map(|e| e.event.get("bot").cloned())
+        .collect();
+    match render::numbered_payloads(&shown).get(n - 1) {
+        Some(Some(payload)) => InboundKind::Postback {
+            title: Some(text.clone()),
+            payload: payload.clone(),
+        },
+        _ => kind,
+    }
+}
+
+/// One `messages:send` per bot message.
+fn outbound(
+    channel: &SinchChannel,
+    out: &TurnOutput,
+    recipient: &Value,
+    channel_name: &str,
+    bot: &str,
+    conversation: &str,
+) -> Vec<Delivery> {
+    let url = format!(
+        "{}/v1/projects/{}/messages:send",
+        channel.api_url().trim_end_matches('/'),
+        channel.project_id
+    );
+    out.messages
+        .iter()
+        .map(|m| Delivery {
+            id: 0,
+            bot: bot.to_string(),
+            conversation: conversation.to_string(),
+            url: url.clone(),
+            headers: Vec::new(),
+            auth: Some(channel.id.clone()),
+            body: json!({"app_id": channel.app_id, "recipient": recipient, "message": render::render(m, channel_name)}),
+            attempts: 0,
+            not_before_ms: 0,
+        })
+        .collect()
+}

@@ -1,0 +1,253 @@
+//! The Sinch Conversation API channel over real sockets: signed callbacks
+//! (good, bad, stale, unsigned), Sinch's retries processed once, the
+//! `internal.sinchConversationAPI` variables, `messages:send` captured by a
+//! local stand-in for Sinch (OAuth token fetched, cached, refreshed after a
+//! 401), rich choices, and numbered plain-text choices on SMS.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use sandbot::channels::sinch::signature::sign;
+use sandbot::serve::config::hash_token;
+use sandbot::serve::{ServeConfig, Server};
+use serde_json::{Value, json};
+
+use crate::flow_support::write_bot;
+
+#[derive(Clone, Default)]
+struct Sinch {
+    sent: Arc<Mutex<Vec<(String, Value)>>>,
+    token_calls: Arc<Mutex<u32>>,
+    reject_next: Arc<Mutex<u32>>,
+}
+
+async fn token(
+    State(s): State<Sinch>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, Json<Value>) {
+    // Basic auth with client id "cid" and secret "csecret".
+    let ok = headers
+        .get("authorization")
+        .is_some_and(|v| v == "Basic Y2lkOmNzZWNyZXQ=")
+        && body == "grant_type=client_credentials";
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "bad client"})),
+        );
+    }
+    let mut n = s.token_calls.lock().unwrap();
+    *n += 1;
+    (
+        StatusCode::OK,
+        Json(json!({"access_token": format!("tok-{n}"), "expires_in": 3600})),
+    )
+}
+
+async fn send(State(s): State<Sinch>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
+    {
+        let mut reject = s.reject_next.lock().unwrap();
+        if *reject > 0 {
+            *reject -= 1;
+            return StatusCode::UNAUTHORIZED;
+        }
+    }
+    let auth = headers["authorization"].to_str().unwrap().to_string();
+    s.sent.lock().unwrap().push((auth, body));
+    StatusCode::OK
+}
+
+impl Sinch {
+    async fn start() -> (Sinch, String) {
+        let s = Sinch::default();
+        let app = axum::Router::new()
+            .route("/oauth2/token", axum::routing::post(token))
+            .route(
+                "/v1/projects/proj-1/messages:send",
+                axum::routing::post(send),
+            )
+            .with_state(s.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (s, base)
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.sent.lock().unwrap().len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+fn inbound(id: &str, channel: &str, contact_message: Value) -> String {
+    json!({
+        "app_id": "app-1", "project_id": "proj-1", "accepted_time": "2026-11-21T10:00:00Z",
+        "message": {
+            "id": id, "direction": "TO_APP", "contact_message": contact_message,
+            "channel_identity": {"channel": channel, "identity": "+32470000000", "app_id": "app-1"},
+            "conversation_id": format!("conv-{channel}"), "contact_id": format!("contact-{channel}"),
+            "metadata": "{\"crm\":\"42\"}"
+        }
+    })
+    .to_string()
+}
+
+async fn callback(base: &str, body: &str, secret: Option<&str>, timestamp: u64) -> u16 {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/v1/channels/sinch/sinch-1/callback"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(secret) = secret {
+        let ts = timestamp.to_string();
+        req = req
+            .header("x-sinch-webhook-signature-timestamp", &ts)
+            .header("x-sinch-webhook-signature-nonce", "nonce-1")
+            .header("x-sinch-webhook-signature-algorithm", "HmacSHA256")
+            .header(
+                "x-sinch-webhook-signature",
+                sign(secret, body.as_bytes(), "nonce-1", &ts),
+            );
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_callbacks_answered_with_messages_send() {
+    let bot = write_bot(
+        "nlp:\n  intents: [{ name: hello, goto: ask, expressions: { en: [hello there] } }]\n",
+        r#"
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
+  - id: ask
+    type: message
+    messages:
+      - text: "Coffee?"
+        quickReplies: [{ title: "Yes please", goto: yes }, { title: "No", goto: no }]
+  - { id: yes, type: message, messages: [{ text: "Yes on {internal.sinchConversationAPI.channelIdentifier} for {internal.sinchConversationAPI.metadata.crm}" }] }
+  - { id: no, type: message, messages: [{ text: "OK" }] }
+"#,
+        &[],
+    );
+    let (sinch, sinch_base) = Sinch::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+data: {data}
+tenants: [{{ id: one, tokens: ["{t}"] }}]
+bots:
+  - folder: {bot}
+    tenant: one
+    channels:
+      sinch:
+        - {{ id: sinch-1, projectId: proj-1, appId: app-1, clientId: cid, clientSecret: csecret, region: eu,
+            webhookSecret: whsec, authUrl: "{sinch_base}/oauth2/token", apiUrl: "{sinch_base}" }}
+"#,
+        data = data.path().join("data").display(),
+        bot = bot.path().display(),
+        t = hash_token("x"),
+    );
+    let path = data.path().join("serve.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let server = Server::start(&ServeConfig::load(&path).unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let now = sandbot::store::now_ms() / 1000;
+
+    let hello = inbound(
+        "m1",
+        "WHATSAPP",
+        json!({"text_message": {"text": "hello there"}}),
+    );
+    // Unsigned, wrongly signed, stale: 401, nothing processed.
+    assert_eq!(callback(&base, &hello, None, now).await, 401);
+    assert_eq!(callback(&base, &hello, Some("wrong"), now).await, 401);
+    assert_eq!(
+        callback(&base, &hello, Some("whsec"), now - 3600).await,
+        401
+    );
+    assert_eq!(callback(&base, "{bad json", Some("whsec"), now).await, 400);
+    // Signed and fresh; then Sinch retries the same message: processed once.
+    assert_eq!(callback(&base, &hello, Some("whsec"), now).await, 200);
+    assert_eq!(callback(&base, &hello, Some("whsec"), now).await, 200);
+    let sent = sinch.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sinch.sent.lock().unwrap().len(),
+        1,
+        "the retry was not processed again"
+    );
+    let (auth, body) = &sent[0];
+    assert_eq!(auth, "Bearer tok-1");
+    assert_eq!(body["app_id"], "app-1");
+    assert_eq!(body["recipient"], json!({"contact_id": "contact-WHATSAPP"}));
+    let choice = &body["message"]["choice_message"];
+    assert_eq!(choice["text_message"]["text"], "Coffee?");
+    let payload = choice["choices"][0]["postback_data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(choice["choices"][0]["text_message"]["text"], "Yes please");
+
+    // The choice comes back; the API refuses the cached token once: it is refreshed.
+    *sinch.reject_next.lock().unwrap() = 1;
+    let pick = inbound(
+        "m2",
+        "WHATSAPP",
+        json!({"choice_response_message": {"message_id": "x", "postback_data": payload}}),
+    );
+    assert_eq!(callback(&base, &pick, Some("whsec"), now).await, 200);
+    let sent = sinch.wait_for(2).await;
+    assert_eq!(sent[1].0, "Bearer tok-2", "a fresh token after the 401");
+    assert_eq!(
+        sent[1].1["message"],
+        json!({"text_message": {"text": "Yes on WHATSAPP for 42"}})
+    );
+    assert_eq!(*sinch.token_calls.lock().unwrap(), 2);
+
+    // SMS: numbered plain-text choices, and a numbered reply.
+    let sms = inbound(
+        "m3",
+        "SMS",
+        json!({"text_message": {"text": "hello there"}}),
+    );
+    assert_eq!(callback(&base, &sms, Some("whsec"), now).await, 200);
+    let sent = sinch.wait_for(3).await;
+    assert_eq!(
+        sent[2].1["message"],
+        json!({"text_message": {"text": "Coffee?\n1. Yes please\n2. No"}})
+    );
+    let reply = inbound("m4", "SMS", json!({"text_message": {"text": "1"}}));
+    assert_eq!(callback(&base, &reply, Some("whsec"), now).await, 200);
+    let sent = sinch.wait_for(4).await;
+    assert_eq!(
+        sent[3].1["message"],
+        json!({"text_message": {"text": "Yes on SMS for 42"}})
+    );
+
+    // The session carries the Sinch variables.
+    let state = server
+        .state
+        .store
+        .load("test", "conv-SMS")
+        .unwrap()
+        .unwrap();
+    let s = &state.session["internal"]["sinchConversationAPI"];
+    assert_eq!(s["channelIdentity"], "+32470000000");
+    assert_eq!(s["contactId"], "contact-SMS");
+    assert_eq!(s["appId"], "app-1");
+    assert_eq!(s["conversationId"], "conv-SMS");
+    assert_eq!(state.session["internal"]["channel"], "sinchConversationAPI");
+    // A callback that is not an inbound message is acknowledged and ignored.
+    let receipt =
+        json!({"app_id": "app-1", "message_delivery_report": {"status": "DELIVERED"}}).to_string();
+    assert_eq!(callback(&base, &receipt, Some("whsec"), now).await, 200);
+    server.shutdown().await.unwrap();
+}
