@@ -202,9 +202,9 @@ async fn a_commit_is_all_or_nothing() {
     let queued = store.outbox(10).unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].id, 1);
-    store.outbox_retry(1, 1, 42).unwrap();
+    store.outbox_settle(&[], &[(1, 1, 42)]).unwrap();
     assert_eq!(store.outbox(10).unwrap()[0].not_before_ms, 42);
-    store.outbox_remove(1).unwrap();
+    store.outbox_settle(&[1], &[]).unwrap();
     assert!(store.outbox(10).unwrap().is_empty());
     assert!(store.first_seen("sinch", "m1").unwrap());
     assert!(!store.first_seen("sinch", "m1").unwrap(), "a retry is seen");

@@ -98,60 +98,63 @@ async fn round(
             next_due = Some(next_due.map_or(d.not_before_ms, |n| n.min(d.not_before_ms)));
             continue;
         }
-        let (store, client, tokens) = (store.clone(), client.clone(), tokens.clone());
-        tasks.spawn(async move { deliver(&store, &client, tokens.as_ref(), d).await });
+        let (client, tokens) = (client.clone(), tokens.clone());
+        tasks.spawn(async move { deliver(&client, tokens.as_ref(), d).await });
     }
     let delivered_any = !tasks.is_empty();
-    while tasks.join_next().await.is_some() {}
+    let (mut done, mut retry) = (Vec::new(), Vec::new());
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome {
+            Ok(Settled::Done(id)) => done.push(id),
+            Ok(Settled::Retry(id, attempts, at)) => retry.push((id, attempts, at)),
+            Err(e) => tracing::error!(%e, "a delivery task failed"),
+        }
+    }
+    // One transaction for the whole round.
+    if let Err(e) = store.outbox_settle(&done, &retry) {
+        tracing::error!(%e, "updating the outbox");
+    }
     if delivered_any {
         return Some(Duration::ZERO);
     }
     next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
 }
 
-async fn deliver(
-    store: &Arc<dyn Store>,
-    client: &reqwest::Client,
-    tokens: &dyn TokenSource,
-    d: Delivery,
-) {
+/// What became of one delivery.
+enum Settled {
+    /// Delivered, or given up.
+    Done(u64),
+    /// Failed: (id, attempts, not before).
+    Retry(u64, u32, u64),
+}
+
+async fn deliver(client: &reqwest::Client, tokens: &dyn TokenSource, d: Delivery) -> Settled {
     let mut failure = send(client, tokens, &d, false).await;
     if failure.as_deref() == Some("answered 401 Unauthorized") && d.auth.is_some() {
         // A token the API no longer accepts: refresh it once, right away.
         failure = send(client, tokens, &d, true).await;
     }
-    let result = match failure {
-        None => store.outbox_remove(d.id),
-        Some(why) => {
-            let attempts = d.attempts + 1;
-            if attempts >= MAX_ATTEMPTS {
-                tracing::error!(
-                    bot = d.bot,
-                    conversation = d.conversation,
-                    url = d.url,
-                    attempts,
-                    "giving up a delivery: {why}"
-                );
-                store.outbox_remove(d.id)
-            } else {
-                tracing::warn!(
-                    bot = d.bot,
-                    conversation = d.conversation,
-                    url = d.url,
-                    attempts,
-                    "delivery {why}; retrying"
-                );
-                store.outbox_retry(
-                    d.id,
-                    attempts,
-                    now_ms() + backoff(attempts).as_millis() as u64,
-                )
-            }
-        }
+    let Some(why) = failure else {
+        return Settled::Done(d.id);
     };
-    if let Err(e) = result {
-        tracing::error!(%e, "updating the outbox");
+    let attempts = d.attempts + 1;
+    let (bot, conversation, url) = (&d.bot, &d.conversation, &d.url);
+    if attempts >= MAX_ATTEMPTS {
+        tracing::error!(
+            bot,
+            conversation,
+            url,
+            attempts,
+            "giving up a delivery: {why}"
+        );
+        return Settled::Done(d.id);
     }
+    tracing::warn!(bot, conversation, url, attempts, "delivery {why}; retrying");
+    Settled::Retry(
+        d.id,
+        attempts,
+        now_ms() + backoff(attempts).as_millis() as u64,
+    )
 }
 
 /// One attempt; `None` on a 2xx answer, else why not.

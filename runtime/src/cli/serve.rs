@@ -51,7 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         for (id, (bot, _)) in &server.state.sinch {
-            eprintln!("  sinch channel `{id}` → bot `{bot}`: POST /v1/channels/sinch/{id}/callback");
+            eprintln!(
+                "  sinch channel `{id}` → bot `{bot}`: POST /v1/channels/sinch/{id}/callback"
+            );
         }
         for (id, (bot, _)) in &server.state.webhooks {
             eprintln!(

@@ -282,16 +282,8 @@ impl Store for EmbeddedStore {
         self.outbox_items(limit)
     }
 
-    fn outbox_remove(&self, id: u64) -> Result<(), StoreError> {
-        self.outbox_update(id, |_| None)
-    }
-
-    fn outbox_retry(&self, id: u64, attempts: u32, not_before_ms: u64) -> Result<(), StoreError> {
-        self.outbox_update(id, |mut d| {
-            d.attempts = attempts;
-            d.not_before_ms = not_before_ms;
-            Some(d)
-        })
+    fn outbox_settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError> {
+        self.settle(done, retry)
     }
 
     fn purge_expired(&self) -> Result<usize, StoreError> {

@@ -148,10 +148,10 @@ pub trait Store: Send + Sync + 'static {
     fn purge_expired(&self) -> Result<usize, StoreError>;
     /// Queued deliveries in `id` order, at most `limit`.
     fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
-    /// A delivery succeeded (or was given up): it leaves the queue.
-    fn outbox_remove(&self, id: u64) -> Result<(), StoreError>;
-    /// A delivery failed: records the attempt and when to try again.
-    fn outbox_retry(&self, id: u64, attempts: u32, not_before_ms: u64) -> Result<(), StoreError>;
+    /// Records a round of delivery outcomes in one transaction: `done`
+    /// (delivered or given up) leave the queue; `retry` are
+    /// `(id, attempts, not_before_ms)` of failed ones.
+    fn outbox_settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError>;
     /// Records an inbound message id (`scope` + `id`); false if it was seen
     /// before (a channel's retry), so it is processed once.
     fn first_seen(&self, scope: &str, id: &str) -> Result<bool, StoreError>;

@@ -39,30 +39,29 @@ impl EmbeddedStore {
         Ok(out)
     }
 
-    /// Replaces delivery `id` by `change(it)`, or removes it when `None`.
-    pub(super) fn outbox_update(
-        &self,
-        id: u64,
-        change: impl FnOnce(Delivery) -> Option<Delivery>,
-    ) -> Result<(), StoreError> {
+    /// Removes `done` and reschedules `retry` in one transaction.
+    pub(super) fn settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError> {
+        if done.is_empty() && retry.is_empty() {
+            return Ok(());
+        }
         let tx = self.db().begin_write().map_err(StoreError::new)?;
         {
             let mut table = tx.open_table(OUTBOX).map_err(StoreError::new)?;
-            let current: Option<Delivery> = match table.get(id).map_err(StoreError::new)? {
-                Some(v) => Some(serde_json::from_slice(v.value()).map_err(StoreError::new)?),
-                None => None,
-            };
-            if let Some(d) = current {
-                match change(d) {
-                    Some(d) => {
-                        let bytes = serde_json::to_vec(&d).map_err(StoreError::new)?;
-                        table
-                            .insert(id, bytes.as_slice())
-                            .map_err(StoreError::new)?;
-                    }
-                    None => {
-                        table.remove(id).map_err(StoreError::new)?;
-                    }
+            for id in done {
+                table.remove(*id).map_err(StoreError::new)?;
+            }
+            for (id, attempts, not_before_ms) in retry {
+                let current: Option<Delivery> = match table.get(*id).map_err(StoreError::new)? {
+                    Some(v) => Some(serde_json::from_slice(v.value()).map_err(StoreError::new)?),
+                    None => None,
+                };
+                if let Some(mut d) = current {
+                    d.attempts = *attempts;
+                    d.not_before_ms = *not_before_ms;
+                    let bytes = serde_json::to_vec(&d).map_err(StoreError::new)?;
+                    table
+                        .insert(*id, bytes.as_slice())
+                        .map_err(StoreError::new)?;
                 }
             }
         }
