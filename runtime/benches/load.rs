@@ -1,0 +1,232 @@
+//! Load against `sandbot serve` from a separate load generator (this
+//! process): the server runs as its own process (the `sandbot` binary) with
+//! the webhook channel pointed at a receiver here; many conversations each
+//! send a message, wait for the bot's answer to arrive at the receiver, and
+//! send the next (closed loop). Measured: messages processed per second and
+//! the latency from POST to the answer's delivery. At the end every message
+//! is accounted for: turns counted by the server (`/v1/usage`) = messages
+//! sent, deliveries received = answers expected, nothing left queued.
+//!
+//! `cargo bench -p sandbot --bench load -- --conversations 24 --seconds 8`
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// Conversation → (answers received, notify).
+type Inbox = Arc<Mutex<HashMap<String, (u64, Arc<Notify>)>>>;
+
+const NO_ACTION: &str = r#"blocks:
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
+  - { id: answer, system: notUnderstood, type: message, messages: [{ text: "You said {internal.messageContent}" }] }
+  - { id: error, system: errorOccurred, type: message, messages: [{ text: "ERR" }] }
+  - { id: disabled, system: botDisabled, type: message, messages: [{ text: "off" }] }
+"#;
+
+const JS_ACTION: &str = r#"blocks:
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
+  - { id: answer, system: notUnderstood, type: action, code: reply.js, args: { text: "{internal.messageContent}" } }
+  - { id: error, system: errorOccurred, type: message, messages: [{ text: "ERR" }] }
+  - { id: disabled, system: botDisabled, type: message, messages: [{ text: "off" }] }
+"#;
+
+const SCRIPT: &str = r#"const n = (session.get("count") || 0) + 1;
+ChatlayerResponseBuilder()
+  .addSessionVariable("count", n)
+  .addSessionVariable("last", { text: args.text })
+  .addMessage("You said " + args.text)
+  .send();"#;
+
+async fn receive(State(inbox): State<Inbox>, Json(body): Json<Value>) -> &'static str {
+    let conv = body["senderId"].as_str().unwrap_or_default().to_string();
+    let notify = {
+        let mut map = inbox.lock().unwrap();
+        let entry = map
+            .entry(conv)
+            .or_insert_with(|| (0, Arc::new(Notify::new())));
+        entry.0 += 1;
+        entry.1.clone()
+    };
+    notify.notify_one();
+    "ok"
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = dir.path().join("bot");
+    std::fs::create_dir_all(bot.join("flows")).unwrap();
+    std::fs::create_dir_all(bot.join("actions")).unwrap();
+    std::fs::write(bot.join("bot.yaml"), "id: load\nname: Load\n").unwrap();
+    std::fs::write(bot.join("flows/main.yaml"), flow).unwrap();
+    std::fs::write(bot.join("actions/reply.js"), SCRIPT).unwrap();
+
+    let inbox: Inbox = Arc::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "listen: 127.0.0.1:{port}\ndata: data\ntenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
+         bots:\n  - folder: bot\n    tenant: t\n    channels:\n      webhook: [{{ id: load, url: \"{hook}\", verifyToken: v }}]\n",
+        sandbot::serve::config::hash_token("load-token"),
+    );
+    std::fs::write(dir.path().join("serve.yaml"), config).unwrap();
+    let _server = ServerProcess(
+        Command::new(env!("CARGO_BIN_EXE_sandbot"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("serve.yaml"))
+            .env("SANDBOT_LOG", "warn")
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conversations)
+        .build()
+        .unwrap();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for c in 0..conversations {
+        let (client, base, inbox, stop, sent) = (
+            client.clone(),
+            base.clone(),
+            inbox.clone(),
+            stop.clone(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let conv = format!("c{c}");
+            let notify = inbox.lock().unwrap().entry(conv.clone()).or_insert_with(|| (0, Arc::new(Notify::new()))).1.clone();
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let body = json!({"conversationId": conv, "message": {"textMessage": {"text": format!("m{n}")}}});
+                let res = client
+                    .post(format!("{base}/v1/channels/webhook/load/messages"))
+                    .header("authorization", "Bearer load-token")
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 202);
+                sent.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+                // Wait for this turn's answer.
+                loop {
+                    if inbox.lock().unwrap()[&conv].0 >= n {
+                        break;
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(100), notify.notified()).await;
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+
+    // Accounting.
+    let sent = sent.load(Ordering::Relaxed);
+    let received: u64 = inbox.lock().unwrap().values().map(|v| v.0).sum();
+    let usage: Value = serde_json::from_str(
+        &client
+            .get(format!("{base}/v1/usage"))
+            .bearer_auth("load-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let turns = usage["bots"]["load"]["turns"].as_u64().unwrap_or(0);
+    let failures = &usage["bots"]["load"]["actionFailures"];
+    assert_eq!(turns, sent, "every inbound message was processed");
+    assert_eq!(received, sent, "every answer was delivered");
+    assert!(
+        failures.as_object().is_none_or(|f| f.is_empty()),
+        "no action failed: {failures}"
+    );
+    println!(
+        "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries",
+        sent as f64 / elapsed,
+        support::percentile_us(&latencies, 0.5) / 1000.0,
+        support::percentile_us(&latencies, 0.99) / 1000.0,
+    );
+}
+
+fn main() {
+    let conversations = support::arg("--conversations", 24);
+    let seconds = support::arg("--seconds", 10) as u64;
+    // The generator gets one worker; the server process competes for the
+    // same 2 cores, as it would with a real client on the machine.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        run("webhook turn, no action", NO_ACTION, conversations, seconds).await;
+        run(
+            "webhook turn, one JS code action",
+            JS_ACTION,
+            conversations,
+            seconds,
+        )
+        .await;
+    });
+}
