@@ -116,6 +116,17 @@ pub async fn post(addr: &str, channel: &str, token: Option<&str>, body: &str) ->
     )
 }
 
+/// A server for the bot in `bot`, delivering to a fresh receiver; the data
+/// folder lives as long as the returned guard.
+async fn serve_with_receiver(bot: &Path) -> (Server, Receiver, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(0).await;
+    let server = Server::start(&config(bot, &data.path().join("data"), &url))
+        .await
+        .unwrap();
+    (server, receiver, data)
+}
+
 /// Posts `body` with the right token; it must be accepted.
 pub async fn accepted(addr: &str, body: Value) {
     let (status, answer) = post(addr, "hook", Some("token-one"), &body.to_string()).await;
@@ -125,11 +136,7 @@ pub async fn accepted(addr: &str, body: Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_round_trip_auth_and_bad_input() {
     let bot = write_bot("", BLOCKS, &[]);
-    let data = tempfile::tempdir().unwrap();
-    let (receiver, url) = Receiver::start(0).await;
-    let server = Server::start(&config(bot.path(), &data.path().join("data"), &url))
-        .await
-        .unwrap();
+    let (server, receiver, _data) = serve_with_receiver(bot.path()).await;
     let addr = server.addr.to_string();
 
     let intro = r#"{"conversationId": "c1", "message": {"introMessage": {}}}"#;
@@ -209,11 +216,7 @@ async fn messages_of_a_conversation_are_processed_in_order() {
         flows.replace("text: \"NU\"", "text: \"echo {internal.messageContent}\""),
     )
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let (receiver, url) = Receiver::start(0).await;
-    let server = Server::start(&config(bot.path(), &data.path().join("data"), &url))
-        .await
-        .unwrap();
+    let (server, receiver, _data) = serve_with_receiver(bot.path()).await;
     let addr = server.addr.to_string();
     for n in 0..20 {
         let body =

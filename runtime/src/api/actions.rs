@@ -27,13 +27,14 @@ pub async fn post(
     body: Result<Json<ActionsRequest>, JsonRejection>,
 ) -> Result<Json<ActionsResponse>, AppError> {
     let d = deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
+    let bot = d.bot();
     let Json(req) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let mut messages = Vec::new();
     let mut postbacks = Vec::new();
     for (n, t) in req.send_messages.iter().enumerate() {
         let mut m = templates::to_message(t)
             .map_err(|e| AppError::bad_request(format!("sendMessages[{n}]: {e}")))?;
-        postbacks.extend(postback::make_opaque(d.bot().id(), &mut m));
+        postbacks.extend(postback::make_opaque(bot.id(), &mut m));
         messages.push(m);
     }
     let mut writes = Vec::new();
@@ -48,7 +49,7 @@ pub async fn post(
         writes.push((p, value.clone()));
     }
     if let Some(target) = &req.go_to_dialogstate
-        && d.bot().find(target).is_none()
+        && bot.find(target).is_none()
     {
         return Err(AppError::bad_request(format!(
             "goToDialogstate: no block `{target}`"
@@ -59,7 +60,7 @@ pub async fn post(
     let done = d
         .engine
         .update(
-            &d.bot(),
+            &bot,
             &conversation,
             postbacks,
             |s| {
@@ -70,7 +71,6 @@ pub async fn post(
                         let _ = p.set(&mut s.session, v);
                     }
                 }
-                let first = s.message_counter + 1;
                 s.message_counter += messages.len() as u64;
                 if let Some(p) = req.pause {
                     s.paused = p;
@@ -79,7 +79,7 @@ pub async fn post(
                     .iter()
                     .map(|m| json!({ "bot": m, "agent": true }))
                     .collect();
-                (events, (first, s.paused))
+                (events, s.paused)
             },
             |s| match &channel {
                 Some(c) => webhook::deliveries(
@@ -94,7 +94,7 @@ pub async fn post(
         )
         .await
         .map_err(AppError::internal)?;
-    let Some((_, paused)) = done else {
+    let Some(paused) = done else {
         return Err(AppError::not_found(format!(
             "no conversation `{conversation}`"
         )));
@@ -109,7 +109,6 @@ pub async fn post(
                 params: Default::default(),
             },
         );
-        let channel = d.webhook.clone();
         let out = state
             .turn(d, inbound, |out, s| match &channel {
                 Some(c) => webhook::outbound(c, out, s),
@@ -117,7 +116,6 @@ pub async fn post(
             })
             .await
             .map_err(AppError::internal)?;
-        state.deliveries.notify_one();
         flow_messages = out.messages;
     }
     state.deliveries.notify_one();

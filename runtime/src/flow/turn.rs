@@ -321,15 +321,7 @@ impl<'a> Turn<'a> {
         match &block.kind {
             BlockKind::Message { messages, goto } => {
                 for m in messages {
-                    let language = self.language();
-                    let mut r = Renderer {
-                        bot,
-                        session: &self.state.session,
-                        language: &language,
-                        seed: self.seed,
-                    };
-                    let message = r.message(m);
-                    self.seed = r.seed;
+                    let message = self.render(|r| r.message(m));
                     self.say(message);
                 }
                 self.follow(goto.as_ref())
@@ -512,7 +504,9 @@ impl<'a> Turn<'a> {
         }
     }
 
-    fn text_message(&mut self, text: &super::text::Text) -> Value {
+    /// Runs `f` with a renderer for the conversation's language, carrying the
+    /// variant seed on to the next message.
+    fn render<T>(&mut self, f: impl FnOnce(&mut Renderer) -> T) -> T {
         let language = self.language();
         let mut r = Renderer {
             bot: self.bot,
@@ -520,8 +514,13 @@ impl<'a> Turn<'a> {
             language: &language,
             seed: self.seed,
         };
-        let t = r.text(text);
+        let out = f(&mut r);
         self.seed = r.seed;
+        out
+    }
+
+    fn text_message(&mut self, text: &super::text::Text) -> Value {
+        let t = self.render(|r| r.text(text));
         json!({"type": "text", "config": {"textMessages": [{"text": t}]}})
     }
 

@@ -110,30 +110,32 @@ pub fn plain(message: &Value) -> String {
 /// The postback payloads of `messages` in the numbered order `plain` shows
 /// (links and phone numbers take a number but have no payload).
 pub fn numbered_payloads(messages: &[Value]) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    for m in messages {
-        let config = &m["config"];
-        let all: Vec<Value> = if m["type"] == "carousel" {
-            config["elements"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|e| e["buttons"].as_array().cloned().unwrap_or_default())
-                .collect()
-        } else {
-            buttons(config)
-        };
-        let start = out.len();
-        out.extend(all.iter().map(|b| {
-            (b["type"].as_str().unwrap_or("postback") == "postback")
-                .then(|| b["payload"].as_str().unwrap_or_default().to_string())
-        }));
-        // Numbers restart per message in `plain`; keep only the last message's list.
-        if start > 0 && !all.is_empty() {
-            out.drain(..start);
-        }
-    }
-    out
+    // `plain` numbers each message's choices from 1, so a reply refers to the
+    // last message that offered any.
+    messages
+        .iter()
+        .rev()
+        .map(|m| {
+            let config = &m["config"];
+            let all: Vec<Value> = if m["type"] == "carousel" {
+                config["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| e["buttons"].as_array().cloned().unwrap_or_default())
+                    .collect()
+            } else {
+                buttons(config)
+            };
+            all.iter()
+                .map(|b| {
+                    (b["type"].as_str().unwrap_or("postback") == "postback")
+                        .then(|| b["payload"].as_str().unwrap_or_default().to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .find(|payloads| !payloads.is_empty())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
