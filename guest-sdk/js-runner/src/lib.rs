@@ -8,6 +8,7 @@
 //!
 //! Input: `{"script": "...", "args": {...}}`. Output: the script's return value.
 
+mod alloc;
 mod context;
 mod drive;
 mod natives;
@@ -31,6 +32,7 @@ impl Action for JsRunner {
 #[unsafe(export_name = "wizer-initialize")]
 pub extern "C" fn wizer_initialize() {
     context::with(|_| ());
+    alloc::start_fresh_arena();
 }
 
 sandbot_sdk::export_action!(JsRunner);

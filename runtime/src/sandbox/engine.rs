@@ -50,6 +50,9 @@ pub fn build_engine(cfg: &SandboxConfig) -> wasmtime::Result<Engine> {
         // Host frames (WASI, HTTP, JSON) run on the same fiber above the wasm stack.
         .async_stack_size(cfg.max_wasm_stack + (512 << 10))
         .wasm_backtrace_max_frames(None);
+    if std::env::var_os("SANDBOT_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config)
 }
 
