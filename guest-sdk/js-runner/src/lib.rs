@@ -31,6 +31,7 @@ impl Action for JsRunner {
 /// Builds the context before the snapshot (called by wasmtime-wizer only).
 #[unsafe(export_name = "wizer-initialize")]
 pub extern "C" fn wizer_initialize() {
+    alloc::reserve_arena();
     context::with(|_| ());
     alloc::start_fresh_arena();
 }
