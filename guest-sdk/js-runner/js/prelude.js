@@ -122,60 +122,68 @@
     return new Response(r);
   }
 
-  // --- ChatlayerResponseBuilder(): nothing applies until send().
+  // --- ChatlayerResponseBuilder(): nothing applies until send(). The methods
+  // live on one prototype, built once before the snapshot: a builder costs one
+  // small object per call, not a dozen closures.
+  class ResponseBuilder {
+    #session = [];
+    #messages = [];
+    #next = null;
+    addSessionVariable(namespace, data) {
+      this.#session.push([String(namespace), data]);
+      return this;
+    }
+    setSessionVariable(namespace, data) {
+      return this.addSessionVariable(namespace, data);
+    }
+    addMessage(message) {
+      this.#messages.push(text(message));
+      return this;
+    }
+    addQuickReplies({ title, quickReplies } = {}) {
+      this.#messages.push({ type: "quickReplies", config: { textMessages: [{ text: String(title ?? "") }], quickReplies: quickReplies || [] } });
+      return this;
+    }
+    addButtonGroup({ title, buttons } = {}) {
+      this.#messages.push({ type: "buttons", config: { textMessages: [{ text: String(title ?? "") }], buttons: buttons || [] } });
+      return this;
+    }
+    addCarousel(elements) {
+      this.#messages.push({ type: "carousel", config: { elements: elements || [] } });
+      return this;
+    }
+    addMediaMessage({ type, url } = {}) {
+      this.#messages.push({ type: "media", config: { media: { type: String(type), url: String(url) } } });
+      return this;
+    }
+    addHtml(html, { withBalloon = true } = {}) {
+      this.#messages.push({ type: "html", config: { html: String(html), withBalloon: !!withBalloon } });
+      return this;
+    }
+    addIframe(url, { withBalloon = true, height } = {}) {
+      const config = { url: String(url), withBalloon: !!withBalloon };
+      if (height !== undefined) config.height = height;
+      this.#messages.push({ type: "iframe", config });
+      return this;
+    }
+    setNextDialogState(blockId) {
+      this.#next = blockId === undefined || blockId === null ? null : String(blockId);
+      return this;
+    }
+    send() {
+      const changes = this.#session;
+      const messages = this.#messages;
+      for (let i = 0; i < changes.length; i++) session.set(changes[i][0], changes[i][1]);
+      for (let i = 0; i < messages.length; i++) host.say(messages[i]);
+      if (this.#next !== null) goto(this.#next);
+      this.#session = [];
+      this.#messages = [];
+      this.#next = null;
+      return this;
+    }
+  }
   function ChatlayerResponseBuilder() {
-    const pending = { session: [], messages: [], next: null };
-    const builder = {
-      addSessionVariable(namespace, data) {
-        pending.session.push([String(namespace), data]);
-        return builder;
-      },
-      addMessage(message) {
-        pending.messages.push(text(message));
-        return builder;
-      },
-      addQuickReplies({ title, quickReplies } = {}) {
-        pending.messages.push({ type: "quickReplies", config: { textMessages: [{ text: String(title ?? "") }], quickReplies: quickReplies || [] } });
-        return builder;
-      },
-      addButtonGroup({ title, buttons } = {}) {
-        pending.messages.push({ type: "buttons", config: { textMessages: [{ text: String(title ?? "") }], buttons: buttons || [] } });
-        return builder;
-      },
-      addCarousel(elements) {
-        pending.messages.push({ type: "carousel", config: { elements: elements || [] } });
-        return builder;
-      },
-      addMediaMessage({ type, url } = {}) {
-        pending.messages.push({ type: "media", config: { media: { type: String(type), url: String(url) } } });
-        return builder;
-      },
-      addHtml(html, { withBalloon = true } = {}) {
-        pending.messages.push({ type: "html", config: { html: String(html), withBalloon: !!withBalloon } });
-        return builder;
-      },
-      addIframe(url, { withBalloon = true, height } = {}) {
-        const config = { url: String(url), withBalloon: !!withBalloon };
-        if (height !== undefined) config.height = height;
-        pending.messages.push({ type: "iframe", config });
-        return builder;
-      },
-      setNextDialogState(blockId) {
-        pending.next = blockId === undefined || blockId === null ? null : String(blockId);
-        return builder;
-      },
-      send() {
-        for (const [ns, data] of pending.session) session.set(ns, data);
-        for (const m of pending.messages) host.say(m);
-        if (pending.next !== null) goto(pending.next);
-        pending.session = [];
-        pending.messages = [];
-        pending.next = null;
-        return builder;
-      },
-    };
-    builder.setSessionVariable = builder.addSessionVariable;
-    return builder;
+    return new ResponseBuilder();
   }
 
   const define = (name, value) =>

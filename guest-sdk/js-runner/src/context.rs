@@ -39,6 +39,7 @@ fn build() -> Context {
         .expect("register the natives");
     ctx.eval(Source::from_bytes(PRELUDE))
         .expect("the prelude evaluates");
+    crate::warmup(&mut ctx);
     ctx.eval(Source::from_bytes(LODASH))
         .expect("lodash evaluates");
     ctx.run_jobs().expect("no pending jobs at start");
