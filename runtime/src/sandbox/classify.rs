@@ -23,13 +23,7 @@ pub fn classify_trap(err: &wasmtime::Error, state: &ActionState, limits: &Limits
             FailureKind::StackOverflow,
             "the action overflowed its call stack (unbounded recursion?)",
         ),
-        _ if state.memory.hit => Failure::new(
-            FailureKind::MemoryLimit,
-            format!(
-                "the action hit its memory limit of {} MiB",
-                limits.memory_bytes >> 20
-            ),
-        ),
+        _ if state.memory.hit => memory_limit(limits),
         _ if state.meter.denied.is_some() => denied(state),
         Some(Trap::MemoryOutOfBounds) => Failure::new(
             FailureKind::Crashed,
@@ -50,10 +44,23 @@ pub fn classify_trap(err: &wasmtime::Error, state: &ActionState, limits: &Limits
     }
 }
 
-/// Classifies the guest's own error value.
-pub fn classify_guest_error(code: String, message: String, state: &ActionState) -> Failure {
-    if state.meter.denied.is_some() {
-        let mut f = denied(state);
+/// Classifies the guest's own error value. A refused address or a refused
+/// memory growth before it is the cause (the JS runner, say, turns a failed
+/// allocation into a catchable `RangeError`).
+pub fn classify_guest_error(
+    code: String,
+    message: String,
+    state: &ActionState,
+    limits: &Limits,
+) -> Failure {
+    let cause = if state.meter.denied.is_some() {
+        Some(denied(state))
+    } else if state.memory.hit {
+        Some(memory_limit(limits))
+    } else {
+        None
+    };
+    if let Some(mut f) = cause {
         f.message
             .push_str(&format!(" (the action then failed: {code}: {message})"));
         return f;
@@ -76,6 +83,16 @@ pub fn timeout(limits: &Limits) -> Failure {
         format!(
             "the action did not finish within its {} ms deadline",
             limits.timeout.as_millis()
+        ),
+    )
+}
+
+fn memory_limit(limits: &Limits) -> Failure {
+    Failure::new(
+        FailureKind::MemoryLimit,
+        format!(
+            "the action hit its memory limit of {} MiB",
+            limits.memory_bytes >> 20
         ),
     )
 }

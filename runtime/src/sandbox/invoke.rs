@@ -112,7 +112,7 @@ impl Sandbox {
                 Outcome::failed(classify_trap(&trap, state, limits), effects.logs, stats)
             }
             Ok(Ok(Err(e))) => Outcome::failed(
-                classify_guest_error(e.code, e.message, state),
+                classify_guest_error(e.code, e.message, state, limits),
                 effects.logs,
                 stats,
             ),
