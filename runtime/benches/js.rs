@@ -3,6 +3,7 @@
 //!
 //! 1. a builder action (two session variables, one message), fresh sandbox
 //!    instance per call: p50/p90/p99;
+//!    (for scale: `return 1` and a lodash action, sandbox only);
 //! 2. a 100,000-iteration numeric loop, with fuel metering on: median wall time,
 //!    and the ratio to native Boa.
 //!
@@ -26,6 +27,13 @@ const BUILDER: &str = r#"ChatlayerResponseBuilder()
 const LOOP: &str = r#"let s = 0;
 for (let i = 0; i < 100000; i++) { s = (s + i * 7) % 1000003; }
 return s;"#;
+
+/// A typical lodash use: group 100 records and store the counts (sandbox only:
+/// lodash is not in the repository, so there is no native figure).
+const LODASH_ACTION: &str = r#"const rows = [];
+for (let i = 0; i < 100; i++) rows.push({ id: i, city: i % 3 === 0 ? "Ghent" : "Antwerp" });
+const counts = _.mapValues(_.groupBy(rows, "city"), (group) => group.length);
+ChatlayerResponseBuilder().addSessionVariable("counts", counts).send();"#;
 
 const PRELUDE: &str = include_str!("../../guest-sdk/js-runner/js/prelude.js");
 /// Natives for the native floor: do nothing, as cheaply as possible.
@@ -108,6 +116,20 @@ fn main() {
     println!(
         "trivial code action (`return 1`), fresh sandbox per call: p50 {:.0} µs",
         support::percentile_us(&trivial, 0.5)
+    );
+
+    // For scale: a lodash action.
+    let mut grouped = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        fuel = run(LODASH_ACTION).stats.fuel;
+        grouped.push(t.elapsed());
+    }
+    grouped.sort();
+    println!(
+        "lodash action (`_.groupBy` of 100 records), fresh sandbox per call: p50 {:.0} µs, p99 {:.0} µs, {fuel} fuel",
+        support::percentile_us(&grouped, 0.5),
+        support::percentile_us(&grouped, 0.99),
     );
 
     // 2. Numeric loop, metering on in the sandbox.
