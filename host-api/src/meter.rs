@@ -79,6 +79,10 @@ pub struct MemoryMeter {
     pub current: u64,
     pub peak: u64,
     pub hit: bool,
+    /// What the refused growth would have brought the total to.
+    pub wanted: u64,
+    /// The refused growth was the instance's initial memory: it cannot start.
+    pub hit_at_start: bool,
     pub max_table_elements: usize,
 }
 
@@ -89,6 +93,8 @@ impl MemoryMeter {
             current: 0,
             peak: 0,
             hit: false,
+            wanted: 0,
+            hit_at_start: false,
             max_table_elements: 100_000,
         }
     }
@@ -104,6 +110,8 @@ impl ResourceLimiter for MemoryMeter {
         let grow = (desired - current) as u64;
         if self.current + grow > self.limit {
             self.hit = true;
+            self.wanted = self.current + grow;
+            self.hit_at_start = current == 0;
             return Ok(false);
         }
         self.current += grow;

@@ -23,7 +23,7 @@ pub fn classify_trap(err: &wasmtime::Error, state: &ActionState, limits: &Limits
             FailureKind::StackOverflow,
             "the action overflowed its call stack (unbounded recursion?)",
         ),
-        _ if state.memory.hit => memory_limit(limits),
+        _ if state.memory.hit => memory_limit(state, limits),
         _ if state.meter.denied.is_some() => denied(state),
         Some(Trap::MemoryOutOfBounds) => Failure::new(
             FailureKind::Crashed,
@@ -56,7 +56,7 @@ pub fn classify_guest_error(
     let cause = if state.meter.denied.is_some() {
         Some(denied(state))
     } else if state.memory.hit {
-        Some(memory_limit(limits))
+        Some(memory_limit(state, limits))
     } else {
         None
     };
@@ -87,14 +87,18 @@ pub fn timeout(limits: &Limits) -> Failure {
     )
 }
 
-fn memory_limit(limits: &Limits) -> Failure {
-    Failure::new(
-        FailureKind::MemoryLimit,
+fn memory_limit(state: &ActionState, limits: &Limits) -> Failure {
+    let limit = limits.memory_bytes >> 20;
+    let message = if state.memory.hit_at_start {
+        // Its initial memory alone (the JS runner's snapshot, say) is over the limit.
         format!(
-            "the action hit its memory limit of {} MiB",
-            limits.memory_bytes >> 20
-        ),
-    )
+            "the action needs {:.1} MiB of memory to start; its memory limit is {limit} MiB",
+            state.memory.wanted as f64 / f64::from(1 << 20)
+        )
+    } else {
+        format!("the action hit its memory limit of {limit} MiB")
+    };
+    Failure::new(FailureKind::MemoryLimit, message)
 }
 
 fn denied(state: &ActionState) -> Failure {
