@@ -105,3 +105,16 @@ fn schema_prints_the_published_schema() {
     .unwrap();
     assert_eq!(printed, published);
 }
+
+#[test]
+fn chat_refuses_a_memory_limit_the_js_runner_cannot_start_in() {
+    let bot = repo().join("examples/bots/shop");
+    let out = sandbot(&["chat", bot.to_str().unwrap(), "--memory-mib", "16"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the memory limit of 16 MiB is below the")
+            && stderr.contains("MiB the JavaScript runner needs to start"),
+        "{stderr}"
+    );
+}

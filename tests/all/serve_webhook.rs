@@ -276,3 +276,28 @@ async fn deliveries_retry_survive_a_restart_and_are_not_repeated() {
     assert!(server.state.store.outbox(10).unwrap().is_empty());
     server.shutdown().await.unwrap();
 }
+
+/// A tenant whose memory limit cannot even start the JS runner is refused when
+/// the server starts, saying why; at the runner's size it starts.
+#[tokio::test]
+async fn a_tenant_memory_limit_below_the_js_runner_is_refused_at_start() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let start = |mib: u64| {
+        let mut config = config(bot.path(), &data.path().join("data"), "http://127.0.0.1:9/");
+        config.tenants[0].limits.memory_mib = Some(mib);
+        async move { Server::start(&config).await }
+    };
+    let err = match start(16).await {
+        Ok(_) => panic!("a 16 MiB tenant must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    let needed = sandbot::sandbox::initial_memory_bytes(sandbot::sandbox::JS_RUNNER);
+    let expected = format!(
+        "tenant `one` limits: the memory limit of 16 MiB is below the {:.1} MiB the JavaScript runner needs to start",
+        needed as f64 / f64::from(1 << 20)
+    );
+    assert!(err.contains(&expected), "{err}");
+    let server = start(needed.div_ceil(1 << 20)).await.unwrap();
+    server.shutdown().await.unwrap();
+}

@@ -51,6 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let limits = args.limits.to_limits()?;
+    crate::sandbox::check_builtin_limits(&limits)?;
     let script = match &args.script {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,

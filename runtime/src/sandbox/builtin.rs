@@ -61,3 +61,36 @@ impl Invocation {
         Invocation::new(json!({ "script": script, "args": args }))
     }
 }
+
+/// The largest initial linear memory of any core module in `bytes` (a module or
+/// a component), in bytes: what an instance needs before it runs any code.
+pub fn initial_memory_bytes(bytes: &[u8]) -> u64 {
+    let mut largest = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::MemorySection(memories)) = payload {
+            for memory in memories.into_iter().flatten() {
+                largest = largest.max(memory.initial << 16);
+            }
+        }
+    }
+    largest
+}
+
+/// Refuses `limits` whose memory cannot even start a built-in guest.
+pub fn check_builtin_limits(limits: &super::Limits) -> anyhow::Result<()> {
+    for (name, bytes) in [
+        ("JavaScript runner", JS_RUNNER),
+        ("API-action guest", API_ACTION),
+    ] {
+        let needed = initial_memory_bytes(bytes);
+        if limits.memory_bytes < needed {
+            anyhow::bail!(
+                "the memory limit of {} MiB is below the {:.1} MiB the {name} needs to start \
+                 (every code or API action would fail with `memory_limit`)",
+                limits.memory_bytes >> 20,
+                needed as f64 / f64::from(1 << 20)
+            );
+        }
+    }
+    Ok(())
+}

@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-pub use builtin::{API_ACTION, JS_RUNNER};
+pub use builtin::{API_ACTION, JS_RUNNER, check_builtin_limits, initial_memory_bytes};
 pub use componentize::{componentize, is_component};
 pub use invoke::Invocation;
 pub use limits::{

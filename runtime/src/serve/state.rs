@@ -110,6 +110,7 @@ impl AppState {
             let limits = t
                 .limits
                 .to_limits()
+                .and_then(|l| crate::sandbox::check_builtin_limits(&l).map(|()| l))
                 .with_context(|| format!("tenant `{}` limits", t.id))?;
             runners.insert(
                 t.id.clone(),
