@@ -82,20 +82,25 @@ fn main() {
         run(BUILDER);
         native_run(&mut ctx, BUILDER);
     }
-    let mut sandboxed = Vec::with_capacity(calls);
-    let mut fuel = 0;
-    for _ in 0..calls {
-        let t = Instant::now();
-        fuel = run(BUILDER).stats.fuel;
-        sandboxed.push(t.elapsed());
-    }
+    // `calls` fresh-sandbox runs of `script`: sorted times, and its fuel.
+    let timed = |script: &str| {
+        let mut times = Vec::with_capacity(calls);
+        let mut fuel = 0;
+        for _ in 0..calls {
+            let t = Instant::now();
+            fuel = run(script).stats.fuel;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        (times, fuel)
+    };
+    let (sandboxed, fuel) = timed(BUILDER);
     let mut native = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();
         native_run(&mut ctx, BUILDER);
         native.push(t.elapsed());
     }
-    sandboxed.sort();
     native.sort();
     println!(
         "builder action, fresh sandbox per call: {calls} calls, p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, {fuel} fuel; native Boa (one warm context): p50 {:.0} µs",
@@ -106,26 +111,14 @@ fn main() {
     );
 
     // For scale: the fixed cost of a code action (`return 1`).
-    let mut trivial = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let t = Instant::now();
-        run("return 1;");
-        trivial.push(t.elapsed());
-    }
-    trivial.sort();
+    let (trivial, _) = timed("return 1;");
     println!(
         "trivial code action (`return 1`), fresh sandbox per call: p50 {:.0} µs",
         support::percentile_us(&trivial, 0.5)
     );
 
     // For scale: a lodash action.
-    let mut grouped = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let t = Instant::now();
-        fuel = run(LODASH_ACTION).stats.fuel;
-        grouped.push(t.elapsed());
-    }
-    grouped.sort();
+    let (grouped, fuel) = timed(LODASH_ACTION);
     println!(
         "lodash action (`_.groupBy` of 100 records), fresh sandbox per call: p50 {:.0} µs, p99 {:.0} µs, {fuel} fuel",
         support::percentile_us(&grouped, 0.5),
@@ -135,6 +128,7 @@ fn main() {
     // 2. Numeric loop, metering on in the sandbox.
     let mut sandboxed = Vec::new();
     let mut native = Vec::new();
+    let mut fuel = 0;
     for _ in 0..loops {
         let t = Instant::now();
         fuel = run(LOOP).stats.fuel;

@@ -28,18 +28,6 @@ impl Action for JsRunner {
     }
 }
 
-/// Runs once before the snapshot, like a code action (see js/warmup.js).
-const WARMUP: &str = include_str!("../js/warmup.js");
-
-/// Runs the warm-up script; called while the context is built, after the
-/// prelude and before lodash, so what it leaves sits low in the heap.
-fn warmup(ctx: &mut boa_engine::Context) {
-    let args = serde_json::json!({ "id": 1 });
-    if let Err(e) = drive::run_script(ctx, WARMUP, &args) {
-        panic!("the warm-up script failed: {}: {}", e.code, e.message);
-    }
-}
-
 /// Builds the context before the snapshot (called by wasmtime-wizer only).
 #[unsafe(export_name = "wizer-initialize")]
 pub extern "C" fn wizer_initialize() {

@@ -78,17 +78,21 @@ pub fn initial_memory_bytes(bytes: &[u8]) -> u64 {
 
 /// Refuses `limits` whose memory cannot even start a built-in guest.
 pub fn check_builtin_limits(limits: &super::Limits) -> anyhow::Result<()> {
-    for (name, bytes) in [
-        ("JavaScript runner", JS_RUNNER),
-        ("API-action guest", API_ACTION),
-    ] {
-        let needed = initial_memory_bytes(bytes);
+    // Read once per process: parsing the runner's 14 MB takes a moment.
+    static NEEDED: OnceLock<[(&str, u64); 2]> = OnceLock::new();
+    let needed = NEEDED.get_or_init(|| {
+        [
+            ("JavaScript runner", initial_memory_bytes(JS_RUNNER)),
+            ("API-action guest", initial_memory_bytes(API_ACTION)),
+        ]
+    });
+    for &(name, needed) in needed {
         if limits.memory_bytes < needed {
             anyhow::bail!(
                 "the memory limit of {} MiB is below the {:.1} MiB the {name} needs to start \
                  (every code or API action would fail with `memory_limit`)",
                 limits.memory_bytes >> 20,
-                needed as f64 / f64::from(1 << 20)
+                super::limits::mib(needed)
             );
         }
     }

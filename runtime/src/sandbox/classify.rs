@@ -93,7 +93,7 @@ fn memory_limit(state: &ActionState, limits: &Limits) -> Failure {
         // Its initial memory alone (the JS runner's snapshot, say) is over the limit.
         format!(
             "the action needs {:.1} MiB of memory to start; its memory limit is {limit} MiB",
-            state.memory.wanted as f64 / f64::from(1 << 20)
+            super::limits::mib(state.memory.wanted)
         )
     } else {
         format!("the action hit its memory limit of {limit} MiB")
