@@ -18,3 +18,4 @@ mod serve_api;
 mod serve_sinch;
 mod serve_web;
 mod serve_webhook;
+mod store_conformance;

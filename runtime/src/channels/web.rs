@@ -1,6 +1,7 @@
 //! The web chat: a page at `/chat/{botId}` for people to talk to a bot in the
 //! browser, and its endpoint `POST /v1/channels/web/{botId}/messages`, which
-//! runs the turn and answers with the bot's messages. For bots deployed as
+//! accepts the message into the durable inbox, waits for its turn and
+//! answers with the bot's messages. For bots deployed as
 //! DRAFT the answer also carries the emulator panel's data: the current
 //! block, the session, and each action's outcome (kind, fuel, time).
 
@@ -9,14 +10,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Html;
 use serde_json::{Value, json};
 
 use super::webhook::parse;
 use crate::serve::error::AppError;
+use crate::serve::inbox::{Job, accept};
 use crate::serve::state::{AppState, Deployment};
 
 const PAGE: &str = include_str!("web_chat.html");
+
+/// How long a web request waits for its turn (the message is durable either way).
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppError> {
     state
@@ -48,10 +54,21 @@ pub async fn message(
     let mut inbound = parse(&body)?;
     inbound.channel = "web".into();
     inbound.session_data.clear(); // people in a browser do not set session data
-    let out = state
-        .turn(d, inbound, |_, _| Vec::new())
-        .await
-        .map_err(AppError::internal)?;
+    let mut waiting = state.replies.wait();
+    let job = Job::Web {
+        inbound,
+        reply: waiting.key.clone(),
+    };
+    accept(&state, &bot_id, None, job).await?;
+    let out = match tokio::time::timeout(ANSWER_WITHIN, &mut waiting.answer).await {
+        Ok(Ok(out)) => out,
+        _ => {
+            return Err(AppError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the message is accepted but its turn has not finished yet; its answer will be in the conversation",
+            ));
+        }
+    };
     let mut answer = json!({ "messages": out.messages });
     if d.version == "DRAFT" {
         answer["emulator"] = json!({

@@ -16,8 +16,9 @@ use super::messenger;
 use crate::flow::{Inbound, InboundKind, TurnOutput, UserInfo};
 use crate::serve::config::WebhookChannel;
 use crate::serve::error::AppError;
+use crate::serve::inbox::{Job, accept};
 use crate::serve::state::AppState;
-use crate::store::{ConversationState, Delivery};
+use crate::store::{Accepted, ConversationState, Delivery};
 
 /// `Authorization: Bearer <token>`.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -35,10 +36,10 @@ pub async fn inbound(
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let (bot_id, channel) = state
+    let bot_id = state
         .webhooks
         .get(&channel_id)
-        .cloned()
+        .map(|(bot, _)| bot.clone())
         .ok_or_else(|| AppError::not_found(format!("no webhook channel `{channel_id}`")))?;
     if !state.authorized(&bot_id, bearer(&headers)) {
         return Err(AppError::unauthorized());
@@ -46,27 +47,32 @@ pub async fn inbound(
     let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let inbound = parse(&body)?;
     let conversation = inbound.conversation.clone();
-    let key = format!("{bot_id}\0{conversation}");
-    let shared = state.clone();
-    state.dispatcher.submit(key, async move {
-        let d = &shared.bots[&bot_id];
-        match shared
-            .turn(d, inbound, |out, st| outbound(&channel, out, st))
-            .await
-        {
-            Ok(_) => shared.deliveries.notify_one(),
-            Err(e) => tracing::error!(bot = bot_id, %e, "turn not committed"),
+    let dedupe = match &body["messageId"] {
+        Value::Null => None,
+        Value::String(id) if !id.is_empty() && id.len() <= 256 => {
+            Some(format!("webhook\0{channel_id}\0{id}"))
         }
-    });
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "accepted": true, "conversationId": conversation })),
-    ))
+        _ => {
+            return Err(AppError::bad_request(
+                "`messageId` must be a non-empty string of at most 256 characters",
+            ));
+        }
+    };
+    let job = Job::Webhook {
+        channel_id,
+        inbound,
+    };
+    let accepted = accept(&state, &bot_id, dedupe, job).await?;
+    let mut answer = json!({ "accepted": true, "conversationId": conversation });
+    if accepted == Accepted::Duplicate {
+        answer["duplicate"] = json!(true);
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// The inbound body: `conversationId` (or `user.id`), one of `textMessage`,
 /// `introMessage`, `postbackMessage` (under `message` or at the top level),
-/// optional `sessionData`.
+/// optional `sessionData` (and `messageId`, read by the channel).
 pub fn parse(body: &Value) -> Result<Inbound, AppError> {
     let user = body.get("user");
     let conversation = body["conversationId"]

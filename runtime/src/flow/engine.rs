@@ -99,6 +99,7 @@ impl FlowEngine {
                 transcript,
                 postbacks,
                 outbox,
+                inbox: inbound.inbox,
             })
             .await?;
         Ok(out)
@@ -137,6 +138,7 @@ impl FlowEngine {
                     transcript,
                     postbacks,
                     outbox,
+                    inbox: None,
                 })
                 .await?;
             Ok(Some(answer))

@@ -89,6 +89,10 @@ pub struct Inbound {
     /// Channel variables written under `internal` (e.g. `sinchConversationAPI`).
     #[serde(default)]
     pub internal: Map<String, Value>,
+    /// The durable inbox entry this message was accepted as: marked done by
+    /// the turn's commit.
+    #[serde(skip)]
+    pub inbox: Option<u64>,
 }
 
 impl Inbound {
@@ -104,6 +108,7 @@ impl Inbound {
             user: None,
             session_data: Map::new(),
             internal: Map::new(),
+            inbox: None,
         }
     }
 

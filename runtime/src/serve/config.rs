@@ -53,6 +53,36 @@ pub struct TenantConfig {
     /// REST API requests allowed per token and window.
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// Accepted messages waiting for their turn, at most (then 429).
+    #[serde(default)]
+    pub backlog: BacklogLimit,
+}
+
+/// How many accepted messages may wait for their turn: per conversation and
+/// per tenant. Past either, channels answer 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BacklogLimit {
+    #[serde(default = "default_conversation_backlog")]
+    pub conversation: usize,
+    #[serde(default = "default_tenant_backlog")]
+    pub tenant: usize,
+}
+
+fn default_conversation_backlog() -> usize {
+    100
+}
+fn default_tenant_backlog() -> usize {
+    10_000
+}
+
+impl Default for BacklogLimit {
+    fn default() -> Self {
+        Self {
+            conversation: default_conversation_backlog(),
+            tenant: default_tenant_backlog(),
+        }
+    }
 }
 
 /// A fixed window: `requests` per `seconds`, per API token.
@@ -213,6 +243,7 @@ impl ServeConfig {
                     ..LimitArgs::default()
                 },
                 rate_limit: RateLimit::default(),
+                backlog: BacklogLimit::default(),
             }],
             bots: bots
                 .iter()
@@ -246,6 +277,16 @@ impl ServeConfig {
                         t.id
                     );
                 }
+            }
+        }
+        for t in &self.tenants {
+            if t.backlog.conversation == 0 || t.backlog.tenant == 0 {
+                bail!(
+                    "tenant `{}`: backlog limits must be at least 1 (conversation: {}, tenant: {})",
+                    t.id,
+                    t.backlog.conversation,
+                    t.backlog.tenant
+                );
             }
         }
         for b in &self.bots {

@@ -1,73 +1,66 @@
-//! Runs jobs one at a time, in arrival order, per conversation; different
-//! conversations run in parallel. Knows how many jobs are in flight so a
-//! graceful shutdown can wait for them.
+//! Wakes one worker per conversation with work in the inbox: the worker
+//! drains the conversation's entries one at a time, in inbox order, while
+//! different conversations run in parallel. Memory is one flag per active
+//! conversation, whatever the backlog (the entries themselves wait in the
+//! store). Knows how many workers run, so a graceful shutdown can wait.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
-
-type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// How long an idle conversation keeps its worker.
-const IDLE: Duration = Duration::from_secs(5);
+use tokio::sync::Notify;
 
 #[derive(Default)]
 pub struct Dispatcher {
-    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    /// Conversations with a worker → whether it must drain again.
+    active: Mutex<HashMap<String, bool>>,
     in_flight: AtomicUsize,
     idle: Notify,
 }
 
 impl Dispatcher {
-    /// Queues `job` behind the earlier jobs of `key`.
-    pub fn submit(self: &Arc<Self>, key: String, job: impl Future<Output = ()> + Send + 'static) {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let job: Job = Box::pin(job);
-        let mut queues = self.queues.lock().expect("not poisoned");
-        let job = match queues.get(&key) {
-            Some(tx) => match tx.send(job) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(job)) => job,
-            },
-            None => job,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        tx.send(job).expect("receiver alive");
-        queues.insert(key.clone(), tx);
-        tokio::spawn(self.clone().work(key, rx));
-    }
-
-    async fn work(self: Arc<Self>, key: String, mut rx: mpsc::UnboundedReceiver<Job>) {
-        loop {
-            match tokio::time::timeout(IDLE, rx.recv()).await {
-                Ok(Some(job)) => {
-                    job.await;
-                    if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        self.idle.notify_waiters();
-                    }
-                }
-                _ => {
-                    // Leave only if nothing arrived meanwhile (senders hold the lock).
-                    let mut queues = self.queues.lock().expect("not poisoned");
-                    if rx.is_empty() {
-                        queues.remove(&key);
-                        return;
+    /// Runs `drain` for `key` now, or once more after the run in progress
+    /// (a wake during a run is never lost; many wakes make one more run).
+    pub fn wake<F, Fut>(self: &Arc<Self>, key: String, drain: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        {
+            let mut active = self.active.lock().expect("not poisoned");
+            if let Some(again) = active.get_mut(&key) {
+                *again = true;
+                return;
+            }
+            active.insert(key.clone(), false);
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                drain().await;
+                let mut active = this.active.lock().expect("not poisoned");
+                match active.get_mut(&key) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        active.remove(&key);
+                        break;
                     }
                 }
             }
-        }
+            if this.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.idle.notify_waiters();
+            }
+        });
     }
 
+    /// Conversations being worked on.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Resolves once no job is queued or running.
+    /// Resolves once no conversation is being worked on.
     pub async fn wait_idle(&self) {
         loop {
             let notified = self.idle.notified();
@@ -76,5 +69,37 @@ impl Dispatcher {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn wakes_during_a_run_make_one_more_run() {
+        let d = Arc::new(Dispatcher::default());
+        let runs = Arc::new(AtomicU32::new(0));
+        let wake = |d: &Arc<Dispatcher>| {
+            let runs = runs.clone();
+            d.wake("k".into(), move || {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        };
+        wake(&d);
+        for _ in 0..10 {
+            wake(&d);
+        }
+        d.wait_idle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        wake(&d);
+        d.wait_idle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 }

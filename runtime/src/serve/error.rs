@@ -9,6 +9,8 @@ use serde_json::json;
 pub struct AppError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl AppError {
@@ -16,6 +18,14 @@ impl AppError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429 with `Retry-After: seconds`.
+    pub fn too_many(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -38,6 +48,10 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some(s) = self.retry_after {
+            response.headers_mut().insert("retry-after", s.into());
+        }
+        response
     }
 }

@@ -44,6 +44,8 @@ pub struct Usage {
     pub action_failures: BTreeMap<String, u64>,
     pub fuel: u64,
     pub action_time_us: u64,
+    /// Inbound messages refused because a backlog was full (429).
+    pub refused_messages: u64,
     #[serde(skip)]
     turn_latency: Histogram,
     #[serde(skip)]
@@ -81,6 +83,14 @@ impl Metrics {
         }
     }
 
+    /// Records an inbound message refused with 429 (backlog full).
+    pub fn refused(&self, tenant: &str, bot: &str) {
+        let mut all = self.usage.lock().expect("not poisoned");
+        all.entry((tenant.to_string(), bot.to_string()))
+            .or_default()
+            .refused_messages += 1;
+    }
+
     /// A tenant's figures, per bot.
     pub fn tenant(&self, tenant: &str) -> BTreeMap<String, Usage> {
         let all = self.usage.lock().expect("not poisoned");
@@ -94,7 +104,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let all = self.usage.lock().expect("not poisoned");
         let mut out = String::new();
-        let counters: [Counter; 4] = [
+        let counters: [Counter; 5] = [
             ("sandbot_turns_total", "Turns committed", |u| u.turns),
             (
                 "sandbot_action_invocations_total",
@@ -108,6 +118,11 @@ impl Metrics {
                 "sandbot_action_time_microseconds_total",
                 "Wall time of actions",
                 |u| u.action_time_us,
+            ),
+            (
+                "sandbot_refused_messages_total",
+                "Inbound messages refused with 429: a backlog was full",
+                |u| u.refused_messages,
             ),
         ];
         for (name, help, get) in counters {

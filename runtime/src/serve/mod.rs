@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod inbox;
 pub mod metrics;
 pub mod rate;
 pub mod reload;
@@ -31,6 +32,7 @@ pub struct Server {
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     worker: tokio::task::JoinHandle<()>,
     reloader: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -58,7 +60,8 @@ impl Server {
             stopped.clone(),
         ));
         let every = Duration::from_millis(config.reload_ms);
-        let reloader = tokio::spawn(reload::run(state.clone(), every, stopped));
+        let reloader = tokio::spawn(reload::run(state.clone(), every, stopped.clone()));
+        let sweeper = tokio::spawn(inbox::sweep(state.clone(), stopped));
         Ok(Server {
             addr,
             state,
@@ -66,15 +69,17 @@ impl Server {
             http,
             worker,
             reloader,
+            sweeper,
         })
     }
 
-    /// Stops accepting requests, finishes the turns in flight, then the
-    /// deliveries in flight; what is still queued is delivered after the
-    /// next start.
+    /// Stops accepting requests, finishes the turns of the accepted
+    /// messages, then the deliveries in flight; what is still queued is
+    /// delivered after the next start.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.http.await??;
+        self.sweeper.await?;
         self.state.dispatcher.wait_idle().await;
         self.state.deliveries.notify_one();
         self.worker.await?;

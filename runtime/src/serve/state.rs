@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use super::config::{RateLimit, ServeConfig, SinchChannel, WebhookChannel};
+use super::config::{BacklogLimit, RateLimit, ServeConfig, SinchChannel, WebhookChannel};
 use super::dispatch::Dispatcher;
 use super::rate::RateLimiter;
 use crate::channels::sinch::oauth::SinchTokens;
@@ -22,6 +22,7 @@ pub struct Tenant {
     pub id: String,
     token_hashes: Vec<[u8; 32]>,
     pub rate_limit: RateLimit,
+    pub backlog: BacklogLimit,
 }
 
 impl Tenant {
@@ -78,6 +79,8 @@ pub struct AppState {
     pub deliveries: Arc<tokio::sync::Notify>,
     pub rate: RateLimiter,
     pub metrics: super::metrics::Metrics,
+    /// Requests waiting for their turn's outcome (the web chat).
+    pub replies: super::inbox::Replies,
 }
 
 impl AppState {
@@ -105,6 +108,7 @@ impl AppState {
                     id: t.id.clone(),
                     token_hashes: hashes,
                     rate_limit: t.rate_limit,
+                    backlog: t.backlog,
                 },
             );
             let limits = t
@@ -159,6 +163,7 @@ impl AppState {
             deliveries: Arc::new(tokio::sync::Notify::new()),
             rate: RateLimiter::default(),
             metrics: Default::default(),
+            replies: Default::default(),
         })
     }
 
@@ -220,6 +225,7 @@ mod tests {
             id: "t".into(),
             token_hashes: vec![bytes.try_into().unwrap()],
             rate_limit: RateLimit::default(),
+            backlog: BacklogLimit::default(),
         };
         assert!(t.accepts("s3cret"));
         assert!(!t.accepts("s3cret "));

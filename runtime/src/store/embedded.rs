@@ -11,9 +11,13 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use super::inbox::{self, Counts, INBOX, SEEN};
 use super::{
-    CommitFuture, ConversationState, Delivery, Store, StoreError, TranscriptEntry, TurnCommit,
-    now_ms,
+    Accepted, Backlog, CommitFuture, ConversationState, Delivery, EnqueueFuture, InboxEntry, Store,
+    StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 
 /// `bot \0 conversation` → ConversationState (JSON).
@@ -26,15 +30,22 @@ const POSTBACKS: TableDefinition<&str, &[u8]> = TableDefinition::new("postbacks"
 /// Delivery id → Delivery (JSON): the durable outbound queue.
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
-/// Turns committed together at most.
+/// Writes committed together at most.
 const MAX_BATCH: usize = 512;
 
-type Pending = (TurnCommit, oneshot::Sender<Result<(), StoreError>>);
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write for the writer thread.
+enum Op {
+    Commit(TurnCommit, Reply<()>),
+    Enqueue(InboxEntry, Backlog, Reply<Accepted>),
+    Discard(String, u64, Reply<()>),
+}
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
     /// `None` once closing.
-    writer: Option<mpsc::Sender<Pending>>,
+    writer: Option<mpsc::Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
     ttl: Duration,
 }
@@ -50,8 +61,33 @@ impl Drop for EmbeddedStore {
     }
 }
 
-fn key(bot: &str, conversation: &str) -> String {
+pub(super) fn key(bot: &str, conversation: &str) -> String {
     format!("{bot}\0{conversation}")
+}
+
+/// What only the writer thread changes.
+struct Writer {
+    next_delivery: u64,
+    next_entry: u64,
+    counts: Counts,
+}
+
+impl Writer {
+    fn read(tx: &redb::WriteTransaction) -> Result<Self, String> {
+        let outbox = tx.open_table(OUTBOX).map_err(|e| e.to_string())?;
+        let inbox = tx.open_table(INBOX).map_err(|e| e.to_string())?;
+        let last_delivery = outbox.last().map_err(|e| e.to_string())?;
+        let mut next_entry = 1;
+        for item in inbox.iter().map_err(|e| e.to_string())? {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            next_entry = next_entry.max(k.value().1 + 1);
+        }
+        Ok(Self {
+            next_delivery: last_delivery.map_or(1, |(k, _)| k.value() + 1),
+            next_entry,
+            counts: Counts::read(&inbox)?,
+        })
+    }
 }
 
 impl EmbeddedStore {
@@ -68,17 +104,14 @@ impl EmbeddedStore {
         tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
         tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
         tx.open_table(POSTBACKS).map_err(StoreError::new)?;
-        let next_id = {
-            let outbox = tx.open_table(OUTBOX).map_err(StoreError::new)?;
-            let last = outbox.last().map_err(StoreError::new)?;
-            last.map_or(1, |(k, _)| k.value() + 1)
-        };
+        tx.open_table(SEEN).map_err(StoreError::new)?;
+        let writer_state = Writer::read(&tx).map_err(StoreError)?;
         tx.commit().map_err(StoreError::new)?;
-        let (writer, rx) = mpsc::channel::<Pending>();
+        let (writer, rx) = mpsc::channel::<Op>();
         let wdb = db.clone();
         let thread = std::thread::Builder::new()
             .name("sandbot-store".into())
-            .spawn(move || write_loop(&wdb, rx, next_id))
+            .spawn(move || write_loop(&wdb, rx, writer_state))
             .map_err(StoreError::new)?;
         Ok(Self {
             db,
@@ -95,9 +128,28 @@ impl EmbeddedStore {
     fn expired(&self, state: &ConversationState) -> bool {
         now_ms().saturating_sub(state.updated_ms) > self.ttl.as_millis() as u64
     }
+
+    /// Hands `op` to the writer thread; resolves with its answer.
+    fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(Reply<T>) -> Op,
+    ) -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>> {
+        let (done, wait) = oneshot::channel();
+        let sent = match &self.writer {
+            Some(w) => w.send(op(done)).is_ok(),
+            None => false,
+        };
+        Box::pin(async move {
+            let stopped = || StoreError("the store's writer has stopped".into());
+            if !sent {
+                return Err(stopped());
+            }
+            wait.await.map_err(|_| stopped())?
+        })
+    }
 }
 
-fn write_loop(db: &Database, rx: mpsc::Receiver<Pending>, mut next_id: u64) {
+fn write_loop(db: &Database, rx: mpsc::Receiver<Op>, mut w: Writer) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -106,61 +158,125 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Pending>, mut next_id: u64) {
                 Err(_) => break,
             }
         }
-        let result = write_batch(db, batch.iter().map(|(c, _)| c), &mut next_id);
-        for (_, done) in batch {
-            let _ = done.send(result.clone().map_err(StoreError));
+        let before = (w.next_delivery, w.next_entry);
+        match write_batch(db, &batch, &mut w) {
+            Ok(accepted) => {
+                let mut accepted = accepted.into_iter();
+                for op in batch {
+                    match op {
+                        Op::Commit(_, done) | Op::Discard(_, _, done) => {
+                            let _ = done.send(Ok(()));
+                        }
+                        Op::Enqueue(_, _, done) => {
+                            let _ = done.send(Ok(accepted.next().expect("one per entry")));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                (w.next_delivery, w.next_entry) = before;
+                if let Ok(again) = db
+                    .begin_write()
+                    .map_err(|e| e.to_string())
+                    .and_then(|tx| Writer::read(&tx))
+                {
+                    w.counts = again.counts;
+                }
+                for op in batch {
+                    match op {
+                        Op::Commit(_, done) | Op::Discard(_, _, done) => {
+                            let _ = done.send(Err(StoreError(e.clone())));
+                        }
+                        Op::Enqueue(_, _, done) => {
+                            let _ = done.send(Err(StoreError(e.clone())));
+                        }
+                    }
+                }
+            }
         }
     }
 }
 
-fn write_batch<'a>(
-    db: &Database,
-    commits: impl Iterator<Item = &'a TurnCommit>,
-    next_id: &mut u64,
-) -> Result<(), String> {
+/// Applies a batch in one durable transaction; the answers to its enqueues.
+fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accepted>, String> {
     let tx = db.begin_write().map_err(|e| e.to_string())?;
-    let first_id = *next_id;
+    let mut accepted = Vec::new();
     {
         let mut outbox = tx.open_table(OUTBOX).map_err(|e| e.to_string())?;
         let mut conversations = tx.open_table(CONVERSATIONS).map_err(|e| e.to_string())?;
         let mut transcripts = tx.open_table(TRANSCRIPTS).map_err(|e| e.to_string())?;
         let mut postbacks = tx.open_table(POSTBACKS).map_err(|e| e.to_string())?;
-        for c in commits {
-            let k = key(&c.bot, &c.conversation);
-            let state = serde_json::to_vec(&c.state).map_err(|e| e.to_string())?;
-            conversations
-                .insert(k.as_str(), state.as_slice())
-                .map_err(|e| e.to_string())?;
-            for entry in &c.transcript {
-                let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
-                transcripts
-                    .insert((k.as_str(), entry.seq), bytes.as_slice())
-                    .map_err(|e| e.to_string())?;
-            }
-            for d in &c.outbox {
-                let d = Delivery {
-                    id: *next_id,
-                    ..d.clone()
-                };
-                *next_id += 1;
-                let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
-                outbox
-                    .insert(d.id, bytes.as_slice())
-                    .map_err(|e| e.to_string())?;
-            }
-            for (id, target) in &c.postbacks {
-                let pk = key(&c.bot, id);
-                let bytes = serde_json::to_vec(target).map_err(|e| e.to_string())?;
-                postbacks
-                    .insert(pk.as_str(), bytes.as_slice())
-                    .map_err(|e| e.to_string())?;
+        let mut inbox = tx.open_table(INBOX).map_err(|e| e.to_string())?;
+        let mut seen = tx.open_table(SEEN).map_err(|e| e.to_string())?;
+        for op in batch {
+            match op {
+                Op::Commit(c, _) => {
+                    let k = key(&c.bot, &c.conversation);
+                    let state = serde_json::to_vec(&c.state).map_err(|e| e.to_string())?;
+                    conversations
+                        .insert(k.as_str(), state.as_slice())
+                        .map_err(|e| e.to_string())?;
+                    for entry in &c.transcript {
+                        let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+                        transcripts
+                            .insert((k.as_str(), entry.seq), bytes.as_slice())
+                            .map_err(|e| e.to_string())?;
+                    }
+                    for d in &c.outbox {
+                        let d = Delivery {
+                            id: w.next_delivery,
+                            ..d.clone()
+                        };
+                        w.next_delivery += 1;
+                        let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+                        outbox
+                            .insert(d.id, bytes.as_slice())
+                            .map_err(|e| e.to_string())?;
+                    }
+                    for (id, target) in &c.postbacks {
+                        let pk = key(&c.bot, id);
+                        let bytes = serde_json::to_vec(target).map_err(|e| e.to_string())?;
+                        postbacks
+                            .insert(pk.as_str(), bytes.as_slice())
+                            .map_err(|e| e.to_string())?;
+                    }
+                    if let Some(id) = c.inbox {
+                        inbox::done(&mut inbox, &mut w.counts, &k, id)?;
+                    }
+                }
+                Op::Discard(k, id, _) => inbox::done(&mut inbox, &mut w.counts, k, *id)?,
+                Op::Enqueue(entry, backlog, _) => {
+                    let k = key(&entry.bot, &entry.conversation);
+                    if let Some(full) = w.counts.full(&k, &entry.tenant, *backlog) {
+                        accepted.push(full);
+                        continue;
+                    }
+                    if let Some(d) = &entry.dedupe
+                        && seen
+                            .insert(d.as_str(), now_ms())
+                            .map_err(|e| e.to_string())?
+                            .is_some()
+                    {
+                        accepted.push(Accepted::Duplicate);
+                        continue;
+                    }
+                    let entry = InboxEntry {
+                        id: w.next_entry,
+                        ..entry.clone()
+                    };
+                    w.next_entry += 1;
+                    let bytes = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+                    inbox
+                        .insert((k.as_str(), entry.id), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                    w.counts.add(&k, &entry.tenant);
+                    accepted.push(Accepted::Queued(entry.id));
+                }
             }
         }
     }
-    tx.commit().map_err(|e| {
-        *next_id = first_id;
-        e.to_string()
-    })
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(accepted)
 }
 
 impl Store for EmbeddedStore {
@@ -179,18 +295,49 @@ impl Store for EmbeddedStore {
     }
 
     fn commit(&self, commit: TurnCommit) -> CommitFuture {
-        let (done, wait) = oneshot::channel();
-        let sent = match &self.writer {
-            Some(w) => w.send((commit, done)).is_ok(),
-            None => false,
-        };
-        Box::pin(async move {
-            if !sent {
-                return Err(StoreError("the store's writer has stopped".into()));
+        self.write(|done| Op::Commit(commit, done))
+    }
+
+    fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {
+        self.write(|done| Op::Enqueue(entry, backlog, done))
+    }
+
+    fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture {
+        let k = key(bot, conversation);
+        self.write(|done| Op::Discard(k, id, done))
+    }
+
+    fn inbox_next(&self, bot: &str, conversation: &str) -> Result<Option<InboxEntry>, StoreError> {
+        let k = key(bot, conversation);
+        let tx = self.db.begin_read().map_err(StoreError::new)?;
+        let table = tx.open_table(INBOX).map_err(StoreError::new)?;
+        let mut range = table
+            .range((k.as_str(), 0)..=(k.as_str(), u64::MAX))
+            .map_err(StoreError::new)?;
+        match range.next() {
+            Some(item) => {
+                let (_, v) = item.map_err(StoreError::new)?;
+                Ok(Some(
+                    serde_json::from_slice(v.value()).map_err(StoreError::new)?,
+                ))
             }
-            wait.await
-                .map_err(|_| StoreError("the store's writer has stopped".into()))?
-        })
+            None => Ok(None),
+        }
+    }
+
+    fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let tx = self.db.begin_read().map_err(StoreError::new)?;
+        let table = tx.open_table(INBOX).map_err(StoreError::new)?;
+        let mut out: Vec<(String, String)> = Vec::new();
+        for item in table.iter().map_err(StoreError::new)? {
+            let (k, _) = item.map_err(StoreError::new)?;
+            if let Some((bot, conv)) = k.value().0.split_once('\0')
+                && out.last().is_none_or(|(b, c)| b != bot || c != conv)
+            {
+                out.push((bot.to_string(), conv.to_string()));
+            }
+        }
+        Ok(out)
     }
 
     fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError> {
@@ -272,10 +419,6 @@ impl Store for EmbeddedStore {
         };
         tx.commit().map_err(StoreError::new)?;
         Ok(existed)
-    }
-
-    fn first_seen(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
-        self.mark_seen(scope, id)
     }
 
     fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {

@@ -3,6 +3,7 @@
 //! data folder, durable group commits) is the default.
 
 mod embedded;
+mod inbox;
 mod outbox;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use embedded::EmbeddedStore;
+pub use inbox::{Accepted, Backlog, InboxEntry};
 
 /// Idle time after which a session is forgotten (30 days).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -90,6 +92,8 @@ pub struct TurnCommit {
     pub postbacks: Vec<(String, Value)>,
     /// Deliveries to queue with the turn (their `id` is assigned on commit).
     pub outbox: Vec<Delivery>,
+    /// The inbox entry this turn answers: done in the same transaction.
+    pub inbox: Option<u64>,
 }
 
 /// One outbound HTTP delivery (a bot message for a channel), queued durably
@@ -119,6 +123,7 @@ pub struct Delivery {
 }
 
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+pub type EnqueueFuture = Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send>>;
 
 pub trait Store: Send + Sync + 'static {
     /// The conversation, unless unknown or idle past the session expiry.
@@ -152,9 +157,16 @@ pub trait Store: Send + Sync + 'static {
     /// (delivered or given up) leave the queue; `retry` are
     /// `(id, attempts, not_before_ms)` of failed ones.
     fn outbox_settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError>;
-    /// Records an inbound message id (`scope` + `id`); false if it was seen
-    /// before (a channel's retry), so it is processed once.
-    fn first_seen(&self, scope: &str, id: &str) -> Result<bool, StoreError>;
+    /// Accepts an inbound message into the durable inbox; resolves once it
+    /// is durable (group-committed like turns). A `dedupe` key seen before
+    /// is a `Duplicate`; past `backlog` the entry is refused (`Full`).
+    fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture;
+    /// The conversation's oldest entry not yet done.
+    fn inbox_next(&self, bot: &str, conversation: &str) -> Result<Option<InboxEntry>, StoreError>;
+    /// `(bot, conversation)` of every conversation with entries not yet done.
+    fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Marks an entry done without a turn (its bot is no longer deployed).
+    fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture;
 }
 
 /// Milliseconds since the Unix epoch.

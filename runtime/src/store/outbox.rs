@@ -4,30 +4,10 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use redb::TableDefinition;
-
 use super::embedded::{EmbeddedStore, OUTBOX};
 use super::{Delivery, StoreError};
 
-/// `scope \0 id` → first-seen time (ms): inbound ids already processed.
-pub(super) const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen");
-
 impl EmbeddedStore {
-    pub(super) fn mark_seen(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
-        let key = format!("{scope}\0{id}");
-        let tx = self.db().begin_write().map_err(StoreError::new)?;
-        let first = {
-            let mut table = tx.open_table(SEEN).map_err(StoreError::new)?;
-            let before = table
-                .insert(key.as_str(), super::now_ms())
-                .map_err(StoreError::new)?
-                .is_some();
-            !before
-        };
-        tx.commit().map_err(StoreError::new)?;
-        Ok(first)
-    }
-
     pub(super) fn outbox_items(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let tx = self.db().begin_read().map_err(StoreError::new)?;
         let table = tx.open_table(OUTBOX).map_err(StoreError::new)?;

@@ -19,8 +19,9 @@ use serde_json::{Map, Value, json};
 use crate::flow::{Inbound, InboundKind, TurnOutput};
 use crate::serve::config::SinchChannel;
 use crate::serve::error::AppError;
+use crate::serve::inbox::{Job, accept};
 use crate::serve::state::AppState;
-use crate::store::{ConversationState, Delivery, Store, now_ms};
+use crate::store::{Accepted, Delivery, Store, now_ms};
 
 pub async fn callback(
     State(state): State<Arc<AppState>>,
@@ -59,13 +60,6 @@ pub async fn callback(
         })?
         .to_string();
     let kind = contact_message(&message["contact_message"])?;
-    if !state
-        .store
-        .first_seen(&format!("sinch\0{channel_id}"), id)
-        .map_err(AppError::internal)?
-    {
-        return Ok((StatusCode::OK, Json(json!({"duplicate": true}))));
-    }
     let ident = &message["channel_identity"];
     let channel_name = ident["channel"]
         .as_str()
@@ -92,34 +86,18 @@ pub async fn callback(
             json!({"identified_by": {"channel_identities": [{"channel": channel_name, "identity": ident["identity"]}]}})
         }
     };
-    let key = format!("{bot_id}\0{conversation}");
-    let shared = state.clone();
-    state.dispatcher.submit(key, async move {
-        let d = &shared.bots[&bot_id];
-        let kind = numbered_reply(
-            shared.store.as_ref(),
-            &bot_id,
-            &conversation,
-            &channel_name,
-            kind,
-        );
-        let mut inbound = Inbound::new(&conversation, "sinchConversationAPI", kind);
-        inbound.internal = Map::from_iter([("sinchConversationAPI".to_string(), sinch)]);
-        let outbox = |out: &TurnOutput, _: &ConversationState| {
-            outbound(
-                &channel,
-                out,
-                &recipient,
-                &channel_name,
-                &bot_id,
-                &conversation,
-            )
-        };
-        match shared.turn(d, inbound, outbox).await {
-            Ok(_) => shared.deliveries.notify_one(),
-            Err(e) => tracing::error!(bot = bot_id, %e, "turn not committed"),
-        }
-    });
+    let mut inbound = Inbound::new(&conversation, "sinchConversationAPI", kind);
+    inbound.internal = Map::from_iter([("sinchConversationAPI".to_string(), sinch)]);
+    let job = Job::Sinch {
+        channel_id: channel_id.clone(),
+        inbound,
+        recipient,
+        channel_name,
+    };
+    let dedupe = Some(format!("sinch\0{channel_id}\0{id}"));
+    if accept(&state, &bot_id, dedupe, job).await? == Accepted::Duplicate {
+        return Ok((StatusCode::OK, Json(json!({"duplicate": true}))));
+    }
     Ok((StatusCode::OK, Json(json!({"accepted": true}))))
 }
 
@@ -163,7 +141,7 @@ fn contact_message(m: &Value) -> Result<InboundKind, AppError> {
 
 /// On channels with plain-text choices, a reply `N` picks the N-th numbered
 /// choice of the bot's last answer.
-fn numbered_reply(
+pub fn numbered_reply(
     store: &dyn Store,
     bot: &str,
     conversation: &str,
@@ -204,7 +182,7 @@ fn numbered_reply(
 }
 
 /// One `messages:send` per bot message.
-fn outbound(
+pub fn outbound(
     channel: &SinchChannel,
     out: &TurnOutput,
     recipient: &Value,

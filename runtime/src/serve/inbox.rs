@@ -1,0 +1,305 @@
+//! The durable inbox, server side: channels hand every inbound message to
+//! [`accept`], which answers only once the store holds it (or refuses it:
+//! duplicate, backlog full → 429). A worker per conversation ([`wake`]) then
+//! takes the entries in order and runs each one's turn, whose commit marks
+//! the entry done; entries left by a crash are woken at the next start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::error::AppError;
+use super::state::AppState;
+use crate::channels::{sinch, webhook};
+use crate::flow::{Inbound, TurnOutput};
+use crate::store::{Accepted, Backlog, InboxEntry, StoreError, now_ms};
+
+/// What a turn runs for an inbox entry, per channel: enough to answer on
+/// the same channel after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "camelCase")]
+pub enum Job {
+    #[serde(rename_all = "camelCase")]
+    Webhook {
+        channel_id: String,
+        inbound: Inbound,
+    },
+    #[serde(rename_all = "camelCase")]
+    Sinch {
+        channel_id: String,
+        inbound: Inbound,
+        recipient: Value,
+        channel_name: String,
+    },
+    /// The web chat: the request waits for the turn (`reply` names it).
+    #[serde(rename_all = "camelCase")]
+    Web { inbound: Inbound, reply: String },
+}
+
+impl Job {
+    fn inbound(&self) -> &Inbound {
+        match self {
+            Job::Webhook { inbound, .. }
+            | Job::Sinch { inbound, .. }
+            | Job::Web { inbound, .. } => inbound,
+        }
+    }
+}
+
+/// Seconds a refused sender is asked to wait.
+const RETRY_AFTER_S: u64 = 1;
+
+/// Makes `job` durable for `bot_id`, then wakes its conversation. `dedupe`
+/// (`scope \0 message id`) makes a channel's retry a `Duplicate`.
+pub async fn accept(
+    state: &Arc<AppState>,
+    bot_id: &str,
+    dedupe: Option<String>,
+    job: Job,
+) -> Result<Accepted, AppError> {
+    let d = state
+        .bots
+        .get(bot_id)
+        .ok_or_else(|| AppError::not_found(format!("no bot `{bot_id}`")))?;
+    let limit = state.tenants[&d.tenant].backlog;
+    let conversation = job.inbound().conversation.clone();
+    let entry = InboxEntry {
+        id: 0,
+        tenant: d.tenant.clone(),
+        bot: bot_id.to_string(),
+        conversation: conversation.clone(),
+        dedupe,
+        accepted_ms: now_ms(),
+        job: serde_json::to_value(&job).map_err(AppError::internal)?,
+    };
+    let backlog = Backlog {
+        conversation: limit.conversation,
+        tenant: limit.tenant,
+    };
+    let accepted = state
+        .store
+        .enqueue(entry, backlog)
+        .await
+        .map_err(AppError::internal)?;
+    match accepted {
+        Accepted::Queued(_) => wake(state, bot_id, &conversation),
+        Accepted::Duplicate => {}
+        Accepted::Full { conversation: true } => {
+            state.metrics.refused(&d.tenant, bot_id);
+            return Err(AppError::too_many(
+                format!(
+                    "conversation `{conversation}` has {} messages waiting for their turn; retry later",
+                    limit.conversation
+                ),
+                RETRY_AFTER_S,
+            ));
+        }
+        Accepted::Full {
+            conversation: false,
+        } => {
+            state.metrics.refused(&d.tenant, bot_id);
+            return Err(AppError::too_many(
+                format!(
+                    "tenant `{}` has {} messages waiting for their turn; retry later",
+                    d.tenant, limit.tenant
+                ),
+                RETRY_AFTER_S,
+            ));
+        }
+    }
+    Ok(accepted)
+}
+
+/// Makes sure a worker drains the conversation's inbox.
+pub fn wake(state: &Arc<AppState>, bot: &str, conversation: &str) {
+    let key = format!("{bot}\0{conversation}");
+    let (s, b, c) = (state.clone(), bot.to_string(), conversation.to_string());
+    state
+        .dispatcher
+        .wake(key, move || drain(s.clone(), b.clone(), c.clone()));
+}
+
+/// Wakes every conversation with entries not yet done (at start: what a
+/// crash left; then now and then: what a failing store left behind).
+pub fn wake_all(state: &Arc<AppState>) -> Result<usize, StoreError> {
+    let pending = state.store.inbox_conversations()?;
+    for (bot, conversation) in &pending {
+        wake(state, bot, conversation);
+    }
+    Ok(pending.len())
+}
+
+/// How often conversations left with work are woken again.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Wakes what a crash left at once, then sweeps now and then until `stop`.
+pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match wake_all(&state) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
+                conversations = n,
+                "woke conversations with waiting messages"
+            ),
+            Err(e) => tracing::error!(%e, "reading the inbox"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Store failures in a row after which a worker leaves its conversation to
+/// the next sweep.
+const MAX_FAILURES: u32 = 3;
+
+async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
+    let mut failures = 0;
+    loop {
+        let result = match state.store.inbox_next(&bot, &conversation) {
+            Ok(None) => return,
+            Ok(Some(entry)) => run(&state, entry).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::error!(bot, conversation, %e, failures, "turn not committed");
+                if failures >= MAX_FAILURES {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+            }
+        }
+    }
+}
+
+/// Runs the entry's turn; its commit marks the entry done.
+async fn run(state: &Arc<AppState>, entry: InboxEntry) -> Result<(), StoreError> {
+    let (bot, conversation, id) = (&entry.bot, &entry.conversation, entry.id);
+    let Some(d) = state.bots.get(bot) else {
+        tracing::error!(
+            bot,
+            conversation,
+            "dropping a message: the bot is no longer deployed"
+        );
+        return state.store.inbox_discard(bot, conversation, id).await;
+    };
+    let job: Job = match serde_json::from_value(entry.job.clone()) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(bot, conversation, %e, "dropping a message this version cannot read");
+            return state.store.inbox_discard(bot, conversation, id).await;
+        }
+    };
+    match job {
+        Job::Webhook {
+            channel_id,
+            mut inbound,
+        } => {
+            inbound.inbox = Some(id);
+            let Some((_, channel)) = state.webhooks.get(&channel_id) else {
+                tracing::error!(
+                    bot,
+                    conversation,
+                    channel_id,
+                    "dropping a message: its channel is gone"
+                );
+                return state.store.inbox_discard(bot, conversation, id).await;
+            };
+            state
+                .turn(d, inbound, |out, st| webhook::outbound(channel, out, st))
+                .await?;
+        }
+        Job::Sinch {
+            channel_id,
+            mut inbound,
+            recipient,
+            channel_name,
+        } => {
+            inbound.inbox = Some(id);
+            let Some((_, channel)) = state.sinch.get(&channel_id) else {
+                tracing::error!(
+                    bot,
+                    conversation,
+                    channel_id,
+                    "dropping a message: its channel is gone"
+                );
+                return state.store.inbox_discard(bot, conversation, id).await;
+            };
+            inbound.kind = sinch::numbered_reply(
+                state.store.as_ref(),
+                bot,
+                conversation,
+                &channel_name,
+                inbound.kind,
+            );
+            state
+                .turn(d, inbound, |out, _| {
+                    sinch::outbound(channel, out, &recipient, &channel_name, bot, conversation)
+                })
+                .await?;
+        }
+        Job::Web { mut inbound, reply } => {
+            inbound.inbox = Some(id);
+            let out = state.turn(d, inbound, |_, _| Vec::new()).await?;
+            state.replies.send(&reply, out);
+        }
+    }
+    state.deliveries.notify_one();
+    Ok(())
+}
+
+/// Requests waiting for the outcome of their turn (the web chat), by key.
+#[derive(Default)]
+pub struct Replies(Mutex<HashMap<String, oneshot::Sender<TurnOutput>>>);
+
+/// Stops waiting when dropped (the request ended).
+pub struct Waiting<'a> {
+    replies: &'a Replies,
+    pub key: String,
+    pub answer: oneshot::Receiver<TurnOutput>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.replies
+            .0
+            .lock()
+            .expect("not poisoned")
+            .remove(&self.key);
+    }
+}
+
+impl Replies {
+    /// Registers a fresh, unguessable key to wait on.
+    pub fn wait(&self) -> Waiting<'_> {
+        let key = random_id(16);
+        let (tx, answer) = oneshot::channel();
+        self.0.lock().expect("not poisoned").insert(key.clone(), tx);
+        Waiting {
+            replies: self,
+            key,
+            answer,
+        }
+    }
+
+    fn send(&self, key: &str, out: TurnOutput) {
+        if let Some(tx) = self.0.lock().expect("not poisoned").remove(key) {
+            let _ = tx.send(out);
+        }
+    }
+}
+
+/// `bytes` random bytes, hex.
+pub fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random source");
+    hex::encode(buf)
+}
