@@ -15,6 +15,7 @@ mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
 mod serve_api;
+mod serve_inbox;
 mod serve_sinch;
 mod serve_web;
 mod serve_webhook;
