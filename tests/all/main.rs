@@ -18,5 +18,6 @@ mod serve_api;
 mod serve_inbox;
 mod serve_sinch;
 mod serve_web;
+mod serve_web_security;
 mod serve_webhook;
 mod store_conformance;

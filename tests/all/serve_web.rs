@@ -1,25 +1,82 @@
 //! The web chat's endpoint and page over a real socket (the browser test is
 //! `tests/web/chat.test.mjs`, run by `.ci/run`).
 
+use std::collections::HashMap;
+
 use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
 use crate::common::repo;
 use crate::flow_conversations::example_backend;
 
-async fn send(base: &str, bot: &str, message: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/v1/channels/web/{bot}/messages"))
-        .header("content-type", "application/json")
-        .body(json!({"conversationId": "w1", "message": message}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&res.text().await.unwrap()).unwrap(),
-    )
+/// A browser's side of the web chat: a session per bot, its token sent
+/// with every message (and the tenant's token, for the emulator).
+pub struct Web {
+    pub base: String,
+    pub tenant: Option<String>,
+    pub sessions: HashMap<String, String>,
+}
+
+impl Web {
+    pub fn new(base: &str, tenant: Option<&str>) -> Self {
+        Self {
+            base: base.to_string(),
+            tenant: tenant.map(str::to_string),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// `POST …/sessions` with `body`: (status, answer).
+    pub async fn open(&self, bot: &str, body: Value) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/v1/channels/web/{bot}/sessions", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&res.text().await.unwrap()).unwrap(),
+        )
+    }
+
+    /// The bot's session token, opening one the first time.
+    pub async fn session(&mut self, bot: &str) -> String {
+        if !self.sessions.contains_key(bot) {
+            let (status, answer) = self.open(bot, json!({})).await;
+            assert_eq!(status, 201, "{answer}");
+            self.sessions
+                .insert(bot.into(), answer["session"].as_str().unwrap().into());
+        }
+        self.sessions[bot].clone()
+    }
+
+    /// Posts `body` with `session` as the token: (status, answer).
+    pub async fn post(&self, bot: &str, session: &str, body: Value) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/v1/channels/web/{bot}/messages", self.base))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {session}"))
+            .body(body.to_string());
+        if let Some(t) = &self.tenant {
+            req = req.header("x-sandbot-tenant-token", t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Sends `message` in the bot's conversation: (status, answer).
+    pub async fn send(&mut self, bot: &str, message: Value) -> (u16, Value) {
+        let session = self.session(bot).await;
+        self.post(bot, &session, json!({"message": message})).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,6 +88,7 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     config.data = data.path().to_path_buf();
     let server = Server::start(&config).await.unwrap();
     let base = format!("http://{}", server.addr);
+    let mut web = Web::new(&base, Some("demo-token"));
 
     let page = reqwest::get(format!("{base}/chat/meetups")).await.unwrap();
     assert_eq!(page.status(), 200);
@@ -44,20 +102,22 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
         404
     );
 
-    let (s, intro) = send(&base, "meetups", json!({"introMessage": {}})).await;
+    let (s, intro) = web.send("meetups", json!({"introMessage": {}})).await;
     assert_eq!(s, 200, "{intro}");
     assert_eq!(intro["messages"][0]["type"], "buttons");
     assert_eq!(intro["emulator"]["block"]["id"], "intro");
     assert_eq!(intro["emulator"]["session"]["internal"]["channel"], "web");
     let payload = intro["messages"][0]["config"]["buttons"][0]["payload"].clone();
-    let (_, asked) = send(
-        &base,
-        "meetups",
-        json!({"postbackMessage": {"title": "Find a meetup", "payload": payload}}),
-    )
-    .await;
+    let (_, asked) = web
+        .send(
+            "meetups",
+            json!({"postbackMessage": {"title": "Find a meetup", "payload": payload}}),
+        )
+        .await;
     assert_eq!(asked["emulator"]["waiting"], "ask-month");
-    let (_, found) = send(&base, "meetups", json!({"textMessage": {"text": "june"}})).await;
+    let (_, found) = web
+        .send("meetups", json!({"textMessage": {"text": "june"}}))
+        .await;
     assert_eq!(found["messages"][0]["type"], "carousel");
     let action = &found["emulator"]["actions"][0];
     assert_eq!(
@@ -69,17 +129,17 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
         (Some("code"), Some("meetups.js"), Some(true))
     );
     assert!(action["stats"]["fuel"].as_u64().unwrap() > 0);
-    let (s, bad) = send(&base, "meetups", json!({"nope": 1})).await;
+    let (s, bad) = web.send("meetups", json!({"nope": 1})).await;
     assert_eq!(s, 400, "{bad}");
 
     // A failing API action (unknown order → 404) is counted by kind.
-    send(&base, "shop", json!({"introMessage": {}})).await;
-    let (_, failed) = send(
-        &base,
-        "shop",
-        json!({"textMessage": {"text": "where is my order ORD-9999"}}),
-    )
-    .await;
+    web.send("shop", json!({"introMessage": {}})).await;
+    let (_, failed) = web
+        .send(
+            "shop",
+            json!({"textMessage": {"text": "where is my order ORD-9999"}}),
+        )
+        .await;
     assert_eq!(
         failed["emulator"]["actions"][0]["error"]["kind"],
         "guest_error"
@@ -130,17 +190,18 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
     let data = tempfile::tempdir().unwrap();
     let mut config = crate::serve_webhook::config(bot.path(), &data.path().join("data"), "");
     config.reload_ms = 100;
-    config.bots[0].channels.web = true;
+    config.bots[0].channels.web = Some(Default::default());
     config.bots[0].channels.webhook.clear();
     let server = Server::start(&config).await.unwrap();
     let base = format!("http://{}", server.addr);
+    let mut web = Web::new(&base, None);
     let text = |v: &Value, n: usize| {
         v["messages"][n]["config"]["textMessages"][0]["text"]
             .as_str()
             .unwrap_or("")
             .to_string()
     };
-    let (_, first) = send(&base, "test", json!({"introMessage": {}})).await;
+    let (_, first) = web.send("test", json!({"introMessage": {}})).await;
     assert_eq!(text(&first, 0), "Version one");
 
     // Mid-conversation (waiting for the name), the flow changes.
@@ -164,7 +225,9 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (_, answer) = send(&base, "test", json!({"textMessage": {"text": "Ada"}})).await;
+    let (_, answer) = web
+        .send("test", json!({"textMessage": {"text": "Ada"}}))
+        .await;
     assert_eq!(
         text(&answer, 0),
         "Goodbye Ada, from version two",
@@ -174,7 +237,7 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
     // A broken change is refused; the previous version keeps serving.
     std::fs::write(&flows, original.replace("goto: done", "goto: nowhere")).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let (_, again) = send(&base, "test", json!({"introMessage": {}})).await;
+    let (_, again) = web.send("test", json!({"introMessage": {}})).await;
     assert_eq!(text(&again, 0), "Version one");
     // `name` is set, so the input is skipped and version two's `done` answers.
     assert_eq!(text(&again, 1), "Goodbye Ada, from version two");

@@ -15,6 +15,8 @@ test("a conversation with the meetups bot, clicked through", async () => {
   const browser = await chromium.launch({ executablePath, args });
   try {
     const page = await browser.newPage();
+    // The emulator's data needs the tenant's token (the panel's field keeps it per tab).
+    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-meetups-tenant", "demo-token"));
     await page.goto(`${base}/chat/meetups`);
     // The introduction: text and three buttons (postback, link, phone).
     await page.getByText("Hi! I find tech meetups.").waitFor();
@@ -43,6 +45,25 @@ test("a conversation with the meetups bot, clicked through", async () => {
   } finally {
     await browser.close();
   }
+});
+
+test("the web chat's conversation is the server's, bound to its token", async () => {
+  const url = `${base}/v1/channels/web/meetups`;
+  const post = (path, headers, body) => fetch(`${url}/${path}`, {
+    method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body),
+  });
+  const opened = await (await post("sessions", {}, {})).json();
+  assert.match(opened.conversationId, /^web_[0-9a-f]{32}$/);
+  const noToken = await post("messages", {}, { message: { introMessage: {} } });
+  assert.equal(noToken.status, 401);
+  const auth = { Authorization: `Bearer ${opened.session}` };
+  const foreign = await post("messages", auth, { conversationId: "someone-else", message: { introMessage: {} } });
+  assert.equal(foreign.status, 403);
+  const mine = await post("messages", auth, { message: { introMessage: {} } });
+  assert.equal(mine.status, 200);
+  assert.equal((await mine.json()).emulator, undefined, "no emulator data without the tenant's token");
+  const otherSite = await post("sessions", { Origin: "https://evil.example" }, {});
+  assert.equal(otherSite.status, 403);
 });
 
 test("an unknown bot has no web chat", async () => {

@@ -6,4 +6,5 @@ pub mod delivery;
 pub mod messenger;
 pub mod sinch;
 pub mod web;
+pub mod web_session;
 pub mod webhook;

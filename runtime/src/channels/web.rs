@@ -1,23 +1,32 @@
 //! The web chat: a page at `/chat/{botId}` for people to talk to a bot in the
-//! browser, and its endpoint `POST /v1/channels/web/{botId}/messages`, which
-//! accepts the message into the durable inbox, waits for its turn and
-//! answers with the bot's messages. For bots deployed as
-//! DRAFT the answer also carries the emulator panel's data: the current
-//! block, the session, and each action's outcome (kind, fuel, time).
+//! browser. `POST /v1/channels/web/{botId}/sessions` issues a conversation
+//! and its signed token (`web_session`); `POST …/messages` with that token
+//! accepts a message into the durable inbox, waits for its turn and answers
+//! with the bot's messages. A visitor reaches only the token's conversation,
+//! may click only buttons the bot showed there, and is rate-limited per
+//! address and conversation; other sites only if the bot lists them. For
+//! DRAFT bots, with the tenant's token (`X-Sandbot-Tenant-Token`), the answer
+//! carries the emulator panel's data: block, session, each action's outcome.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Html;
-use serde_json::{Value, json};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
-use super::webhook::parse;
+use super::web_session::{self, Claims};
+use super::webhook::{bearer, parse};
+use crate::flow::{InboundKind, postback};
+use crate::serve::config::{RateLimit, WebChannel};
 use crate::serve::error::AppError;
-use crate::serve::inbox::{Job, accept};
+use crate::serve::inbox::{Job, accept, random_id};
 use crate::serve::state::{AppState, Deployment};
+use crate::store::now_ms;
 
 const PAGE: &str = include_str!("web_chat.html");
 
@@ -28,7 +37,7 @@ fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppE
     state
         .bots
         .get(bot_id)
-        .filter(|d| d.web)
+        .filter(|d| d.web.is_some())
         .ok_or_else(|| AppError::not_found(format!("no web chat for bot `{bot_id}`")))
 }
 
@@ -40,20 +49,261 @@ pub async fn page(
     let name = d.bot().file.name.replace(['<', '>', '&', '"'], "");
     Ok(Html(
         PAGE.replace("{{BOT_ID}}", &bot_id)
-            .replace("{{BOT_NAME}}", &name),
+            .replace("{{BOT_NAME}}", &name)
+            .replace(
+                "{{DRAFT}}",
+                if d.version == "DRAFT" {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
     ))
+}
+
+/// Web session requests per client address and minute.
+const SESSIONS_PER_ADDRESS: u32 = 30;
+/// Web messages per client address and minute.
+const MESSAGES_PER_ADDRESS: u32 = 120;
+/// Web messages per conversation and minute.
+const MESSAGES_PER_CONVERSATION: u32 = 30;
+
+/// Counts a request against `key`'s window of `requests` a minute; 429 with
+/// `Retry-After` once it is spent.
+fn limit(state: &AppState, key: String, requests: u32, what: &str) -> Result<(), AppError> {
+    let now = now_ms() / 1000;
+    let rate = state.rate.check(
+        &key,
+        RateLimit {
+            requests,
+            seconds: 60,
+        },
+        now,
+    );
+    if rate.allowed {
+        return Ok(());
+    }
+    Err(AppError::too_many(
+        format!("too many web chat requests {what} ({requests} a minute); retry later"),
+        rate.reset.saturating_sub(now).max(1),
+    ))
+}
+
+/// Refuses a call from a site the bot does not list (the server's own
+/// pages always may call).
+fn check_origin(web: &WebChannel, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok());
+    let same = host.is_some_and(|h| {
+        origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            == Some(h)
+    });
+    if same || web.origins.iter().any(|o| o == origin) {
+        return Ok(());
+    }
+    Err(AppError::new(
+        StatusCode::FORBIDDEN,
+        format!("origin `{origin}` may not use this bot's web chat (not in its `origins`)"),
+    ))
+}
+
+/// CORS headers for a listed origin.
+fn cors(web: &WebChannel, headers: &HeaderMap, response: &mut Response) {
+    if let Some(origin) = headers.get("origin")
+        && web
+            .origins
+            .iter()
+            .any(|o| o.as_bytes() == origin.as_bytes())
+    {
+        let h = response.headers_mut();
+        h.insert("access-control-allow-origin", origin.clone());
+        h.insert("vary", HeaderValue::from_static("origin"));
+    }
+}
+
+/// The CORS preflight of the web endpoints, for the origins the bot lists.
+pub async fn preflight(
+    State(state): State<Arc<AppState>>,
+    Path(bot_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let d = web_bot(&state, &bot_id)?;
+    let web = d.web.as_ref().expect("web_bot checked");
+    check_origin(web, &headers)?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    cors(web, &headers, &mut response);
+    let h = response.headers_mut();
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("content-type, authorization, x-sandbot-tenant-token"),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    Ok(response)
+}
+
+/// A session token for `conversation`, valid for the channel's session hours.
+fn session_token(
+    state: &AppState,
+    web: &WebChannel,
+    bot: &str,
+    conversation: &str,
+    data: Map<String, Value>,
+) -> (String, u64) {
+    let expires = now_ms() / 1000 + web.session_hours * 3600;
+    let claims = Claims {
+        b: bot.to_string(),
+        c: conversation.to_string(),
+        e: expires,
+        d: data,
+    };
+    (web_session::issue(&state.web_key, &claims), expires)
+}
+
+/// `POST /v1/channels/web/{botId}/sessions`: a new web conversation (its id
+/// issued here) and its token; with `{"token": JWT}` from the embedding
+/// page's server, the conversation of that page's user, with its session data.
+pub async fn session(
+    State(state): State<Arc<AppState>>,
+    Path(bot_id): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Result<Response, AppError> {
+    let d = web_bot(&state, &bot_id)?;
+    let web = d.web.as_ref().expect("web_bot checked");
+    check_origin(web, &headers)?;
+    limit(
+        &state,
+        format!("web-session\0{}", client.ip()),
+        SESSIONS_PER_ADDRESS,
+        "from this address",
+    )?;
+    let embed = body
+        .as_ref()
+        .and_then(|Json(b)| b.get("token"))
+        .and_then(Value::as_str);
+    let (conversation, data) = match embed {
+        None => (
+            format!("{}{}", web_session::PREFIX, random_id(16)),
+            Map::new(),
+        ),
+        Some(jwt) => {
+            let secret = web.secret.as_ref().ok_or_else(|| {
+                AppError::bad_request(
+                    "this bot's web chat has no `secret`: embed tokens cannot be checked",
+                )
+            })?;
+            let e = web_session::verify_jwt(secret.as_bytes(), jwt, now_ms() / 1000)
+                .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
+            let id = hex::encode(&Sha256::digest(e.session_id.as_bytes())[..16]);
+            (format!("{}u{id}", web_session::PREFIX), e.session)
+        }
+    };
+    let (token, expires) = session_token(&state, web, &bot_id, &conversation, data);
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({"conversationId": conversation, "session": token, "expiresAt": expires})),
+    )
+        .into_response();
+    cors(web, &headers, &mut response);
+    Ok(response)
+}
+
+/// Whether `payload` is a button the bot showed in this conversation (the
+/// public channel accepts nothing else).
+fn issued(
+    state: &AppState,
+    bot: &str,
+    conversation: &str,
+    payload: &str,
+) -> Result<bool, AppError> {
+    if !postback::is_id(payload) {
+        return Ok(false);
+    }
+    let Some(s) = state
+        .store
+        .load(bot, conversation)
+        .map_err(AppError::internal)?
+    else {
+        return Ok(false);
+    };
+    let quoted = format!("\"{payload}\"");
+    let recent = state
+        .store
+        .transcript(bot, conversation, s.transcript_len.saturating_sub(200), 200)
+        .map_err(AppError::internal)?;
+    Ok(recent
+        .iter()
+        .filter_map(|e| e.event.get("bot"))
+        .any(|m| m.to_string().contains(&quoted)))
 }
 
 pub async fn message(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
-    let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
+    let web = d.web.as_ref().expect("web_bot checked");
+    check_origin(web, &headers)?;
+    let token = bearer(&headers).ok_or_else(|| {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "a web session token is required (Authorization: Bearer <session>, from POST /v1/channels/web/{botId}/sessions)",
+        )
+    })?;
+    let claims = web_session::verify(&state.web_key, &bot_id, token, now_ms() / 1000)
+        .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
+    limit(
+        &state,
+        format!("web-message\0{}", client.ip()),
+        MESSAGES_PER_ADDRESS,
+        "from this address",
+    )?;
+    limit(
+        &state,
+        format!("web-conversation\0{bot_id}\0{}", claims.c),
+        MESSAGES_PER_CONVERSATION,
+        "in this conversation",
+    )?;
+    let Json(mut body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
+    match body.get("conversationId").and_then(Value::as_str) {
+        Some(c) if c != claims.c => {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "this session token belongs to another conversation",
+            ));
+        }
+        _ => {}
+    }
+    body["conversationId"] = json!(claims.c);
     let mut inbound = parse(&body)?;
+    match &inbound.kind {
+        InboundKind::Goto { .. } => {
+            return Err(AppError::bad_request(
+                "the web chat takes only the payload of a button the bot showed (no `nextDialogstateId`)",
+            ));
+        }
+        InboundKind::Postback { payload, .. } if !issued(&state, &bot_id, &claims.c, payload)? => {
+            return Err(AppError::bad_request(
+                "the web chat takes only the payload of a button the bot showed in this conversation",
+            ));
+        }
+        _ => {}
+    }
     inbound.channel = "web".into();
-    inbound.session_data.clear(); // people in a browser do not set session data
+    // People in a browser set no session data; the embedding site's server may.
+    inbound.session_data = claims.d.clone();
     let mut waiting = state.replies.wait();
     let job = Job::Web {
         inbound,
@@ -69,8 +319,12 @@ pub async fn message(
             ));
         }
     };
-    let mut answer = json!({ "messages": out.messages });
-    if d.version == "DRAFT" {
+    let (session, expires) = session_token(&state, web, &bot_id, &claims.c, claims.d);
+    let mut answer = json!({ "messages": out.messages, "session": session, "expiresAt": expires });
+    let tenant_token = headers
+        .get("x-sandbot-tenant-token")
+        .and_then(|t| t.to_str().ok());
+    if d.version == "DRAFT" && state.authorized(&bot_id, tenant_token) {
         answer["emulator"] = json!({
             "block": out.session["internal"]["currentDialogstate"],
             "waiting": out.waiting,
@@ -80,5 +334,7 @@ pub async fn message(
             "nlp": out.nlp,
         });
     }
-    Ok(Json(answer))
+    let mut response = Json(answer).into_response();
+    cors(web, &headers, &mut response);
+    Ok(response)
 }

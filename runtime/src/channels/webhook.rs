@@ -47,6 +47,12 @@ pub async fn inbound(
     let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let inbound = parse(&body)?;
     let conversation = inbound.conversation.clone();
+    if conversation.starts_with(super::web_session::PREFIX) {
+        return Err(AppError::bad_request(format!(
+            "conversation ids starting with `{}` belong to the web chat",
+            super::web_session::PREFIX
+        )));
+    }
     let dedupe = match &body["messageId"] {
         Value::Null => None,
         Value::String(id) if !id.is_empty() && id.len() <= 256 => {

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("  no --config: example bots for tenant `demo`, bearer token `demo-token`");
         }
         for (id, d) in &server.state.bots {
-            if d.web {
+            if d.web.is_some() {
                 eprintln!(
                     "  web chat for bot `{id}`: http://{}/chat/{id}",
                     server.addr

@@ -27,7 +27,14 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(sinch::callback),
         )
         .route("/chat/{bot_id}", get(web::page))
-        .route("/v1/channels/web/{bot_id}/messages", post(web::message))
+        .route(
+            "/v1/channels/web/{bot_id}/sessions",
+            post(web::session).options(web::preflight),
+        )
+        .route(
+            "/v1/channels/web/{bot_id}/messages",
+            post(web::message).options(web::preflight),
+        )
         .merge(crate::api::routes(state.clone()))
         .fallback(|| async { super::error::AppError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -24,6 +24,11 @@ pub struct ServeConfig {
     /// How often bot folders are checked for changes, in milliseconds.
     #[serde(default = "default_reload_ms")]
     pub reload_ms: u64,
+    /// The key web session tokens are signed with; give every node the same
+    /// one (`SANDBOT_WEB_SESSION_SECRET` overrides). Without it a random key
+    /// is kept in the data folder (`web-session.key`).
+    #[serde(default)]
+    pub web_session_secret: Option<String>,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -136,12 +141,58 @@ pub struct BotConfig {
 pub struct Channels {
     #[serde(default)]
     pub webhook: Vec<WebhookChannel>,
-    /// The web chat at `/chat/{botId}` (no token: it is for the public; the
-    /// emulator panel shows only for DRAFT bots).
-    #[serde(default)]
-    pub web: bool,
+    /// The web chat at `/chat/{botId}`: `web: true`, or its options (no
+    /// tenant token: it is for the public; the emulator panel's data needs
+    /// the tenant's token and a DRAFT bot).
+    #[serde(default, deserialize_with = "web_channel")]
+    pub web: Option<WebChannel>,
     #[serde(default)]
     pub sinch: Vec<SinchChannel>,
+}
+
+/// The web chat's options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebChannel {
+    /// The HS256 secret of the embed tokens the bot's own site signs to pass
+    /// its user's identity and session data (unsigned data is ignored).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Other sites (`https://shop.example.com`) that may embed the chat and
+    /// call its endpoints; the server's own pages always may.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// How long a web session token holds without a message, in hours.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+}
+
+fn default_session_hours() -> u64 {
+    24
+}
+
+impl Default for WebChannel {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            origins: Vec::new(),
+            session_hours: default_session_hours(),
+        }
+    }
+}
+
+fn web_channel<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<WebChannel>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Web {
+        On(bool),
+        With(WebChannel),
+    }
+    Ok(match Option::<Web>::deserialize(d)? {
+        None | Some(Web::On(false)) => None,
+        Some(Web::On(true)) => Some(WebChannel::default()),
+        Some(Web::With(w)) => Some(w),
+    })
 }
 
 /// The Sinch Conversation API: callbacks come in at
@@ -235,6 +286,7 @@ impl ServeConfig {
             data: repo.join(default_data()),
             session_idle_days: default_idle_days(),
             reload_ms: default_reload_ms(),
+            web_session_secret: None,
             tenants: vec![TenantConfig {
                 id: "demo".into(),
                 tokens: vec![hash_token("demo-token")],
@@ -257,7 +309,7 @@ impl ServeConfig {
                             url: None,
                             verify_token: String::new(),
                         }],
-                        web: true,
+                        web: Some(WebChannel::default()),
                         sinch: Vec::new(),
                     },
                 })

@@ -47,6 +47,7 @@ impl Server {
         let mut http_stop = stopped.clone();
         let router = app::app(state.clone());
         let http = tokio::spawn(async move {
+            let router = router.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = http_stop.wait_for(|s| *s).await;

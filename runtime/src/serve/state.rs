@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use super::config::{BacklogLimit, RateLimit, ServeConfig, SinchChannel, WebhookChannel};
+use super::config::{
+    BacklogLimit, RateLimit, ServeConfig, SinchChannel, WebChannel, WebhookChannel,
+};
 use super::dispatch::Dispatcher;
 use super::rate::RateLimiter;
 use crate::channels::sinch::oauth::SinchTokens;
@@ -47,8 +49,8 @@ pub struct Deployment {
     pub version: &'static str,
     /// The bot's webhook channel, if any: REST-sent messages go out there too.
     pub webhook: Option<WebhookChannel>,
-    /// Whether the web chat (`/chat/{botId}`) is on.
-    pub web: bool,
+    /// The web chat (`/chat/{botId}`), if on.
+    pub web: Option<WebChannel>,
     pub engine: Arc<FlowEngine>,
 }
 
@@ -81,6 +83,8 @@ pub struct AppState {
     pub metrics: super::metrics::Metrics,
     /// Requests waiting for their turn's outcome (the web chat).
     pub replies: super::inbox::Replies,
+    /// The key web session tokens are signed with.
+    pub web_key: Vec<u8>,
 }
 
 impl AppState {
@@ -145,7 +149,7 @@ impl AppState {
                 tenant: b.tenant.clone(),
                 version: b.version.as_str(),
                 webhook: b.channels.webhook.first().cloned(),
-                web: b.channels.web,
+                web: b.channels.web.clone(),
                 engine: Arc::new(engine),
             };
             if bots.insert(id.clone(), deployment).is_some() {
@@ -164,6 +168,7 @@ impl AppState {
             rate: RateLimiter::default(),
             metrics: Default::default(),
             replies: Default::default(),
+            web_key: web_key(config)?,
         })
     }
 
@@ -210,6 +215,39 @@ impl AppState {
         };
         token.is_some_and(|t| self.tenants[&d.tenant].accepts(t))
     }
+}
+
+/// The web session key: `SANDBOT_WEB_SESSION_SECRET`, the config's
+/// `webSessionSecret`, or a random key kept in the data folder.
+fn web_key(config: &ServeConfig) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = std::env::var("SANDBOT_WEB_SESSION_SECRET")
+        .ok()
+        .or_else(|| config.web_session_secret.clone())
+    {
+        anyhow::ensure!(
+            s.len() >= 32,
+            "the web session secret must have at least 32 characters"
+        );
+        return Ok(s.into_bytes());
+    }
+    let path = config.data.join("web-session.key");
+    if let Ok(hex_key) = std::fs::read_to_string(&path) {
+        return hex::decode(hex_key.trim())
+            .with_context(|| format!("{} is not a hex key", path.display()));
+    }
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("creating {}", config.data.display()))?;
+    let key = super::inbox::random_id(32);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(key.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(hex::decode(key).expect("hex"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,328 @@
+//! The public web chat's security, each point both ways: server-issued
+//! conversations bound to signed, expiring tokens; embed tokens from the
+//! bot's site; only the buttons the bot showed; the emulator only with the
+//! tenant's token; other origins only when listed; rate limits.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use sandbot::channels::web_session::{self, Claims};
+use sandbot::serve::Server;
+use sandbot::serve::config::{Version, WebChannel};
+use sandbot::store::now_ms;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::flow_support::write_bot;
+use crate::serve_web::Web;
+use crate::serve_webhook::{BLOCKS, config, post};
+
+async fn server(bot: &std::path::Path, data: &std::path::Path) -> Server {
+    let mut config = config(bot, &data.join("data"), "http://127.0.0.1:9/");
+    config.bots[0].version = Version::Draft;
+    config.bots[0].channels.web = Some(WebChannel {
+        secret: Some("site-secret".into()),
+        origins: vec!["https://shop.example.com".into()],
+        ..WebChannel::default()
+    });
+    Server::start(&config).await.unwrap()
+}
+
+fn jwt(secret: &str, claims: Value) -> String {
+    let h = B64.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string());
+    let p = B64.encode(claims.to_string());
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(format!("{h}.{p}").as_bytes());
+    format!("{h}.{p}.{}", B64.encode(m.finalize().into_bytes()))
+}
+
+fn error(v: &Value) -> &str {
+    v["error"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_request_reaches_only_its_own_conversation() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let addr = server.addr.to_string();
+    let mut web = Web::new(&format!("http://{addr}"), None);
+
+    // A webhook conversation `c1` exists; the web chat cannot reach it.
+    let intro = r#"{"conversationId": "c1", "message": {"introMessage": {}}}"#;
+    assert_eq!(post(&addr, "hook", Some("token-one"), intro).await.0, 202);
+    let (s, a) = web.send("test", json!({"introMessage": {}})).await;
+    assert_eq!(s, 200, "{a}");
+    let mine = web.sessions["test"].clone();
+    let claims =
+        web_session::verify(&server.state.web_key, "test", &mine, now_ms() / 1000).unwrap();
+    assert!(
+        claims.c.starts_with("web_") && claims.c.len() > 20,
+        "{}",
+        claims.c
+    );
+    let (s, a) = web
+        .post(
+            "test",
+            &mine,
+            json!({"conversationId": "c1", "message": {"introMessage": {}}}),
+        )
+        .await;
+    assert_eq!(
+        (s, error(&a)),
+        (403, "this session token belongs to another conversation")
+    );
+    // Nor can a webhook sender pick a web conversation.
+    let body = json!({"conversationId": claims.c, "message": {"introMessage": {}}}).to_string();
+    let (s, a) = post(&addr, "hook", Some("token-one"), &body).await;
+    assert_eq!(
+        (s, error(&a)),
+        (
+            400,
+            "conversation ids starting with `web_` belong to the web chat"
+        )
+    );
+
+    // No token, a forged one, another bot's, an expired one.
+    let (s, a) = web
+        .post("test", "", json!({"message": {"introMessage": {}}}))
+        .await;
+    assert_eq!(s, 401);
+    assert!(
+        error(&a).starts_with("a web session token is required"),
+        "{a}"
+    );
+    let forged = web_session::issue(b"not the server's key", &Claims { ..claims.clone() });
+    let (s, a) = web
+        .post("test", &forged, json!({"message": {"introMessage": {}}}))
+        .await;
+    assert_eq!(
+        (s, error(&a)),
+        (401, "the web session token's signature is invalid")
+    );
+    let key = server.state.web_key.clone();
+    let other = web_session::issue(
+        &key,
+        &Claims {
+            b: "other".into(),
+            ..claims.clone()
+        },
+    );
+    let (s, a) = web
+        .post("test", &other, json!({"message": {"introMessage": {}}}))
+        .await;
+    assert_eq!(
+        (s, error(&a)),
+        (401, "the web session token is for another bot")
+    );
+    let expired = web_session::issue(
+        &key,
+        &Claims {
+            e: now_ms() / 1000 - 1,
+            ..claims.clone()
+        },
+    );
+    let (s, a) = web
+        .post("test", &expired, json!({"message": {"introMessage": {}}}))
+        .await;
+    assert_eq!(
+        (s, error(&a)),
+        (
+            401,
+            "the web session token has expired; start a new session"
+        )
+    );
+    // Each answer renews the token (same conversation, later expiry).
+    let (s, a) = web
+        .post("test", &mine, json!({"message": {"introMessage": {}}}))
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let renewed = web_session::verify(
+        &key,
+        "test",
+        a["session"].as_str().unwrap(),
+        now_ms() / 1000,
+    )
+    .unwrap();
+    assert_eq!(renewed.c, claims.c);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_can_only_press_the_buttons_the_bot_showed() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let mut web = Web::new(&format!("http://{}", server.addr), None);
+    let (_, intro) = web.send("test", json!({"introMessage": {}})).await;
+    let payload = intro["messages"][1]["config"]["quickReplies"][0]["payload"].clone();
+    for (bad, why) in [
+        (
+            json!({"postbackMessage": {"nextDialogstateId": "yes", "sessionDataToSet": [{"key": "verified", "value": true}]}}),
+            "the web chat takes only the payload of a button the bot showed (no `nextDialogstateId`)",
+        ),
+        (
+            json!({"postbackMessage": {"payload": "{\"nextDialogstateId\": \"yes\"}"}}),
+            "the web chat takes only the payload of a button the bot showed in this conversation",
+        ),
+    ] {
+        let (s, a) = web.send("test", bad).await;
+        assert_eq!((s, error(&a)), (400, why));
+    }
+    // A real payload id, shown in another conversation only, is refused here.
+    let mut stranger = Web::new(&web.base, None);
+    let (s, a) = stranger
+        .send(
+            "test",
+            json!({"postbackMessage": {"title": "Yes", "payload": payload}}),
+        )
+        .await;
+    assert_eq!(
+        (s, error(&a)),
+        (
+            400,
+            "the web chat takes only the payload of a button the bot showed in this conversation"
+        )
+    );
+    let (s, a) = web
+        .send(
+            "test",
+            json!({"postbackMessage": {"title": "Yes", "payload": payload}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        a["messages"][0]["config"]["textMessages"][0]["text"],
+        "You said yes"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_needs_the_tenants_token_and_embeds_need_the_sites_signature() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let base = format!("http://{}", server.addr);
+    for (tenant, shown) in [
+        (None, false),
+        (Some("token-two"), false),
+        (Some("token-one"), true),
+    ] {
+        let mut web = Web::new(&base, tenant);
+        let (s, a) = web.send("test", json!({"introMessage": {}})).await;
+        assert_eq!(s, 200);
+        assert_eq!(a.get("emulator").is_some(), shown, "{tenant:?}: {a}");
+    }
+
+    // The site's server vouches for its user: the conversation follows the
+    // user, the session data is set; a forged or expired token is refused.
+    let exp = now_ms() / 1000 + 60;
+    let good = jwt(
+        "site-secret",
+        json!({"sessionId": "user-42", "session": {"plan": "gold"}, "exp": exp}),
+    );
+    let web = Web::new(&base, Some("token-one"));
+    let (s, first) = web.open("test", json!({"token": good})).await;
+    assert_eq!(s, 201, "{first}");
+    let (_, again) = web.open("test", json!({"token": good})).await;
+    assert_eq!(first["conversationId"], again["conversationId"]);
+    let session = first["session"].as_str().unwrap();
+    let (_, a) = web
+        .post("test", session, json!({"message": {"introMessage": {}}}))
+        .await;
+    assert_eq!(a["emulator"]["session"]["plan"], "gold");
+    for (token, why) in [
+        (
+            jwt("guess", json!({"sessionId": "user-42", "exp": exp})),
+            "the embed token's signature is invalid",
+        ),
+        (
+            jwt("site-secret", json!({"sessionId": "user-42", "exp": 1})),
+            "the embed token has expired",
+        ),
+    ] {
+        let (s, a) = web.open("test", json!({"token": token})).await;
+        assert_eq!((s, error(&a)), (401, why));
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_origins_only_when_listed_and_rate_limits() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let open = |origin: &'static str| {
+        client
+            .post(format!("{base}/v1/channels/web/test/sessions"))
+            .header("origin", origin)
+            .send()
+    };
+    let res = open("https://evil.example").await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = open("https://shop.example.com").await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    let pre = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/v1/channels/web/test/messages"),
+        )
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert!(
+        pre.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+
+    // 30 messages a minute per conversation, then 429 with Retry-After.
+    let mut web = Web::new(&base, None);
+    for n in 0..30 {
+        let (s, a) = web
+            .send("test", json!({"textMessage": {"text": format!("m{n}")}}))
+            .await;
+        assert_eq!(s, 200, "message {n}: {a}");
+    }
+    let session = web.session("test").await;
+    let res = client
+        .post(format!("{base}/v1/channels/web/test/messages"))
+        .header("authorization", format!("Bearer {session}"))
+        .header("content-type", "application/json")
+        .body(json!({"message": {"textMessage": {"text": "one more"}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(
+        error(&body),
+        "too many web chat requests in this conversation (30 a minute); retry later"
+    );
+    // 30 new sessions a minute per address: one was opened above, 2 by `open`.
+    let mut statuses = Vec::new();
+    for _ in 0..28 {
+        statuses.push(Web::new(&base, None).open("test", json!({})).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let (s, a) = Web::new(&base, None).open("test", json!({})).await;
+    assert_eq!(
+        (s, error(&a)),
+        (
+            429,
+            "too many web chat requests from this address (30 a minute); retry later"
+        )
+    );
+    server.shutdown().await.unwrap();
+}
