@@ -234,6 +234,7 @@ bots:
         let inputs: Vec<String> = (0..*n).map(|n| format!("m{n}")).collect();
         let users: Vec<String> = store
             .transcript("echo", &conv, 0, 10_000)
+            .await
             .unwrap()
             .iter()
             .filter_map(|e| {
@@ -264,7 +265,7 @@ bots:
         );
     }
     assert!(
-        store.inbox_conversations().unwrap().is_empty(),
+        store.inbox_conversations().await.unwrap().is_empty(),
         "nothing left waiting"
     );
 }

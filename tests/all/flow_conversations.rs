@@ -111,6 +111,7 @@ async fn scripted_conversations() {
         let mut session = engine
             .store()
             .load(bot.id(), &name)
+            .await
             .unwrap()
             .unwrap()
             .session;

@@ -39,7 +39,11 @@ async fn a_restart_mid_conversation_continues_where_it_was() {
     let mut conv = Conversation::new(&engine, &bot, "c1");
     let events = conv.run_script("36").await.unwrap();
     assert_eq!(said(&events), ["Ada is 36"]);
-    let transcript = engine.store().transcript("test", "c1", 0, 100).unwrap();
+    let transcript = engine
+        .store()
+        .transcript("test", "c1", 0, 100)
+        .await
+        .unwrap();
     let seqs: Vec<u64> = transcript.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (0..transcript.len() as u64).collect::<Vec<_>>());
     assert_eq!(transcript[0].event, json!({"user": {"intro": true}}));
@@ -48,7 +52,12 @@ async fn a_restart_mid_conversation_continues_where_it_was() {
         "Ada is 36"
     );
     assert_eq!(
-        engine.store().transcript("test", "c1", 3, 2).unwrap().len(),
+        engine
+            .store()
+            .transcript("test", "c1", 3, 2)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -65,17 +74,29 @@ async fn idle_sessions_expire() {
     let mut conv = Conversation::new(&engine, &bot, "c1");
     conv.run_script("/intro\nAda").await.unwrap();
     // Within the idle time the conversation goes on…
-    assert!(short.load("test", "c1").unwrap().is_some());
-    assert_eq!(short.conversations("test", None, 10).unwrap(), ["c1"]);
+    assert!(short.load("test", "c1").await.unwrap().is_some());
+    assert_eq!(short.conversations("test", None, 10).await.unwrap(), ["c1"]);
     // …past it the session is gone, and the conversation starts over.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(short.load("test", "c1").unwrap().is_none());
-    assert!(short.conversations("test", None, 10).unwrap().is_empty());
+    assert!(short.load("test", "c1").await.unwrap().is_none());
+    assert!(
+        short
+            .conversations("test", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let events = conv.run_script("36").await.unwrap();
     assert_eq!(said(&events), ["NU"]);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(short.purge_expired().unwrap(), 1);
-    assert!(short.transcript("test", "c1", 0, 10).unwrap().is_empty());
+    assert_eq!(short.purge_expired().await.unwrap(), 1);
+    assert!(
+        short
+            .transcript("test", "c1", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -98,7 +119,7 @@ async fn a_failed_action_leaves_the_stored_session_as_it_was() {
         .run_script("/intro")
         .await
         .unwrap();
-    let state = engine.store().load("test", "c1").unwrap().unwrap();
+    let state = engine.store().load("test", "c1").await.unwrap().unwrap();
     assert_eq!(state.session["step"], 1);
     assert!(state.session.get("written").is_none());
     drop(engine);
@@ -114,7 +135,13 @@ async fn a_failed_action_leaves_the_stored_session_as_it_was() {
         .await
         .unwrap();
     assert_eq!(
-        engine.store().load("test", "c1").unwrap().unwrap().session["written"],
+        engine
+            .store()
+            .load("test", "c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .session["written"],
         true
     );
 }
@@ -142,16 +169,17 @@ async fn many_conversations_commit_in_parallel_and_list_in_pages() {
         );
     }
     let store = engine.store();
-    let first = store.conversations("test", None, 20).unwrap();
+    let first = store.conversations("test", None, 20).await.unwrap();
     assert_eq!(first.len(), 20);
     let second = store
         .conversations("test", Some(first.last().unwrap()), 100)
+        .await
         .unwrap();
     assert_eq!(second.len(), 30);
     assert_eq!(second[0], "c20");
-    assert!(store.delete("test", "c00").unwrap());
-    assert!(!store.delete("test", "c00").unwrap());
-    assert!(store.load("test", "c00").unwrap().is_none());
+    assert!(store.delete("test", "c00").await.unwrap());
+    assert!(!store.delete("test", "c00").await.unwrap());
+    assert!(store.load("test", "c00").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -194,19 +222,19 @@ async fn a_commit_is_all_or_nothing() {
         .unwrap();
     drop(store);
     let store = EmbeddedStore::open(&path, Duration::from_secs(60)).unwrap();
-    assert_eq!(store.load("b", "c").unwrap().unwrap(), state);
-    assert_eq!(store.transcript("b", "c", 0, 10).unwrap().len(), 2);
+    assert_eq!(store.load("b", "c").await.unwrap().unwrap(), state);
+    assert_eq!(store.transcript("b", "c", 0, 10).await.unwrap().len(), 2);
     assert_eq!(
-        store.postback("b", "pb_x").unwrap().unwrap()["nextDialogstateId"],
+        store.postback("b", "pb_x").await.unwrap().unwrap()["nextDialogstateId"],
         "n"
     );
-    let queued = store.outbox(10).unwrap();
+    let queued = store.outbox(10).await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].id, 1);
-    store.outbox_settle(&[], &[(1, 1, 42)]).unwrap();
-    assert_eq!(store.outbox(10).unwrap()[0].not_before_ms, 42);
-    store.outbox_settle(&[1], &[]).unwrap();
-    assert!(store.outbox(10).unwrap().is_empty());
+    store.outbox_settle(&[], &[(1, 1, 42)]).await.unwrap();
+    assert_eq!(store.outbox(10).await.unwrap()[0].not_before_ms, 42);
+    store.outbox_settle(&[1], &[]).await.unwrap();
+    assert!(store.outbox(10).await.unwrap().is_empty());
     // Postback ids are scoped to their bot.
-    assert!(store.postback("other", "pb_x").unwrap().is_none());
+    assert!(store.postback("other", "pb_x").await.unwrap().is_none());
 }

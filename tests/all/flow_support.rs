@@ -115,7 +115,7 @@ pub async fn talk_session(
     let engine = engine(data.path(), runner);
     let mut conv = Conversation::new(&engine, bot, "c1");
     let events = conv.run_script(script).await.unwrap();
-    let state = engine.store().load(bot.id(), "c1").unwrap().unwrap();
+    let state = engine.store().load(bot.id(), "c1").await.unwrap().unwrap();
     (events, state.session)
 }
 

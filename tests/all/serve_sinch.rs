@@ -237,6 +237,7 @@ bots:
         .state
         .store
         .load("test", "conv-SMS")
+        .await
         .unwrap()
         .unwrap();
     let s = &state.session["internal"]["sinchConversationAPI"];

@@ -273,7 +273,7 @@ async fn deliveries_retry_survive_a_restart_and_are_not_repeated() {
     let server = Server::start(&config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(receiver.messages().len(), 2);
-    assert!(server.state.store.outbox(10).unwrap().is_empty());
+    assert!(server.state.store.outbox(10).await.unwrap().is_empty());
     server.shutdown().await.unwrap();
 }
 

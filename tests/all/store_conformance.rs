@@ -70,26 +70,26 @@ async fn inbox_order_and_done(b: &Backend) {
     assert!(a1 < b1 && b1 < a2, "ids increase in acceptance order");
     drop(store);
     let store = (b.open)();
-    let next = store.inbox_next("b", "a").unwrap().unwrap();
+    let next = store.inbox_next("b", "a").await.unwrap().unwrap();
     assert_eq!((next.id, next.job["text"].as_str()), (a1, Some("1")));
-    let mut pending = store.inbox_conversations().unwrap();
+    let mut pending = store.inbox_conversations().await.unwrap();
     pending.sort();
     assert_eq!(
         pending,
         [("b".into(), "a".into()), ("b".into(), "z".into())]
     );
     store.commit(commit_done("a", a1)).await.unwrap();
-    assert_eq!(store.inbox_next("b", "a").unwrap().unwrap().id, a2);
+    assert_eq!(store.inbox_next("b", "a").await.unwrap().unwrap().id, a2);
     store.commit(commit_done("a", a2)).await.unwrap();
-    assert!(store.inbox_next("b", "a").unwrap().is_none());
+    assert!(store.inbox_next("b", "a").await.unwrap().is_none());
     store.inbox_discard("b", "z", b1).await.unwrap();
-    assert!(store.inbox_conversations().unwrap().is_empty());
+    assert!(store.inbox_conversations().await.unwrap().is_empty());
     // Ids keep increasing after everything is done and the store restarts.
     drop(store);
     let store = (b.open)();
     let later = queued(store.as_ref(), entry("t", "a", "3", None), ROOMY).await;
     assert!(later > 0);
-    assert_eq!(store.inbox_next("b", "a").unwrap().unwrap().id, later);
+    assert_eq!(store.inbox_next("b", "a").await.unwrap().unwrap().id, later);
 }
 
 /// A message id accepted once is a duplicate afterwards, also after its turn

@@ -35,11 +35,17 @@ pub async fn list(
     let ids = state
         .store
         .conversations(&bot_id, page.after.as_deref(), n + 1)
+        .await
         .map_err(AppError::internal)?;
     let next = (ids.len() > n).then(|| ids[n - 1].clone());
     let mut data = Vec::new();
     for id in ids.into_iter().take(n) {
-        if let Some(s) = state.store.load(&bot_id, &id).map_err(AppError::internal)? {
+        if let Some(s) = state
+            .store
+            .load(&bot_id, &id)
+            .await
+            .map_err(AppError::internal)?
+        {
             data.push(ConversationSummary {
                 conversation_id: id,
                 updated_at: s.updated_ms,
@@ -61,6 +67,7 @@ pub async fn messages(
     if state
         .store
         .load(&bot_id, &conversation)
+        .await
         .map_err(AppError::internal)?
         .is_none()
     {
@@ -81,6 +88,7 @@ pub async fn messages(
         let entries = state
             .store
             .transcript(&bot_id, &conversation, from, 200)
+            .await
             .map_err(AppError::internal)?;
         if entries.is_empty() {
             break;
@@ -116,6 +124,7 @@ pub async fn get_session(
     let s = state
         .store
         .load(&bot_id, &conversation)
+        .await
         .map_err(AppError::internal)?
         .ok_or_else(|| AppError::not_found(format!("no conversation `{conversation}`")))?;
     Ok(Json(SessionData { data: s.session }))

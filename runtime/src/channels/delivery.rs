@@ -78,7 +78,7 @@ async fn round(
     client: &reqwest::Client,
     tokens: &Arc<dyn TokenSource>,
 ) -> Option<Duration> {
-    let pending = match store.outbox(1000) {
+    let pending = match store.outbox(1000).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(%e, "reading the outbox");
@@ -111,7 +111,7 @@ async fn round(
         }
     }
     // One transaction for the whole round.
-    if let Err(e) = store.outbox_settle(&done, &retry) {
+    if let Err(e) = store.outbox_settle(&done, &retry).await {
         tracing::error!(%e, "updating the outbox");
     }
     if delivered_any {

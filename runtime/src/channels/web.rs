@@ -219,7 +219,7 @@ pub async fn session(
 
 /// Whether `payload` is a button the bot showed in this conversation (the
 /// public channel accepts nothing else).
-fn issued(
+async fn issued(
     state: &AppState,
     bot: &str,
     conversation: &str,
@@ -231,6 +231,7 @@ fn issued(
     let Some(s) = state
         .store
         .load(bot, conversation)
+        .await
         .map_err(AppError::internal)?
     else {
         return Ok(false);
@@ -239,6 +240,7 @@ fn issued(
     let recent = state
         .store
         .transcript(bot, conversation, s.transcript_len.saturating_sub(200), 200)
+        .await
         .map_err(AppError::internal)?;
     Ok(recent
         .iter()
@@ -294,7 +296,9 @@ pub async fn message(
                 "the web chat takes only the payload of a button the bot showed (no `nextDialogstateId`)",
             ));
         }
-        InboundKind::Postback { payload, .. } if !issued(&state, &bot_id, &claims.c, payload)? => {
+        InboundKind::Postback { payload, .. }
+            if !issued(&state, &bot_id, &claims.c, payload).await? =>
+        {
             return Err(AppError::bad_request(
                 "the web chat takes only the payload of a button the bot showed in this conversation",
             ));

@@ -110,7 +110,7 @@ async fn interactive(conv: &mut Conversation<'_>, data: &Path) -> anyhow::Result
         conv.id,
         data.display()
     );
-    if store.load(bot.id(), &conv.id)?.is_none() {
+    if store.load(bot.id(), &conv.id).await?.is_none() {
         print_turn(&conv.send(InboundKind::Intro).await?);
     } else {
         println!("(continuing the conversation where it was)");
@@ -132,14 +132,15 @@ async fn interactive(conv: &mut Conversation<'_>, data: &Path) -> anyhow::Result
             ("/quit" | "/exit", _) => break,
             ("/session", _) => {
                 let session = store
-                    .load(bot.id(), &conv.id)?
+                    .load(bot.id(), &conv.id)
+                    .await?
                     .map(|s| s.session)
                     .unwrap_or(Value::Null);
                 println!("{}", serde_json::to_string_pretty(&session)?);
                 continue;
             }
             ("/reset", _) => {
-                store.delete(bot.id(), &conv.id)?;
+                store.delete(bot.id(), &conv.id).await?;
                 println!("(conversation forgotten)");
                 InboundKind::Intro
             }

@@ -71,11 +71,12 @@ impl FlowEngine {
         let now = now_ms();
         let state = self
             .store
-            .load(bot.id(), &inbound.conversation)?
+            .load(bot.id(), &inbound.conversation)
+            .await?
             .unwrap_or_else(|| ConversationState::new(now));
         let resolved = match &inbound.kind {
             InboundKind::Postback { payload, .. } => {
-                Resolved::Postback(self.postback(bot, payload)?)
+                Resolved::Postback(self.postback(bot, payload).await?)
             }
             _ => Resolved::None,
         };
@@ -122,7 +123,7 @@ impl FlowEngine {
         let lock = self.lock(&key);
         let result = async {
             let _turn = lock.lock().await;
-            let Some(mut state) = self.store.load(bot.id(), conversation)? else {
+            let Some(mut state) = self.store.load(bot.id(), conversation).await? else {
                 return Ok(None);
             };
             let now = now_ms();
@@ -169,11 +170,12 @@ impl FlowEngine {
     }
 
     /// An opaque id from the store, or a legacy JSON payload.
-    fn postback(&self, bot: &Bot, payload: &str) -> Result<Option<Target>, StoreError> {
+    async fn postback(&self, bot: &Bot, payload: &str) -> Result<Option<Target>, StoreError> {
         if postback::is_id(payload) {
             return Ok(self
                 .store
-                .postback(bot.id(), payload)?
+                .postback(bot.id(), payload)
+                .await?
                 .and_then(|v| Target::from_json(&v)));
         }
         Ok(serde_json::from_str::<Value>(payload)

@@ -125,8 +125,8 @@ pub fn wake(state: &Arc<AppState>, bot: &str, conversation: &str) {
 
 /// Wakes every conversation with entries not yet done (at start: what a
 /// crash left; then now and then: what a failing store left behind).
-pub fn wake_all(state: &Arc<AppState>) -> Result<usize, StoreError> {
-    let pending = state.store.inbox_conversations()?;
+pub async fn wake_all(state: &Arc<AppState>) -> Result<usize, StoreError> {
+    let pending = state.store.inbox_conversations().await?;
     for (bot, conversation) in &pending {
         wake(state, bot, conversation);
     }
@@ -139,7 +139,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Wakes what a crash left at once, then sweeps now and then until `stop`.
 pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
-        match wake_all(&state) {
+        match wake_all(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(
                 conversations = n,
@@ -161,7 +161,7 @@ const MAX_FAILURES: u32 = 3;
 async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
     let mut failures = 0;
     loop {
-        let result = match state.store.inbox_next(&bot, &conversation) {
+        let result = match state.store.inbox_next(&bot, &conversation).await {
             Ok(None) => return,
             Ok(Some(entry)) => run(&state, entry).await,
             Err(e) => Err(e),
@@ -239,7 +239,8 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry) -> Result<(), StoreError>
                 conversation,
                 &channel_name,
                 inbound.kind,
-            );
+            )
+            .await;
             state
                 .turn(d, inbound, |out, _| {
                     sinch::outbound(channel, out, &recipient, &channel_name, bot, conversation)

@@ -279,8 +279,13 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
     Ok(accepted)
 }
 
+#[async_trait::async_trait]
 impl Store for EmbeddedStore {
-    fn load(&self, bot: &str, conversation: &str) -> Result<Option<ConversationState>, StoreError> {
+    async fn load(
+        &self,
+        bot: &str,
+        conversation: &str,
+    ) -> Result<Option<ConversationState>, StoreError> {
         let tx = self.db.begin_read().map_err(StoreError::new)?;
         let table = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
         let Some(bytes) = table
@@ -307,7 +312,11 @@ impl Store for EmbeddedStore {
         self.write(|done| Op::Discard(k, id, done))
     }
 
-    fn inbox_next(&self, bot: &str, conversation: &str) -> Result<Option<InboxEntry>, StoreError> {
+    async fn inbox_next(
+        &self,
+        bot: &str,
+        conversation: &str,
+    ) -> Result<Option<InboxEntry>, StoreError> {
         let k = key(bot, conversation);
         let tx = self.db.begin_read().map_err(StoreError::new)?;
         let table = tx.open_table(INBOX).map_err(StoreError::new)?;
@@ -325,7 +334,7 @@ impl Store for EmbeddedStore {
         }
     }
 
-    fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
+    async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
         let tx = self.db.begin_read().map_err(StoreError::new)?;
         let table = tx.open_table(INBOX).map_err(StoreError::new)?;
         let mut out: Vec<(String, String)> = Vec::new();
@@ -340,7 +349,7 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    async fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError> {
         let tx = self.db.begin_read().map_err(StoreError::new)?;
         let table = tx.open_table(POSTBACKS).map_err(StoreError::new)?;
         match table.get(key(bot, id).as_str()).map_err(StoreError::new)? {
@@ -351,7 +360,7 @@ impl Store for EmbeddedStore {
         }
     }
 
-    fn transcript(
+    async fn transcript(
         &self,
         bot: &str,
         conversation: &str,
@@ -372,7 +381,7 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    fn conversations(
+    async fn conversations(
         &self,
         bot: &str,
         after: Option<&str>,
@@ -403,7 +412,7 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError> {
         let k = key(bot, conversation);
         let tx = self.db.begin_write().map_err(StoreError::new)?;
         let existed = {
@@ -421,15 +430,19 @@ impl Store for EmbeddedStore {
         Ok(existed)
     }
 
-    fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.outbox_items(limit)
     }
 
-    fn outbox_settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError> {
+    async fn outbox_settle(
+        &self,
+        done: &[u64],
+        retry: &[(u64, u32, u64)],
+    ) -> Result<(), StoreError> {
         self.settle(done, retry)
     }
 
-    fn purge_expired(&self) -> Result<usize, StoreError> {
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
         let expired: Vec<String> = {
             let tx = self.db.begin_read().map_err(StoreError::new)?;
             let table = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
@@ -446,7 +459,7 @@ impl Store for EmbeddedStore {
         };
         for k in &expired {
             if let Some((bot, conv)) = k.split_once('\0') {
-                self.delete(bot, conv)?;
+                self.delete(bot, conv).await?;
             }
         }
         Ok(expired.len())

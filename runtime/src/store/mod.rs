@@ -125,15 +125,20 @@ pub struct Delivery {
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 pub type EnqueueFuture = Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send>>;
 
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The conversation, unless unknown or idle past the session expiry.
-    fn load(&self, bot: &str, conversation: &str) -> Result<Option<ConversationState>, StoreError>;
+    async fn load(
+        &self,
+        bot: &str,
+        conversation: &str,
+    ) -> Result<Option<ConversationState>, StoreError>;
     /// Commits a turn; resolves once it is durable.
     fn commit(&self, commit: TurnCommit) -> CommitFuture;
     /// The target of an opaque postback payload id of `bot`.
-    fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    async fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError>;
     /// Transcript entries with `seq >= from`, at most `limit`.
-    fn transcript(
+    async fn transcript(
         &self,
         bot: &str,
         conversation: &str,
@@ -141,30 +146,38 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<TranscriptEntry>, StoreError>;
     /// Conversation ids of `bot` after `after` (exclusive), in order, at most `limit`.
-    fn conversations(
+    async fn conversations(
         &self,
         bot: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
     /// Forgets a conversation's state and transcript; false if unknown.
-    fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError>;
+    async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError>;
     /// Deletes conversations idle past the expiry; returns how many.
-    fn purge_expired(&self) -> Result<usize, StoreError>;
+    async fn purge_expired(&self) -> Result<usize, StoreError>;
     /// Queued deliveries in `id` order, at most `limit`.
-    fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
     /// Records a round of delivery outcomes in one transaction: `done`
     /// (delivered or given up) leave the queue; `retry` are
     /// `(id, attempts, not_before_ms)` of failed ones.
-    fn outbox_settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError>;
+    async fn outbox_settle(
+        &self,
+        done: &[u64],
+        retry: &[(u64, u32, u64)],
+    ) -> Result<(), StoreError>;
     /// Accepts an inbound message into the durable inbox; resolves once it
     /// is durable (group-committed like turns). A `dedupe` key seen before
     /// is a `Duplicate`; past `backlog` the entry is refused (`Full`).
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture;
     /// The conversation's oldest entry not yet done.
-    fn inbox_next(&self, bot: &str, conversation: &str) -> Result<Option<InboxEntry>, StoreError>;
+    async fn inbox_next(
+        &self,
+        bot: &str,
+        conversation: &str,
+    ) -> Result<Option<InboxEntry>, StoreError>;
     /// `(bot, conversation)` of every conversation with entries not yet done.
-    fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError>;
+    async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Marks an entry done without a turn (its bot is no longer deployed).
     fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture;
 }

@@ -141,7 +141,7 @@ fn contact_message(m: &Value) -> Result<InboundKind, AppError> {
 
 /// On channels with plain-text choices, a reply `N` picks the N-th numbered
 /// choice of the bot's last answer.
-pub fn numbered_reply(
+pub async fn numbered_reply(
     store: &dyn Store,
     bot: &str,
     conversation: &str,
@@ -157,11 +157,11 @@ pub fn numbered_reply(
     if !render::plain_only(channel) || n == 0 {
         return kind;
     }
-    let Ok(Some(state)) = store.load(bot, conversation) else {
+    let Ok(Some(state)) = store.load(bot, conversation).await else {
         return kind;
     };
     let from = state.transcript_len.saturating_sub(50);
-    let Ok(entries) = store.transcript(bot, conversation, from, 50) else {
+    let Ok(entries) = store.transcript(bot, conversation, from, 50).await else {
         return kind;
     };
     let last_user = entries
