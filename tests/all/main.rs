@@ -10,6 +10,8 @@ mod flow_support;
 mod flow_validate;
 mod js_isolation;
 mod peer;
+#[path = "../../runtime/tests/support/pg.rs"]
+mod pg;
 mod sandbox_budget;
 mod sandbox_cache;
 mod sandbox_cases;

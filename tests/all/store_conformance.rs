@@ -2,26 +2,56 @@
 //! durable inbox, turns and the outbox, run against each backend that this
 //! machine can start (the embedded store always).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sandbot::store::{
-    Accepted, Backlog, ConversationState, EmbeddedStore, InboxEntry, Store, TurnCommit, now_ms,
+    Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, InboxClaim, InboxEntry,
+    PostgresOptions, PostgresStore, Store, TranscriptEntry, TurnCommit, now_ms,
 };
 use serde_json::json;
 
-/// Opens a store on the backend's data: called again, it is a restart.
+type Opened = Pin<Box<dyn Future<Output = Arc<dyn Store>>>>;
+
+/// Opens a store on the backend's data: called again, it is a restart (or,
+/// for PostgreSQL, another node).
 pub struct Backend {
-    pub open: Box<dyn Fn() -> Arc<dyn Store>>,
+    open: Box<dyn Fn() -> Opened>,
+}
+
+impl Backend {
+    async fn open(&self) -> Arc<dyn Store> {
+        (self.open)().await
+    }
 }
 
 fn embedded() -> (tempfile::TempDir, Backend) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
     let open = Box::new(move || {
-        Arc::new(EmbeddedStore::open(&path, Duration::from_secs(3600)).unwrap()) as Arc<dyn Store>
+        let store = EmbeddedStore::open(&path, Duration::from_secs(3600)).unwrap();
+        Box::pin(async move { Arc::new(store) as Arc<dyn Store> }) as Opened
     });
     (dir, Backend { open })
+}
+
+/// A fresh database on the test server; leases of `lease`.
+async fn postgres(lease: Duration) -> Backend {
+    let url = crate::pg::database().await;
+    let open = Box::new(move || {
+        let options = PostgresOptions {
+            url: url.clone(),
+            pool: 4,
+            lease,
+            session_ttl: Duration::from_secs(3600),
+        };
+        Box::pin(async move {
+            Arc::new(PostgresStore::connect(&options).await.unwrap()) as Arc<dyn Store>
+        }) as Opened
+    });
+    Backend { open }
 }
 
 const ROOMY: Backlog = Backlog {
@@ -49,8 +79,24 @@ fn commit_done(conv: &str, inbox: u64) -> TurnCommit {
         transcript: Vec::new(),
         postbacks: Vec::new(),
         outbox: Vec::new(),
-        inbox: Some(inbox),
+        inbox: Some(InboxClaim {
+            entry: inbox,
+            epoch: 0,
+        }),
     }
+}
+
+/// Runs entry `id`'s turn as a node does: under the conversation's lease.
+async fn finish(store: &dyn Store, conv: &str, id: u64) {
+    let epoch = store
+        .lease("b", conv, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut c = commit_done(conv, id);
+    c.inbox = Some(InboxClaim { entry: id, epoch });
+    store.commit(c).await.unwrap();
+    store.release("b", conv, epoch).await.unwrap();
 }
 
 async fn queued(store: &dyn Store, e: InboxEntry, backlog: Backlog) -> u64 {
@@ -63,13 +109,13 @@ async fn queued(store: &dyn Store, e: InboxEntry, backlog: Backlog) -> u64 {
 /// Entries come back per conversation in acceptance order, survive a
 /// restart, and leave only with the commit of their turn.
 async fn inbox_order_and_done(b: &Backend) {
-    let store = (b.open)();
+    let store = b.open().await;
     let a1 = queued(store.as_ref(), entry("t", "a", "1", None), ROOMY).await;
     let b1 = queued(store.as_ref(), entry("t", "z", "1", None), ROOMY).await;
     let a2 = queued(store.as_ref(), entry("t", "a", "2", None), ROOMY).await;
     assert!(a1 < b1 && b1 < a2, "ids increase in acceptance order");
     drop(store);
-    let store = (b.open)();
+    let store = b.open().await;
     let next = store.inbox_next("b", "a").await.unwrap().unwrap();
     assert_eq!((next.id, next.job["text"].as_str()), (a1, Some("1")));
     let mut pending = store.inbox_conversations().await.unwrap();
@@ -78,15 +124,15 @@ async fn inbox_order_and_done(b: &Backend) {
         pending,
         [("b".into(), "a".into()), ("b".into(), "z".into())]
     );
-    store.commit(commit_done("a", a1)).await.unwrap();
+    finish(store.as_ref(), "a", a1).await;
     assert_eq!(store.inbox_next("b", "a").await.unwrap().unwrap().id, a2);
-    store.commit(commit_done("a", a2)).await.unwrap();
+    finish(store.as_ref(), "a", a2).await;
     assert!(store.inbox_next("b", "a").await.unwrap().is_none());
     store.inbox_discard("b", "z", b1).await.unwrap();
     assert!(store.inbox_conversations().await.unwrap().is_empty());
     // Ids keep increasing after everything is done and the store restarts.
     drop(store);
-    let store = (b.open)();
+    let store = b.open().await;
     let later = queued(store.as_ref(), entry("t", "a", "3", None), ROOMY).await;
     assert!(later > 0);
     assert_eq!(store.inbox_next("b", "a").await.unwrap().unwrap().id, later);
@@ -95,15 +141,15 @@ async fn inbox_order_and_done(b: &Backend) {
 /// A message id accepted once is a duplicate afterwards, also after its turn
 /// and after a restart; other scopes are separate.
 async fn dedupe(b: &Backend) {
-    let store = (b.open)();
+    let store = b.open().await;
     let id = queued(store.as_ref(), entry("t", "c", "x", Some("s\0m1")), ROOMY).await;
     let again = store
         .enqueue(entry("t", "c", "x", Some("s\0m1")), ROOMY)
         .await;
     assert_eq!(again.unwrap(), Accepted::Duplicate);
-    store.commit(commit_done("c", id)).await.unwrap();
+    finish(store.as_ref(), "c", id).await;
     drop(store);
-    let store = (b.open)();
+    let store = b.open().await;
     let again = store
         .enqueue(entry("t", "c", "x", Some("s\0m1")), ROOMY)
         .await;
@@ -127,7 +173,7 @@ async fn dedupe(b: &Backend) {
 /// Under the backlog a message is accepted; at it, refused (conversation
 /// first, then tenant), and a refused message is not kept.
 async fn backlog_both_ways(b: &Backend) {
-    let store = (b.open)();
+    let store = b.open().await;
     let tight = Backlog {
         conversation: 2,
         tenant: 3,
@@ -149,12 +195,211 @@ async fn backlog_both_ways(b: &Backend) {
     // Another tenant is not held back by this one's backlog.
     queued(store.as_ref(), entry("u", "e", "1", None), tight).await;
     // A refused message's id was not recorded: its retry is accepted later.
-    store.commit(commit_done("c", first)).await.unwrap();
+    finish(store.as_ref(), "c", first).await;
     drop(store);
-    let store = (b.open)();
+    let store = b.open().await;
     queued(store.as_ref(), entry("t", "c", "3", Some("s\0m3")), tight).await;
     let full = store.enqueue(entry("t", "c", "4", None), tight).await;
     assert_eq!(full.unwrap(), Accepted::Full { conversation: true });
+}
+
+/// A turn's commit: state, transcript, postback ids and deliveries together;
+/// the outbox in order, settled; listings and deletion.
+async fn turns_and_outbox(b: &Backend) {
+    let store = b.open().await;
+    let mut state = ConversationState::new(now_ms());
+    state.session = json!({"a": 1});
+    state.transcript_len = 2;
+    let entry = |seq| TranscriptEntry {
+        seq,
+        at_ms: 5,
+        event: json!({"user": format!("x{seq}")}),
+    };
+    let delivery = |text: &str| Delivery {
+        id: 0,
+        bot: "b".into(),
+        conversation: "c".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        headers: vec![("x-a".into(), "1".into())],
+        auth: None,
+        body: json!({"message": {"text": text}}),
+        attempts: 0,
+        not_before_ms: 0,
+    };
+    let commit = TurnCommit {
+        bot: "b".into(),
+        conversation: "c".into(),
+        state: state.clone(),
+        transcript: vec![entry(0), entry(1)],
+        postbacks: vec![(
+            "pb_x".into(),
+            json!({"nextDialogstateId": "n", "params": []}),
+        )],
+        outbox: vec![delivery("one"), delivery("two")],
+        inbox: None,
+    };
+    store.commit(commit).await.unwrap();
+    drop(store);
+    let store = b.open().await;
+    assert_eq!(store.load("b", "c").await.unwrap().unwrap(), state);
+    assert!(store.load("b", "other").await.unwrap().is_none());
+    assert_eq!(store.transcript("b", "c", 1, 10).await.unwrap(), [entry(1)]);
+    assert_eq!(
+        store.postback("b", "pb_x").await.unwrap().unwrap()["nextDialogstateId"],
+        "n"
+    );
+    assert!(
+        store.postback("other", "pb_x").await.unwrap().is_none(),
+        "postback ids are per bot"
+    );
+    // Only a conversation's oldest delivery goes at a time.
+    let queued = store.outbox(10).await.unwrap();
+    assert_eq!(queued.len().min(1), 1);
+    assert_eq!(queued[0].body["message"]["text"], "one");
+    assert_eq!(queued[0].headers, [("x-a".to_string(), "1".to_string())]);
+    let first = queued[0].id;
+    store.outbox_settle(&[], &[(first, 1, 42)]).await.unwrap();
+    let again = store.outbox(10).await.unwrap();
+    assert_eq!(
+        (again[0].id, again[0].attempts, again[0].not_before_ms),
+        (first, 1, 42)
+    );
+    store.outbox_settle(&[first], &[]).await.unwrap();
+    let next = store.outbox(10).await.unwrap();
+    assert_eq!(next[0].body["message"]["text"], "two");
+    assert!(next[0].id > first);
+    store.outbox_settle(&[next[0].id], &[]).await.unwrap();
+    assert!(store.outbox(10).await.unwrap().is_empty());
+    // Listings page in id order, after the cursor.
+    for c in ["c2", "c1"] {
+        let mut commit_c = commit_done(c, 0);
+        commit_c.inbox = None;
+        store.commit(commit_c).await.unwrap();
+    }
+    assert_eq!(
+        store.conversations("b", None, 10).await.unwrap(),
+        ["c", "c1", "c2"]
+    );
+    assert_eq!(
+        store.conversations("b", Some("c"), 1).await.unwrap(),
+        ["c1"]
+    );
+    assert!(store.delete("b", "c").await.unwrap());
+    assert!(!store.delete("b", "c").await.unwrap());
+    assert!(store.transcript("b", "c", 0, 10).await.unwrap().is_empty());
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn embedded_turns_and_outbox() {
+    let (_dir, b) = embedded();
+    turns_and_outbox(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_turns_and_outbox() {
+    turns_and_outbox(&postgres(Duration::from_secs(30)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_inbox_order_and_done() {
+    let b = postgres(Duration::from_secs(30)).await;
+    inbox_order_and_done(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_inbox_dedupe() {
+    dedupe(&postgres(Duration::from_secs(30)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_inbox_backlog() {
+    backlog_both_ways(&postgres(Duration::from_secs(30)).await).await;
+}
+
+/// Two nodes on one database: one lease per conversation at a time; a node
+/// whose lease ran out commits nothing, whether or not another took it; a
+/// delivery claimed by one node is not handed to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_leases_fence_a_node_that_lost_its_lease() {
+    let lease = Duration::from_millis(400);
+    let b = postgres(lease).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let id = queued(one.as_ref(), entry("t", "c", "1", None), ROOMY).await;
+    let e1 = one.lease("b", "c", lease).await.unwrap().unwrap();
+    assert_eq!(
+        two.lease("b", "c", lease).await.unwrap(),
+        None,
+        "held by one"
+    );
+    assert_eq!(
+        one.lease("b", "c", lease).await.unwrap(),
+        Some(e1),
+        "renewed"
+    );
+    // One's lease runs out, nobody takes it: one's late commit applies nothing.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let mut late = commit_done("c", id);
+    late.inbox = Some(InboxClaim {
+        entry: id,
+        epoch: e1,
+    });
+    let err = one.commit(late.clone()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lease on the conversation ran out"),
+        "{err}"
+    );
+    // Two takes the conversation (a new epoch); one still cannot commit.
+    let e2 = two.lease("b", "c", lease).await.unwrap().unwrap();
+    assert!(e2 > e1);
+    assert!(one.commit(late).await.is_err());
+    assert!(
+        one.load("b", "c").await.unwrap().is_none(),
+        "nothing of it applied"
+    );
+    assert_eq!(one.inbox_next("b", "c").await.unwrap().unwrap().id, id);
+    let mut mine = commit_done("c", id);
+    mine.inbox = Some(InboxClaim {
+        entry: id,
+        epoch: e2,
+    });
+    two.commit(mine.clone()).await.unwrap();
+    assert!(two.inbox_next("b", "c").await.unwrap().is_none());
+    // Done once: the same entry cannot be committed again.
+    assert!(two.commit(mine).await.is_err());
+    two.release("b", "c", e2).await.unwrap();
+    assert!(
+        one.lease("b", "c", lease).await.unwrap().is_some(),
+        "released: free at once"
+    );
+
+    // Deliveries: claimed by one node, not handed to the other until the claim runs out.
+    let mut with_delivery = commit_done("d", 0);
+    with_delivery.inbox = None;
+    with_delivery.outbox = vec![Delivery {
+        id: 0,
+        bot: "b".into(),
+        conversation: "d".into(),
+        url: "http://127.0.0.1:9/".into(),
+        headers: Vec::new(),
+        auth: None,
+        body: json!({}),
+        attempts: 0,
+        not_before_ms: 0,
+    }];
+    one.commit(with_delivery).await.unwrap();
+    assert_eq!(one.outbox(10).await.unwrap().len(), 1);
+    assert!(two.outbox(10).await.unwrap().is_empty(), "claimed by one");
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let taken = two.outbox(10).await.unwrap();
+    assert_eq!(taken.len(), 1, "taken over after the claim ran out");
+    // One's late settlement of a delivery it no longer holds changes nothing.
+    one.outbox_settle(&[taken[0].id], &[]).await.unwrap();
+    two.outbox_settle(&[], &[]).await.unwrap();
+    assert_eq!(two.outbox(10).await.unwrap().len(), 1);
+    two.outbox_settle(&[taken[0].id], &[]).await.unwrap();
+    assert!(two.outbox(10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ pub struct Inbound {
     /// The durable inbox entry this message was accepted as: marked done by
     /// the turn's commit.
     #[serde(skip)]
-    pub inbox: Option<u64>,
+    pub inbox: Option<crate::store::InboxClaim>,
 }
 
 impl Inbound {

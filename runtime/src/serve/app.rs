@@ -53,7 +53,7 @@ async fn metrics(
 
 /// Ready once the bots are loaded and the store answers.
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    match state.store.outbox(1).await {
+    match state.store.ping().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
     }

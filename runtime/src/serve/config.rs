@@ -18,6 +18,10 @@ pub struct ServeConfig {
     /// Where the embedded store keeps its file (relative to the config file).
     #[serde(default = "default_data")]
     pub data: PathBuf,
+    /// The store: the embedded file in `data` unless `postgres` is given
+    /// (`SANDBOT_DATABASE_URL` sets or overrides its URL).
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Days of inactivity after which a session expires.
     #[serde(default = "default_idle_days")]
     pub session_idle_days: u64,
@@ -148,6 +152,65 @@ pub struct Channels {
     pub web: Option<WebChannel>,
     #[serde(default)]
     pub sinch: Vec<SinchChannel>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// PostgreSQL, shared by every node of a deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Connections in the pool.
+    #[serde(default = "default_pool")]
+    pub pool: u32,
+    /// How long a node holds a conversation (and a delivery) without
+    /// renewing: how soon others take over from a node that died.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+fn default_pool() -> u32 {
+    16
+}
+fn default_lease_seconds() -> u64 {
+    30
+}
+
+impl StoreConfig {
+    /// The PostgreSQL settings in effect, if any (`SANDBOT_DATABASE_URL`
+    /// sets or overrides the URL).
+    pub fn postgres(&self) -> anyhow::Result<Option<PostgresConfig>> {
+        let env = std::env::var("SANDBOT_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let mut pg = match (&self.postgres, &env) {
+            (None, None) => return Ok(None),
+            (Some(p), _) => p.clone(),
+            (None, Some(_)) => PostgresConfig {
+                url: None,
+                pool: default_pool(),
+                lease_seconds: default_lease_seconds(),
+            },
+        };
+        if env.is_some() {
+            pg.url = env;
+        }
+        if pg.url.is_none() {
+            bail!("store.postgres needs a `url` (or SANDBOT_DATABASE_URL)");
+        }
+        if pg.lease_seconds == 0 || pg.pool == 0 {
+            bail!("store.postgres: `pool` and `leaseSeconds` must be at least 1");
+        }
+        Ok(Some(pg))
+    }
 }
 
 /// The web chat's options.
@@ -287,6 +350,7 @@ impl ServeConfig {
             session_idle_days: default_idle_days(),
             reload_ms: default_reload_ms(),
             web_session_secret: None,
+            store: StoreConfig::default(),
             tenants: vec![TenantConfig {
                 id: "demo".into(),
                 tokens: vec![hash_token("demo-token")],

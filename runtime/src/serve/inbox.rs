@@ -16,7 +16,7 @@ use super::error::AppError;
 use super::state::AppState;
 use crate::channels::{sinch, webhook};
 use crate::flow::{Inbound, TurnOutput};
-use crate::store::{Accepted, Backlog, InboxEntry, StoreError, now_ms};
+use crate::store::{Accepted, Backlog, InboxClaim, InboxEntry, StoreError, now_ms};
 
 /// What a turn runs for an inbox entry, per channel: enough to answer on
 /// the same channel after a restart.
@@ -133,7 +133,7 @@ pub async fn wake_all(state: &Arc<AppState>) -> Result<usize, StoreError> {
     Ok(pending.len())
 }
 
-/// How often conversations left with work are woken again.
+/// How often conversations left with work are woken again (at most).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Wakes what a crash left at once, then sweeps now and then until `stop`.
@@ -148,7 +148,9 @@ pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<
             Err(e) => tracing::error!(%e, "reading the inbox"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            // A node that died leaves its conversations to the others once
+            // its leases run out: look again about that often.
+            _ = tokio::time::sleep(SWEEP_EVERY.min(state.lease)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
@@ -159,11 +161,42 @@ pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<
 const MAX_FAILURES: u32 = 3;
 
 async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
+    loop {
+        let epoch = match state.store.lease(&bot, &conversation, state.lease).await {
+            Ok(Some(epoch)) => epoch,
+            // Another node runs this conversation; it drains what we accepted.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(bot, conversation, %e, "taking the conversation's lease");
+                return;
+            }
+        };
+        let emptied = work(&state, &bot, &conversation, epoch).await;
+        if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
+            tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
+        }
+        // A message accepted on another node while this one held the lease
+        // found the lease taken: it is this node's to run.
+        if !emptied
+            || !matches!(
+                state.store.inbox_next(&bot, &conversation).await,
+                Ok(Some(_))
+            )
+        {
+            return;
+        }
+    }
+}
+
+/// Runs the conversation's entries in order under the lease `epoch`, renewed
+/// after each; true once the inbox is empty, false when it stopped early
+/// (store failures, or the lease lost).
+async fn work(state: &Arc<AppState>, bot: &str, conversation: &str, mut epoch: u64) -> bool {
     let mut failures = 0;
     loop {
-        let result = match state.store.inbox_next(&bot, &conversation).await {
-            Ok(None) => return,
-            Ok(Some(entry)) => run(&state, entry).await,
+        let result = match state.store.inbox_next(bot, conversation).await {
+            Ok(None) => return true,
+            Ok(Some(entry)) => run(state, entry, epoch).await,
             Err(e) => Err(e),
         };
         match result {
@@ -172,17 +205,23 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
                 failures += 1;
                 tracing::error!(bot, conversation, %e, failures, "turn not committed");
                 if failures >= MAX_FAILURES {
-                    return;
+                    return false;
                 }
                 tokio::time::sleep(Duration::from_millis(200 << failures)).await;
             }
+        }
+        match state.store.lease(bot, conversation, state.lease).await {
+            Ok(Some(renewed)) if renewed == epoch => {}
+            Ok(Some(renewed)) => epoch = renewed,
+            _ => return false,
         }
     }
 }
 
 /// Runs the entry's turn; its commit marks the entry done.
-async fn run(state: &Arc<AppState>, entry: InboxEntry) -> Result<(), StoreError> {
+async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(), StoreError> {
     let (bot, conversation, id) = (&entry.bot, &entry.conversation, entry.id);
+    let claim = InboxClaim { entry: id, epoch };
     let Some(d) = state.bots.get(bot) else {
         tracing::error!(
             bot,
@@ -203,7 +242,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry) -> Result<(), StoreError>
             channel_id,
             mut inbound,
         } => {
-            inbound.inbox = Some(id);
+            inbound.inbox = Some(claim);
             let Some((_, channel)) = state.webhooks.get(&channel_id) else {
                 tracing::error!(
                     bot,
@@ -223,7 +262,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry) -> Result<(), StoreError>
             recipient,
             channel_name,
         } => {
-            inbound.inbox = Some(id);
+            inbound.inbox = Some(claim);
             let Some((_, channel)) = state.sinch.get(&channel_id) else {
                 tracing::error!(
                     bot,
@@ -248,7 +287,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry) -> Result<(), StoreError>
                 .await?;
         }
         Job::Web { mut inbound, reply } => {
-            inbound.inbox = Some(id);
+            inbound.inbox = Some(claim);
             let out = state.turn(d, inbound, |_, _| Vec::new()).await?;
             state.replies.send(&reply, out);
         }

@@ -38,7 +38,7 @@ pub struct Server {
 impl Server {
     /// Loads the bots, opens the store, binds `config.listen` (or `listen`).
     pub async fn start(config: &ServeConfig) -> anyhow::Result<Server> {
-        let state = Arc::new(AppState::build(config)?);
+        let state = Arc::new(AppState::build(config).await?);
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;

@@ -18,7 +18,7 @@ use crate::channels::sinch::oauth::SinchTokens;
 use crate::flow::{Bot, FlowEngine};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{EmbeddedStore, Store};
+use crate::store::{EmbeddedStore, PostgresOptions, PostgresStore, Store};
 
 pub struct Tenant {
     pub id: String,
@@ -85,15 +85,30 @@ pub struct AppState {
     pub replies: super::inbox::Replies,
     /// The key web session tokens are signed with.
     pub web_key: Vec<u8>,
+    /// How long this node's lease on a conversation lasts without renewal.
+    pub lease: Duration,
 }
 
 impl AppState {
     /// Loads every bot (all problems reported) and opens the store.
-    pub fn build(config: &ServeConfig) -> anyhow::Result<Self> {
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
-            &config.data.join("sandbot.redb"),
-            Duration::from_secs(config.session_idle_days * 24 * 3600),
-        )?);
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        let ttl = Duration::from_secs(config.session_idle_days * 24 * 3600);
+        let (store, lease): (Arc<dyn Store>, Duration) = match config.store.postgres()? {
+            Some(pg) => {
+                let lease = Duration::from_secs(pg.lease_seconds);
+                let options = PostgresOptions {
+                    url: pg.url.expect("checked"),
+                    pool: pg.pool,
+                    lease,
+                    session_ttl: ttl,
+                };
+                (Arc::new(PostgresStore::connect(&options).await?), lease)
+            }
+            None => (
+                Arc::new(EmbeddedStore::open(&config.data.join("sandbot.redb"), ttl)?),
+                Duration::from_secs(30),
+            ),
+        };
         let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
         let mut tenants = HashMap::new();
         let mut runners = HashMap::new();
@@ -169,6 +184,7 @@ impl AppState {
             metrics: Default::default(),
             replies: Default::default(),
             web_key: web_key(config)?,
+            lease,
         })
     }
 

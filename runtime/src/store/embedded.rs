@@ -240,8 +240,8 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
                             .insert(pk.as_str(), bytes.as_slice())
                             .map_err(|e| e.to_string())?;
                     }
-                    if let Some(id) = c.inbox {
-                        inbox::done(&mut inbox, &mut w.counts, &k, id)?;
+                    if let Some(claim) = c.inbox {
+                        inbox::done(&mut inbox, &mut w.counts, &k, claim.entry)?;
                     }
                 }
                 Op::Discard(k, id, _) => inbox::done(&mut inbox, &mut w.counts, k, *id)?,
@@ -305,6 +305,20 @@ impl Store for EmbeddedStore {
 
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {
         self.write(|done| Op::Enqueue(entry, backlog, done))
+    }
+
+    /// One process owns the file: its dispatcher runs a conversation's turns
+    /// one at a time, so the lease is always this process's.
+    async fn lease(&self, _: &str, _: &str, _: Duration) -> Result<Option<u64>, StoreError> {
+        Ok(Some(0))
+    }
+
+    async fn release(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.begin_read().map(drop).map_err(StoreError::new)
     }
 
     fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture {

@@ -5,6 +5,7 @@
 mod embedded;
 mod inbox;
 mod outbox;
+mod postgres;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 pub use embedded::EmbeddedStore;
 pub use inbox::{Accepted, Backlog, InboxEntry};
+pub use postgres::{PostgresOptions, PostgresStore};
 
 /// Idle time after which a session is forgotten (30 days).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -93,7 +95,15 @@ pub struct TurnCommit {
     /// Deliveries to queue with the turn (their `id` is assigned on commit).
     pub outbox: Vec<Delivery>,
     /// The inbox entry this turn answers: done in the same transaction.
-    pub inbox: Option<u64>,
+    pub inbox: Option<InboxClaim>,
+}
+
+/// An inbox entry taken by this node under its lease on the conversation:
+/// the commit applies only while that lease (`epoch`) is still this node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxClaim {
+    pub entry: u64,
+    pub epoch: u64,
 }
 
 /// One outbound HTTP delivery (a bot message for a channel), queued durably
@@ -180,6 +190,19 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Marks an entry done without a turn (its bot is no longer deployed).
     fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture;
+    /// Takes (or renews) this node's lease on a conversation for `ttl`: its
+    /// epoch, or `None` while another node holds it. Turns of a conversation
+    /// run only under its lease, so one at a time across all nodes.
+    async fn lease(
+        &self,
+        bot: &str,
+        conversation: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Gives the lease up (another node may take the conversation at once).
+    async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<(), StoreError>;
+    /// Whether the store answers (`/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1,0 +1,301 @@
+//! The PostgreSQL store: several Sandbot nodes on one database (sqlx, a
+//! pool of async connections; migrations embedded and applied at connect).
+//! PostgreSQL groups concurrent commits into shared WAL flushes itself, so
+//! turns commit in parallel on the pool. Turns of a conversation run only
+//! under that conversation's lease (`leases`), and a commit checks the lease
+//! in its transaction: a node that lost its lease commits nothing.
+
+mod write;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+
+use super::{
+    Backlog, CommitFuture, ConversationState, Delivery, EnqueueFuture, InboxEntry, Store,
+    StoreError, TranscriptEntry, TurnCommit, now_ms,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    pub url: String,
+    /// Connections in the pool.
+    pub pool: u32,
+    /// How long a node's lease on a conversation (and its claim on a
+    /// delivery) lasts without renewal: how soon another node takes over
+    /// from one that died.
+    pub lease: Duration,
+    /// Idle time after which a session expires.
+    pub session_ttl: Duration,
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// This process's name in leases and claims (new at every start).
+    node: String,
+    lease: Duration,
+    ttl: Duration,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError(format!("postgres: {e}"))
+}
+
+/// PostgreSQL text cannot hold NUL: scope separators become U+001F.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{1f}")
+}
+
+impl PostgresStore {
+    /// Connects, then applies the migrations this version needs.
+    pub async fn connect(o: &PostgresOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(o.pool.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&o.url)
+            .await
+            .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError(format!("applying the PostgreSQL migrations: {e}")))?;
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id).map_err(StoreError::new)?;
+        Ok(Self {
+            pool,
+            node: format!("node-{}", hex::encode(id)),
+            lease: o.lease,
+            ttl: o.session_ttl,
+        })
+    }
+
+    /// This process's name in leases and claims.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn cutoff(&self) -> i64 {
+        now_ms().saturating_sub(self.ttl.as_millis() as u64) as i64
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn load(
+        &self,
+        bot: &str,
+        conversation: &str,
+    ) -> Result<Option<ConversationState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT state FROM conversations WHERE bot = $1 AND conversation = $2 AND updated_ms >= $3",
+        )
+        .bind(bot)
+        .bind(conversation)
+        .bind(self.cutoff())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|r| r.get::<Json<ConversationState>, _>(0).0))
+    }
+
+    fn commit(&self, commit: TurnCommit) -> CommitFuture {
+        let (pool, node) = (self.pool.clone(), self.node.clone());
+        Box::pin(async move { write::commit(&pool, &node, commit).await })
+    }
+
+    async fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query("SELECT target FROM postbacks WHERE bot = $1 AND id = $2")
+            .bind(bot)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get::<Json<Value>, _>(0).0))
+    }
+
+    async fn transcript(
+        &self,
+        bot: &str,
+        conversation: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, event FROM transcripts WHERE bot = $1 AND conversation = $2 AND seq >= $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(bot)
+        .bind(conversation)
+        .bind(from as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| TranscriptEntry {
+                seq: r.get::<i64, _>(0) as u64,
+                at_ms: r.get::<i64, _>(1) as u64,
+                event: r.get::<Json<Value>, _>(2).0,
+            })
+            .collect())
+    }
+
+    async fn conversations(
+        &self,
+        bot: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT conversation FROM conversations WHERE bot = $1 AND ($2::text IS NULL OR conversation > $2) AND updated_ms >= $3 ORDER BY conversation LIMIT $4",
+        )
+        .bind(bot)
+        .bind(after)
+        .bind(self.cutoff())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM transcripts WHERE bot = $1 AND conversation = $2")
+            .bind(bot)
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let gone = sqlx::query("DELETE FROM conversations WHERE bot = $1 AND conversation = $2")
+            .bind(bot)
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(gone > 0)
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let gone = sqlx::query(
+            "DELETE FROM conversations WHERE updated_ms < $1 RETURNING bot, conversation",
+        )
+        .bind(self.cutoff())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let bots: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
+        let conversations: Vec<String> = gone.iter().map(|r| r.get(1)).collect();
+        sqlx::query(
+            "DELETE FROM transcripts t USING UNNEST($1::text[], $2::text[]) AS g(bot, conversation) WHERE t.bot = g.bot AND t.conversation = g.conversation",
+        )
+        .bind(&bots)
+        .bind(&conversations)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(gone.len())
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        write::claim_deliveries(&self.pool, &self.node, self.lease, limit).await
+    }
+
+    async fn outbox_settle(
+        &self,
+        done: &[u64],
+        retry: &[(u64, u32, u64)],
+    ) -> Result<(), StoreError> {
+        write::settle(&self.pool, &self.node, done, retry).await
+    }
+
+    fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {
+        let pool = self.pool.clone();
+        Box::pin(async move { write::enqueue(&pool, entry, backlog).await })
+    }
+
+    async fn inbox_next(
+        &self,
+        bot: &str,
+        conversation: &str,
+    ) -> Result<Option<InboxEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, accepted_ms, job FROM inbox WHERE bot = $1 AND conversation = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(bot)
+        .bind(conversation)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|r| InboxEntry {
+            id: r.get::<i64, _>(0) as u64,
+            tenant: r.get(1),
+            bot: bot.to_string(),
+            conversation: conversation.to_string(),
+            dedupe: None,
+            accepted_ms: r.get::<i64, _>(2) as u64,
+            job: r.get::<Json<Value>, _>(3).0,
+        }))
+    }
+
+    async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT bot, conversation FROM inbox")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn inbox_discard(&self, _bot: &str, _conversation: &str, id: u64) -> CommitFuture {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            sqlx::query("DELETE FROM inbox WHERE id = $1")
+                .bind(id as i64)
+                .execute(&pool)
+                .await
+                .map(drop)
+                .map_err(db)
+        })
+    }
+
+    async fn lease(
+        &self,
+        bot: &str,
+        conversation: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        write::lease(&self.pool, &self.node, bot, conversation, ttl).await
+    }
+
+    async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE leases SET until_ms = 0 WHERE bot = $1 AND conversation = $2 AND node = $3 AND epoch = $4",
+        )
+        .bind(bot)
+        .bind(conversation)
+        .bind(&self.node)
+        .bind(epoch as i64)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(db)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(db)
+    }
+}

@@ -1,0 +1,275 @@
+//! The PostgreSQL store's writes: a turn's commit (fenced by the lease),
+//! accepting into the inbox (backlog, duplicates), leases, and claiming and
+//! settling deliveries.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+use sqlx::types::Json;
+
+use super::{db, text};
+use crate::store::{Accepted, Backlog, Delivery, InboxEntry, StoreError, TurnCommit, now_ms};
+
+/// Why a commit was refused: the lease moved on (or ran out).
+pub const LEASE_LOST: &str = "this node's lease on the conversation ran out; the turn is not committed (another node takes the message)";
+
+pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    if let Some(claim) = c.inbox {
+        let lease = sqlx::query(
+            "SELECT node, epoch, until_ms FROM leases WHERE bot = $1 AND conversation = $2 FOR UPDATE",
+        )
+        .bind(&c.bot)
+        .bind(&c.conversation)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let held = lease.is_some_and(|r| {
+            r.get::<String, _>(0) == node
+                && r.get::<i64, _>(1) == claim.epoch as i64
+                && r.get::<i64, _>(2) >= now_ms() as i64
+        });
+        if !held {
+            return Err(StoreError(LEASE_LOST.into()));
+        }
+        let done = sqlx::query("DELETE FROM inbox WHERE id = $1")
+            .bind(claim.entry as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if done != 1 {
+            return Err(StoreError(
+                "the message's turn was already committed".into(),
+            ));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO conversations (bot, conversation, state, updated_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (bot, conversation) DO UPDATE SET state = EXCLUDED.state, updated_ms = EXCLUDED.updated_ms",
+    )
+    .bind(&c.bot)
+    .bind(&c.conversation)
+    .bind(Json(&c.state))
+    .bind(c.state.updated_ms as i64)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if !c.transcript.is_empty() {
+        let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
+        let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
+        let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
+        sqlx::query(
+            "INSERT INTO transcripts (bot, conversation, seq, at_ms, event)
+             SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::bigint[], $5::jsonb[])
+             ON CONFLICT (bot, conversation, seq) DO UPDATE SET at_ms = EXCLUDED.at_ms, event = EXCLUDED.event",
+        )
+        .bind(&c.bot)
+        .bind(&c.conversation)
+        .bind(&seqs)
+        .bind(&ats)
+        .bind(&events)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    if !c.postbacks.is_empty() {
+        let ids: Vec<&str> = c.postbacks.iter().map(|(id, _)| id.as_str()).collect();
+        let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
+        sqlx::query(
+            "INSERT INTO postbacks (bot, id, target) SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
+             ON CONFLICT (bot, id) DO NOTHING",
+        )
+        .bind(&c.bot)
+        .bind(&ids)
+        .bind(&targets)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    if !c.outbox.is_empty() {
+        let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
+        sqlx::query(
+            "INSERT INTO outbox (bot, conversation, delivery)
+             SELECT $1, $2, d FROM UNNEST($3::jsonb[]) WITH ORDINALITY AS u(d, n) ORDER BY n",
+        )
+        .bind(&c.bot)
+        .bind(&c.conversation)
+        .bind(&deliveries)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+pub async fn enqueue(
+    pool: &PgPool,
+    e: InboxEntry,
+    backlog: Backlog,
+) -> Result<Accepted, StoreError> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    // One enqueue per conversation at a time: ids follow commit order.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{}\u{1f}{}", e.bot, e.conversation))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let waiting: i64 =
+        sqlx::query("SELECT count(*) FROM inbox WHERE bot = $1 AND conversation = $2")
+            .bind(&e.bot)
+            .bind(&e.conversation)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .get(0);
+    if waiting >= backlog.conversation as i64 {
+        return Ok(Accepted::Full { conversation: true });
+    }
+    let waiting: i64 = sqlx::query("SELECT count(*) FROM inbox WHERE tenant = $1")
+        .bind(&e.tenant)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?
+        .get(0);
+    if waiting >= backlog.tenant as i64 {
+        return Ok(Accepted::Full {
+            conversation: false,
+        });
+    }
+    if let Some(key) = &e.dedupe {
+        let first =
+            sqlx::query("INSERT INTO seen (key, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(text(key))
+                .bind(now_ms() as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        if first == 0 {
+            return Ok(Accepted::Duplicate);
+        }
+    }
+    let id: i64 = sqlx::query(
+        "INSERT INTO inbox (tenant, bot, conversation, accepted_ms, job) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(&e.tenant)
+    .bind(&e.bot)
+    .bind(&e.conversation)
+    .bind(e.accepted_ms as i64)
+    .bind(Json(&e.job))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?
+    .get(0);
+    tx.commit().await.map_err(db)?;
+    Ok(Accepted::Queued(id as u64))
+}
+
+/// Takes the conversation's lease if it is free (or this node's); a lease
+/// that changes hands gets a new epoch.
+pub async fn lease(
+    pool: &PgPool,
+    node: &str,
+    bot: &str,
+    conversation: &str,
+    ttl: Duration,
+) -> Result<Option<u64>, StoreError> {
+    let now = now_ms() as i64;
+    let row = sqlx::query(
+        "INSERT INTO leases (bot, conversation, node, until_ms, epoch) VALUES ($1, $2, $3, $4, 1)
+         ON CONFLICT (bot, conversation) DO UPDATE SET
+             node = EXCLUDED.node,
+             until_ms = EXCLUDED.until_ms,
+             epoch = CASE WHEN leases.node = EXCLUDED.node AND leases.until_ms >= $5
+                          THEN leases.epoch ELSE leases.epoch + 1 END
+         WHERE leases.until_ms < $5 OR leases.node = EXCLUDED.node
+         RETURNING epoch",
+    )
+    .bind(bot)
+    .bind(conversation)
+    .bind(node)
+    .bind(now + ttl.as_millis() as i64)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+}
+
+/// Claims, for `claim` time, the oldest delivery of each conversation that
+/// is due and not claimed by another node; at most `limit`, in id order.
+pub async fn claim_deliveries(
+    pool: &PgPool,
+    node: &str,
+    claim: Duration,
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    let now = now_ms() as i64;
+    let rows = sqlx::query(
+        "UPDATE outbox o SET claimed_by = $1, claimed_until = $2
+         FROM (SELECT DISTINCT ON (bot, conversation) id FROM outbox ORDER BY bot, conversation, id) h
+         WHERE o.id = h.id AND o.not_before_ms <= $3 AND (o.claimed_until < $3 OR o.claimed_by = $1)
+           AND o.id IN (SELECT id FROM outbox WHERE not_before_ms <= $3 ORDER BY id LIMIT $4 * 8)
+         RETURNING o.id, o.delivery, o.attempts, o.not_before_ms",
+    )
+    .bind(node)
+    .bind(now + claim.as_millis() as i64)
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut out: Vec<Delivery> = rows
+        .iter()
+        .map(|r| {
+            let mut d = r.get::<Json<Delivery>, _>(1).0;
+            d.id = r.get::<i64, _>(0) as u64;
+            d.attempts = r.get::<i32, _>(2) as u32;
+            d.not_before_ms = r.get::<i64, _>(3) as u64;
+            d
+        })
+        .collect();
+    out.sort_by_key(|d| d.id);
+    out.truncate(limit);
+    Ok(out)
+}
+
+/// Removes the delivered (or given up) ones, reschedules the failed ones
+/// and lets their claims go; only this node's claims.
+pub async fn settle(
+    pool: &PgPool,
+    node: &str,
+    done: &[u64],
+    retry: &[(u64, u32, u64)],
+) -> Result<(), StoreError> {
+    if done.is_empty() && retry.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(db)?;
+    let done: Vec<i64> = done.iter().map(|d| *d as i64).collect();
+    sqlx::query("DELETE FROM outbox WHERE id = ANY($1) AND claimed_by = $2")
+        .bind(&done)
+        .bind(node)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let ids: Vec<i64> = retry.iter().map(|r| r.0 as i64).collect();
+    let attempts: Vec<i32> = retry.iter().map(|r| r.1 as i32).collect();
+    let due: Vec<i64> = retry.iter().map(|r| r.2 as i64).collect();
+    sqlx::query(
+        "UPDATE outbox o SET attempts = r.attempts, not_before_ms = r.due, claimed_until = 0
+         FROM UNNEST($1::bigint[], $2::int[], $3::bigint[]) AS r(id, attempts, due)
+         WHERE o.id = r.id AND o.claimed_by = $4",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&due)
+    .bind(node)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)
+}
