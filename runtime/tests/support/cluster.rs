@@ -1,0 +1,231 @@
+//! `sandbot serve` processes for crash and multi-node tests: an echo bot, a
+//! receiver for its webhook deliveries, senders that retry each message
+//! (same `messageId`) until a 2xx, and the checks that every accepted
+//! message was processed once, in order, and every reply delivered in order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use sandbot::store::Store;
+use serde_json::{Value, json};
+
+/// Messages per conversation at least; senders go on until told to stop.
+pub const MESSAGES: usize = 20;
+
+pub fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    u64::from_le_bytes(b) % n
+}
+
+/// The echo bot (id `echo`) in `dir/bot`.
+pub fn write_bot(dir: &Path) {
+    let dir = dir.join("bot");
+    std::fs::create_dir_all(dir.join("flows")).unwrap();
+    std::fs::write(dir.join("bot.yaml"), "id: echo\nname: Echo\n").unwrap();
+    std::fs::write(
+        dir.join("flows/main.yaml"),
+        r#"blocks:
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
+  - { id: not-understood, system: notUnderstood, type: message, messages: [{ text: "echo {internal.messageContent}" }] }
+  - { id: error, system: errorOccurred, type: message, messages: [{ text: "ERR" }] }
+  - { id: disabled, system: botDisabled, type: message, messages: [{ text: "OFF" }] }
+"#,
+    )
+    .unwrap();
+}
+
+/// (conversation, messageCounter, text) of every delivery, in arrival order.
+#[derive(Clone, Default)]
+pub struct Received(Arc<Mutex<Vec<(String, u64, String)>>>);
+
+async fn receive(State(got): State<Received>, Json(b): Json<Value>) -> &'static str {
+    got.0.lock().unwrap().push((
+        b["recipient"]["id"].as_str().unwrap().to_string(),
+        b["messageCounter"].as_u64().unwrap(),
+        b["message"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ));
+    "ok"
+}
+
+impl Received {
+    /// Starts the receiver; its URL.
+    pub async fn start(&self) -> String {
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn distinct(&self) -> usize {
+        let mut seen: Vec<(String, u64)> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, n, _)| (c.clone(), *n))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen.len()
+    }
+
+    /// Waits until `n` distinct replies arrived (a minute at most).
+    pub async fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.distinct() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Per conversation: (messageCounter, text) in order of first arrival.
+    fn per_conversation(&self) -> BTreeMap<String, Vec<(u64, String)>> {
+        let mut replies: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+        for (c, n, text) in self.0.lock().unwrap().iter() {
+            let mine = replies.entry(c.clone()).or_default();
+            if !mine.iter().any(|(m, _)| m == n) {
+                mine.push((*n, text.clone()));
+            }
+        }
+        replies
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `sandbot serve --config config`, its stderr appended to `log`.
+pub fn start(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    Command::new(env!("CARGO_BIN_EXE_sandbot"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("SANDBOT_CACHE_DIR", cache)
+        .env_remove("SANDBOT_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Stops a server gracefully (SIGTERM) and waits for it.
+pub fn stop(mut server: Child) {
+    let pid = server.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    server.wait().unwrap();
+}
+
+pub async fn ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server at {base} did not become ready");
+}
+
+/// Sends conversation `c`'s messages in order, each (to a random one of
+/// `bases`) until it gets a 2xx, until `stop` is set and `MESSAGES` are
+/// sent; returns how many it sent and how many sends failed on the way.
+pub async fn converse(
+    client: reqwest::Client,
+    bases: Vec<String>,
+    c: usize,
+    going: Arc<AtomicBool>,
+) -> (usize, usize) {
+    let mut failed = 0;
+    let mut n = 0;
+    while n < MESSAGES || going.load(Ordering::SeqCst) {
+        let body = json!({
+            "conversationId": format!("c{c}"),
+            "messageId": format!("c{c}-m{n}"),
+            "message": {"textMessage": {"text": format!("m{n}")}},
+        });
+        loop {
+            let base = &bases[random_below(bases.len() as u64) as usize];
+            let sent = client
+                .post(format!("{base}/v1/channels/webhook/hook/messages"))
+                .bearer_auth("token-one")
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => assert_eq!(r.status(), 429, "only refusals and crashes fail a send"),
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5 + random_below(20))).await;
+    }
+    (n, failed)
+}
+
+/// Every conversation's transcript holds its inputs once each, in order;
+/// its replies arrived in order (at least once), one per input.
+pub async fn check(store: &dyn Store, sent: &[usize], received: &Received, log: &str) {
+    let replies = received.per_conversation();
+    for (c, n) in sent.iter().enumerate() {
+        let conv = format!("c{c}");
+        let inputs: Vec<String> = (0..*n).map(|n| format!("m{n}")).collect();
+        let users: Vec<String> = store
+            .transcript("echo", &conv, 0, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                e.event
+                    .get("user")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(
+            users, inputs,
+            "{conv}: each accepted message processed once, in order\n{log}"
+        );
+        let mine = &replies[&conv];
+        let counters: Vec<u64> = mine.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            counters,
+            (1..=*n as u64).collect::<Vec<_>>(),
+            "{conv}: replies in order"
+        );
+        let texts: Vec<String> = mine.iter().map(|(_, t)| t.clone()).collect();
+        let want: Vec<String> = inputs.iter().map(|m| format!("echo {m}")).collect();
+        assert_eq!(texts, want);
+    }
+    assert!(
+        store.inbox_conversations().await.unwrap().is_empty(),
+        "nothing left waiting"
+    );
+}
