@@ -80,7 +80,7 @@ fn commit_done(conv: &str, inbox: u64) -> TurnCommit {
         postbacks: Vec::new(),
         outbox: Vec::new(),
         inbox: Some(InboxClaim {
-            entry: inbox,
+            entry: Some(inbox),
             epoch: 0,
         }),
     }
@@ -94,7 +94,10 @@ async fn finish(store: &dyn Store, conv: &str, id: u64) {
         .unwrap()
         .unwrap();
     let mut c = commit_done(conv, id);
-    c.inbox = Some(InboxClaim { entry: id, epoch });
+    c.inbox = Some(InboxClaim {
+        entry: Some(id),
+        epoch,
+    });
     store.commit(c).await.unwrap();
     store.release("b", conv, epoch).await.unwrap();
 }
@@ -341,7 +344,7 @@ async fn postgres_leases_fence_a_node_that_lost_its_lease() {
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let mut late = commit_done("c", id);
     late.inbox = Some(InboxClaim {
-        entry: id,
+        entry: Some(id),
         epoch: e1,
     });
     let err = one.commit(late.clone()).await.unwrap_err();
@@ -361,7 +364,7 @@ async fn postgres_leases_fence_a_node_that_lost_its_lease() {
     assert_eq!(one.inbox_next("b", "c").await.unwrap().unwrap().id, id);
     let mut mine = commit_done("c", id);
     mine.inbox = Some(InboxClaim {
-        entry: id,
+        entry: Some(id),
         epoch: e2,
     });
     two.commit(mine.clone()).await.unwrap();

@@ -1,13 +1,16 @@
 //! `POST /v1/bots/{botId}/conversations/{conversationId}/actions`: send
 //! messages as templates, set session data, pause or resume the bot, go to a
-//! block.
+//! block. The action waits in the durable inbox for its turn like any
+//! message (in order with the conversation's messages, under its lease).
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use sandbot_host_api::JsonPath;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::{TenantId, deployment};
@@ -17,7 +20,25 @@ use crate::channels::webhook;
 use crate::flow::postback;
 use crate::flow::{Inbound, InboundKind};
 use crate::serve::error::AppError;
-use crate::serve::state::AppState;
+use crate::serve::inbox::{ANSWER_WITHIN, Job, Outcome, accept};
+use crate::serve::state::{AppState, Deployment};
+use crate::store::{InboxClaim, StoreError};
+
+/// A REST conversation action as it waits in the inbox: checked, its
+/// templates already messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestAction {
+    pub messages: Vec<Value>,
+    pub postbacks: Vec<(String, Value)>,
+    /// (session path, value; null removes).
+    pub writes: Vec<(String, Value)>,
+    pub pause: Option<bool>,
+    pub goto: Option<String>,
+    /// Clears the session (keeping `internal`) and any pending input.
+    #[serde(default)]
+    pub clear_session: bool,
+}
 
 pub async fn post(
     State(state): State<Arc<AppState>>,
@@ -46,7 +67,7 @@ pub async fn post(
                 "setSessionData `{path}`: internal.* is read-only"
             )));
         }
-        writes.push((p, value.clone()));
+        writes.push((path.clone(), value.clone()));
     }
     if let Some(target) = &req.go_to_dialogstate
         && bot.find(target).is_none()
@@ -55,16 +76,88 @@ pub async fn post(
             "goToDialogstate: no block `{target}`"
         )));
     }
-    let sent = messages.len();
+    let action = RestAction {
+        messages,
+        postbacks,
+        writes,
+        pause: req.pause,
+        goto: req.go_to_dialogstate,
+        clear_session: false,
+    };
+    run(&state, &bot_id, &conversation, action).await.map(Json)
+}
+
+/// Puts `action` in the conversation's inbox and waits for its outcome.
+pub async fn run(
+    state: &Arc<AppState>,
+    bot_id: &str,
+    conversation: &str,
+    action: RestAction,
+) -> Result<ActionsResponse, AppError> {
+    let unknown = || AppError::not_found(format!("no conversation `{conversation}`"));
+    if state
+        .store
+        .load(bot_id, conversation)
+        .await
+        .map_err(AppError::internal)?
+        .is_none()
+    {
+        return Err(unknown());
+    }
+    let mut waiting = state.replies.wait();
+    let job = Job::Rest {
+        conversation: conversation.to_string(),
+        action,
+        reply: waiting.key.clone(),
+    };
+    accept(state, bot_id, None, job).await?;
+    match tokio::time::timeout(ANSWER_WITHIN, &mut waiting.answer).await {
+        Ok(Ok(Outcome::Actions(Some(done)))) => Ok(done),
+        Ok(Ok(_)) => Err(unknown()),
+        _ => Err(AppError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the action is accepted but has not run yet; it will",
+        )),
+    }
+}
+
+/// Runs a REST action's inbox entry under the conversation's lease: the
+/// changes and messages in one commit, then the flow from the block asked
+/// for (the entry is done with the last commit). `None` when the
+/// conversation is gone.
+pub async fn apply(
+    state: &AppState,
+    d: &Deployment,
+    conversation: &str,
+    a: RestAction,
+    claim: InboxClaim,
+) -> Result<Option<ActionsResponse>, StoreError> {
+    let bot = d.bot();
+    let sent = a.messages.len();
     let channel = d.webhook.clone();
+    let first = InboxClaim {
+        entry: if a.goto.is_some() { None } else { claim.entry },
+        ..claim
+    };
+    let messages = a.messages;
+    let (writes, pause, clear) = (a.writes, a.pause, a.clear_session);
     let done = d
         .engine
         .update(
             &bot,
-            &conversation,
-            postbacks,
+            conversation,
+            Some(first),
+            a.postbacks,
             |s| {
-                for (p, v) in writes {
+                if clear {
+                    let internal = s.session.get("internal").cloned().unwrap_or(json!({}));
+                    s.session = json!({ "internal": internal });
+                    s.waiting = None;
+                }
+                for (path, v) in writes {
+                    let Ok(p) = JsonPath::parse(&path) else {
+                        continue;
+                    };
                     if v.is_null() {
                         p.remove(&mut s.session);
                     } else {
@@ -72,7 +165,7 @@ pub async fn post(
                     }
                 }
                 s.message_counter += messages.len() as u64;
-                if let Some(p) = req.pause {
+                if let Some(p) = pause {
                     s.paused = p;
                 }
                 let events: Vec<Value> = messages
@@ -92,34 +185,30 @@ pub async fn post(
                 None => Vec::new(),
             },
         )
-        .await
-        .map_err(AppError::internal)?;
+        .await?;
     let Some(paused) = done else {
-        return Err(AppError::not_found(format!(
-            "no conversation `{conversation}`"
-        )));
+        return Ok(None);
     };
     let mut flow_messages = Vec::new();
-    if let Some(target) = req.go_to_dialogstate {
-        let inbound = Inbound::new(
-            &conversation,
+    if let Some(target) = a.goto {
+        let mut inbound = Inbound::new(
+            conversation,
             "api",
             InboundKind::Goto {
                 next: target,
                 params: Default::default(),
             },
         );
+        inbound.inbox = Some(claim);
         let out = state
             .turn(d, inbound, |out, s| match &channel {
                 Some(c) => webhook::outbound(c, out, s),
                 None => Vec::new(),
             })
-            .await
-            .map_err(AppError::internal)?;
+            .await?;
         flow_messages = out.messages;
     }
-    state.deliveries.notify_one();
-    Ok(Json(ActionsResponse {
+    Ok(Some(ActionsResponse {
         messages_sent: sent,
         paused,
         flow_messages,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde_json::{Value, json};
 
+use super::actions::{self, RestAction};
 use super::auth::{TenantId, deployment};
 use super::types::{
     Actor, ConversationList, ConversationSummary, MessageItem, MessageList, Page, SessionData,
@@ -137,27 +137,15 @@ pub async fn delete_session(
     Path((bot_id, conversation)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> Result<StatusCode, AppError> {
-    let d = deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
-    let done = d
-        .engine
-        .update(
-            &d.bot(),
-            &conversation,
-            Vec::new(),
-            |s| {
-                let internal = s.session.get("internal").cloned().unwrap_or(json!({}));
-                s.session = json!({ "internal": internal });
-                s.waiting = None;
-                (Vec::<Value>::new(), ())
-            },
-            |_| Vec::new(),
-        )
-        .await
-        .map_err(AppError::internal)?;
-    match done {
-        Some(()) => Ok(StatusCode::NO_CONTENT),
-        None => Err(AppError::not_found(format!(
-            "no conversation `{conversation}`"
-        ))),
-    }
+    deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
+    let clear = RestAction {
+        messages: Vec::new(),
+        postbacks: Vec::new(),
+        writes: Vec::new(),
+        pause: None,
+        goto: None,
+        clear_session: true,
+    };
+    actions::run(&state, &bot_id, &conversation, clear).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

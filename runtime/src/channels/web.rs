@@ -24,14 +24,11 @@ use super::webhook::{bearer, parse};
 use crate::flow::{InboundKind, postback};
 use crate::serve::config::{RateLimit, WebChannel};
 use crate::serve::error::AppError;
-use crate::serve::inbox::{Job, accept, random_id};
+use crate::serve::inbox::{ANSWER_WITHIN, Job, Outcome, accept, random_id};
 use crate::serve::state::{AppState, Deployment};
 use crate::store::now_ms;
 
 const PAGE: &str = include_str!("web_chat.html");
-
-/// How long a web request waits for its turn (the message is durable either way).
-const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppError> {
     state
@@ -315,7 +312,7 @@ pub async fn message(
     };
     accept(&state, &bot_id, None, job).await?;
     let out = match tokio::time::timeout(ANSWER_WITHIN, &mut waiting.answer).await {
-        Ok(Ok(out)) => out,
+        Ok(Ok(Outcome::Turn(out))) => out,
         _ => {
             return Err(AppError::new(
                 StatusCode::GATEWAY_TIMEOUT,

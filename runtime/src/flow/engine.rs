@@ -13,7 +13,7 @@ use super::inbound::{Inbound, InboundKind};
 use super::postback::{self, Target};
 use super::turn::{Resolved, Turn, TurnOutput};
 use crate::store::{
-    ConversationState, Delivery, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    ConversationState, Delivery, InboxClaim, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 
 pub struct FlowEngine {
@@ -115,6 +115,7 @@ impl FlowEngine {
         &self,
         bot: &Bot,
         conversation: &str,
+        claim: Option<InboxClaim>,
         postbacks: Vec<(String, Value)>,
         change: impl FnOnce(&mut ConversationState) -> (Vec<Value>, R),
         outbox: impl FnOnce(&ConversationState) -> Vec<Delivery>,
@@ -139,7 +140,7 @@ impl FlowEngine {
                     transcript,
                     postbacks,
                     outbox,
-                    inbox: None,
+                    inbox: claim,
                 })
                 .await?;
             Ok(Some(answer))

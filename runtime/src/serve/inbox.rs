@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 
 use super::error::AppError;
 use super::state::AppState;
+use crate::api::actions::{self, RestAction};
+use crate::api::types::ActionsResponse;
 use crate::channels::{sinch, webhook};
 use crate::flow::{Inbound, TurnOutput};
 use crate::store::{Accepted, Backlog, InboxClaim, InboxEntry, StoreError, now_ms};
@@ -38,16 +40,34 @@ pub enum Job {
     /// The web chat: the request waits for the turn (`reply` names it).
     #[serde(rename_all = "camelCase")]
     Web { inbound: Inbound, reply: String },
+    /// A REST conversation action; the request waits for it.
+    #[serde(rename_all = "camelCase")]
+    Rest {
+        conversation: String,
+        action: RestAction,
+        reply: String,
+    },
 }
 
 impl Job {
-    fn inbound(&self) -> &Inbound {
+    fn conversation(&self) -> &str {
         match self {
             Job::Webhook { inbound, .. }
             | Job::Sinch { inbound, .. }
-            | Job::Web { inbound, .. } => inbound,
+            | Job::Web { inbound, .. } => &inbound.conversation,
+            Job::Rest { conversation, .. } => conversation,
         }
     }
+}
+
+/// How long a request waits for its turn (the message is durable either way).
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+/// What a waiting request gets.
+pub enum Outcome {
+    Turn(Box<TurnOutput>),
+    /// A REST action's answer; `None` when the conversation is gone.
+    Actions(Option<ActionsResponse>),
 }
 
 /// Seconds a refused sender is asked to wait.
@@ -66,7 +86,7 @@ pub async fn accept(
         .get(bot_id)
         .ok_or_else(|| AppError::not_found(format!("no bot `{bot_id}`")))?;
     let limit = state.tenants[&d.tenant].backlog;
-    let conversation = job.inbound().conversation.clone();
+    let conversation = job.conversation().to_string();
     let entry = InboxEntry {
         id: 0,
         tenant: d.tenant.clone(),
@@ -221,7 +241,10 @@ async fn work(state: &Arc<AppState>, bot: &str, conversation: &str, mut epoch: u
 /// Runs the entry's turn; its commit marks the entry done.
 async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(), StoreError> {
     let (bot, conversation, id) = (&entry.bot, &entry.conversation, entry.id);
-    let claim = InboxClaim { entry: id, epoch };
+    let claim = InboxClaim {
+        entry: Some(id),
+        epoch,
+    };
     let Some(d) = state.bots.get(bot) else {
         tracing::error!(
             bot,
@@ -289,7 +312,18 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
         Job::Web { mut inbound, reply } => {
             inbound.inbox = Some(claim);
             let out = state.turn(d, inbound, |_, _| Vec::new()).await?;
-            state.replies.send(&reply, out);
+            state.replies.send(&reply, Outcome::Turn(Box::new(out)));
+        }
+        Job::Rest {
+            conversation,
+            action,
+            reply,
+        } => {
+            let done = actions::apply(state, d, &conversation, action, claim).await?;
+            if done.is_none() {
+                state.store.inbox_discard(bot, &conversation, id).await?;
+            }
+            state.replies.send(&reply, Outcome::Actions(done));
         }
     }
     state.deliveries.notify_one();
@@ -298,13 +332,13 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
 
 /// Requests waiting for the outcome of their turn (the web chat), by key.
 #[derive(Default)]
-pub struct Replies(Mutex<HashMap<String, oneshot::Sender<TurnOutput>>>);
+pub struct Replies(Mutex<HashMap<String, oneshot::Sender<Outcome>>>);
 
 /// Stops waiting when dropped (the request ended).
 pub struct Waiting<'a> {
     replies: &'a Replies,
     pub key: String,
-    pub answer: oneshot::Receiver<TurnOutput>,
+    pub answer: oneshot::Receiver<Outcome>,
 }
 
 impl Drop for Waiting<'_> {
@@ -330,7 +364,7 @@ impl Replies {
         }
     }
 
-    fn send(&self, key: &str, out: TurnOutput) {
+    fn send(&self, key: &str, out: Outcome) {
         if let Some(tx) = self.0.lock().expect("not poisoned").remove(key) {
             let _ = tx.send(out);
         }

@@ -240,8 +240,8 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
                             .insert(pk.as_str(), bytes.as_slice())
                             .map_err(|e| e.to_string())?;
                     }
-                    if let Some(claim) = c.inbox {
-                        inbox::done(&mut inbox, &mut w.counts, &k, claim.entry)?;
+                    if let Some(entry) = c.inbox.and_then(|claim| claim.entry) {
+                        inbox::done(&mut inbox, &mut w.counts, &k, entry)?;
                     }
                 }
                 Op::Discard(k, id, _) => inbox::done(&mut inbox, &mut w.counts, k, *id)?,

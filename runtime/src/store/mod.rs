@@ -98,11 +98,12 @@ pub struct TurnCommit {
     pub inbox: Option<InboxClaim>,
 }
 
-/// An inbox entry taken by this node under its lease on the conversation:
-/// the commit applies only while that lease (`epoch`) is still this node's.
+/// A commit under this node's lease on the conversation: it applies only
+/// while that lease (`epoch`) is still this node's, and marks `entry` (the
+/// inbox entry it answers, if any) done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboxClaim {
-    pub entry: u64,
+    pub entry: Option<u64>,
     pub epoch: u64,
 }
 

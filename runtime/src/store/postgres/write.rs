@@ -34,16 +34,18 @@ pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), Stor
         if !held {
             return Err(StoreError(LEASE_LOST.into()));
         }
-        let done = sqlx::query("DELETE FROM inbox WHERE id = $1")
-            .bind(claim.entry as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if done != 1 {
-            return Err(StoreError(
-                "the message's turn was already committed".into(),
-            ));
+        if let Some(entry) = claim.entry {
+            let done = sqlx::query("DELETE FROM inbox WHERE id = $1")
+                .bind(entry as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            if done != 1 {
+                return Err(StoreError(
+                    "the message's turn was already committed".into(),
+                ));
+            }
         }
     }
     sqlx::query(
