@@ -17,6 +17,7 @@ mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
 mod serve_api;
+mod serve_delivery;
 mod serve_inbox;
 mod serve_sinch;
 mod serve_web;

@@ -293,6 +293,81 @@ async fn turns_and_outbox(b: &Backend) {
     store.ping().await.unwrap();
 }
 
+/// A given-up delivery leaves the queue (the next of its conversation may
+/// go) for the dead letters, listed per bot and re-queued in its place.
+async fn dead_letters(b: &Backend) {
+    let store = b.open().await;
+    let delivery = |text: &str| Delivery {
+        id: 0,
+        bot: "b".into(),
+        conversation: "c".into(),
+        url: "http://127.0.0.1:9/".into(),
+        headers: Vec::new(),
+        auth: None,
+        body: json!({"text": text}),
+        attempts: 0,
+        not_before_ms: 0,
+    };
+    let mut c = commit_done("c", 0);
+    c.inbox = None;
+    c.outbox = vec![delivery("one"), delivery("two")];
+    store.commit(c).await.unwrap();
+    let head = store.outbox(10).await.unwrap()[0].clone();
+    store
+        .outbox_dead(&[(head.id, 9, "answered 500".into())])
+        .await
+        .unwrap();
+    let next = store.outbox(10).await.unwrap();
+    assert_eq!(next[0].body["text"], "two", "the next one may go");
+    let dead = store.dead_letters(&["b".into()], 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].delivery.id, dead[0].delivery.attempts),
+        (head.id, 9)
+    );
+    assert_eq!(dead[0].reason, "answered 500");
+    assert!(
+        store
+            .dead_letters(&["other".into()], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store.requeue(&["other".into()], head.id).await.unwrap(),
+        "another tenant's bots"
+    );
+    assert!(store.requeue(&["b".into()], head.id).await.unwrap());
+    assert!(
+        !store.requeue(&["b".into()], head.id).await.unwrap(),
+        "once"
+    );
+    let back = store.outbox(10).await.unwrap();
+    assert_eq!(
+        (back[0].id, back[0].attempts),
+        (head.id, 0),
+        "back in its place"
+    );
+    assert!(
+        store
+            .dead_letters(&["b".into()], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn embedded_dead_letters() {
+    let (_dir, b) = embedded();
+    dead_letters(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dead_letters() {
+    dead_letters(&postgres(Duration::from_secs(30)).await).await;
+}
+
 #[tokio::test]
 async fn embedded_turns_and_outbox() {
     let (_dir, b) = embedded();

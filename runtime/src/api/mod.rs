@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod auth;
 pub mod conversations;
+pub mod deliveries;
 pub mod nlp;
 pub mod openapi;
 pub mod templates;
@@ -38,6 +39,11 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/v1/bots/{bot_id}/nlp/extract", post(nlp::extract))
         .route("/v1/usage", get(usage))
+        .route("/v1/deliveries/dead", get(deliveries::list))
+        .route(
+            "/v1/deliveries/dead/{id}/requeue",
+            post(deliveries::requeue),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state,
             auth::authenticate,

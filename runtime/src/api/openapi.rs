@@ -131,6 +131,21 @@ pub fn document() -> Value {
         Some(ext_req),
         (200, Some(ext_resp)),
     );
+    let (dead, requeued) = (doc.schema::<DeadLetterList>(), doc.schema::<Requeued>());
+    doc.route(
+        "get",
+        "/v1/deliveries/dead",
+        "Deliveries given up after their retry period (the tenant's bots)",
+        None,
+        (200, Some(dead)),
+    );
+    doc.route(
+        "post",
+        "/v1/deliveries/dead/{id}/requeue",
+        "Put a dead letter back in its conversation's queue",
+        None,
+        (200, Some(requeued)),
+    );
     let schemas = doc.generator.take_definitions(true);
     json!({
         "openapi": "3.1.0",

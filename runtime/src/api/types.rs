@@ -124,3 +124,29 @@ pub struct ExtractResponse {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// A delivery given up after its retry period.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterItem {
+    pub id: u64,
+    pub bot_id: String,
+    pub conversation_id: String,
+    pub url: String,
+    pub body: Value,
+    pub attempts: u32,
+    /// The last failure.
+    pub reason: String,
+    /// Epoch milliseconds.
+    pub dead_at: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeadLetterList {
+    pub data: Vec<DeadLetterItem>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Requeued {
+    pub requeued: u64,
+}

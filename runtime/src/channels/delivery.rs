@@ -1,9 +1,11 @@
 //! Delivers the outbox: per conversation strictly in order (a failing
-//! message holds back the later ones of its conversation), conversations in
-//! parallel; failures retried with exponential back-off, given up after
-//! `MAX_ATTEMPTS`. A delivery leaves the queue only after its outcome is
-//! known, and shutdown waits for deliveries in flight, so a restart neither
-//! loses nor repeats a message.
+//! message holds back the later ones of its conversation, and only them),
+//! every conversation on its own; failures retried with exponential back-off
+//! for the retry period (hours by default), then kept as dead letters that
+//! can be listed and re-queued. A delivery leaves the queue only once its
+//! outcome is recorded, as soon as it is known; shutdown waits for the
+//! deliveries in flight. After a crash, only the deliveries that were in
+//! flight at that moment can go out again.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -11,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::store::{Delivery, Store, now_ms};
 
@@ -38,19 +40,58 @@ impl TokenSource for NoTokens {
     }
 }
 
-/// Attempts before a delivery is given up (and logged).
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Back-off after `attempts` failures: 250 ms, 500 ms, 1 s, … capped at 60 s.
-pub fn backoff(attempts: u32) -> Duration {
-    Duration::from_millis((250u64 << attempts.saturating_sub(1).min(10)).min(60_000))
+/// How long failed deliveries are retried, and how far apart.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retrying stops once the waits add up to this: the delivery becomes a
+    /// dead letter (listed, re-queueable).
+    pub give_up_after: Duration,
+    /// The first wait; each next one doubles, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
 }
 
-/// Runs until `stop` turns true; returns after the round in flight.
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            give_up_after: Duration::from_secs(24 * 3600),
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after `attempts` failures.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let doubled = self
+            .first_backoff
+            .saturating_mul(1 << attempts.saturating_sub(1).min(20));
+        doubled.min(self.max_backoff)
+    }
+
+    /// Time spent waiting between the first `attempts` attempts.
+    fn waited(&self, attempts: u32) -> Duration {
+        (1..attempts).map(|n| self.backoff(n)).sum()
+    }
+}
+
+/// Deliveries claimed at once, at most.
+const BATCH: usize = 256;
+
+/// Called with every delivery given up.
+pub type OnDead = Arc<dyn Fn(&Delivery) + Send + Sync>;
+
+/// Runs until `stop` turns true, then finishes the deliveries in flight.
+/// Each delivery runs on its own: a slow or failing receiver holds back only
+/// its own conversation; outcomes are settled as they come (those ready
+/// together in one transaction).
 pub async fn run(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     tokens: Arc<dyn TokenSource>,
+    policy: RetryPolicy,
+    on_dead: OnDead,
     mut stop: watch::Receiver<bool>,
 ) {
     let client = reqwest::Client::builder()
@@ -58,103 +99,137 @@ pub async fn run(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client");
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, Outcome)>();
+    let mut in_flight: HashSet<(String, String)> = HashSet::new();
+    let mut finished: Vec<(Delivery, Outcome)> = Vec::new();
     loop {
-        let next_due = round(&store, &client, &tokens).await;
-        if *stop.borrow() {
+        while let Ok(f) = done_rx.try_recv() {
+            finished.push(f);
+        }
+        settle(
+            &store,
+            &policy,
+            &on_dead,
+            std::mem::take(&mut finished),
+            &mut in_flight,
+        )
+        .await;
+        let stopping = *stop.borrow();
+        if stopping && in_flight.is_empty() {
             return;
+        }
+        let mut next_due = None;
+        if !stopping {
+            next_due = launch(&store, &client, &tokens, &done_tx, &mut in_flight).await;
         }
         let wait = next_due.unwrap_or(Duration::from_secs(1));
         tokio::select! {
+            f = done_rx.recv() => finished.extend(f),
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            _ = stop.changed(), if !stopping => {}
         }
     }
 }
 
-/// One pass over the queue; returns how long until the next retry is due.
-async fn round(
+/// Starts every due delivery whose conversation has none in flight; how
+/// long until the next one is due.
+async fn launch(
     store: &Arc<dyn Store>,
     client: &reqwest::Client,
     tokens: &Arc<dyn TokenSource>,
+    done: &mpsc::UnboundedSender<(Delivery, Outcome)>,
+    in_flight: &mut HashSet<(String, String)>,
 ) -> Option<Duration> {
-    let pending = match store.outbox(1000).await {
-        Ok(p) => p,
+    let heads = match store.outbox(BATCH + in_flight.len()).await {
+        Ok(h) => h,
         Err(e) => {
             tracing::error!(%e, "reading the outbox");
             return Some(Duration::from_secs(1));
         }
     };
     let now = now_ms();
-    let mut seen = HashSet::new();
     let mut next_due: Option<u64> = None;
-    let mut tasks = tokio::task::JoinSet::new();
-    for d in pending {
-        // Only the oldest message of each conversation may go.
-        if !seen.insert((d.bot.clone(), d.conversation.clone())) {
+    for d in heads {
+        let key = (d.bot.clone(), d.conversation.clone());
+        if in_flight.contains(&key) {
             continue;
         }
         if d.not_before_ms > now {
             next_due = Some(next_due.map_or(d.not_before_ms, |n| n.min(d.not_before_ms)));
             continue;
         }
-        let (client, tokens) = (client.clone(), tokens.clone());
-        tasks.spawn(async move { deliver(&client, tokens.as_ref(), d).await });
-    }
-    let delivered_any = !tasks.is_empty();
-    let (mut done, mut retry) = (Vec::new(), Vec::new());
-    while let Some(outcome) = tasks.join_next().await {
-        match outcome {
-            Ok(Settled::Done(id)) => done.push(id),
-            Ok(Settled::Retry(id, attempts, at)) => retry.push((id, attempts, at)),
-            Err(e) => tracing::error!(%e, "a delivery task failed"),
-        }
-    }
-    // One transaction for the whole round.
-    if let Err(e) = store.outbox_settle(&done, &retry).await {
-        tracing::error!(%e, "updating the outbox");
-    }
-    if delivered_any {
-        return Some(Duration::ZERO);
+        in_flight.insert(key);
+        let (client, tokens, done) = (client.clone(), tokens.clone(), done.clone());
+        tokio::spawn(async move {
+            let outcome = deliver(&client, tokens.as_ref(), &d).await;
+            let _ = done.send((d, outcome));
+        });
     }
     next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
 }
 
-/// What became of one delivery.
-enum Settled {
-    /// Delivered, or given up.
-    Done(u64),
-    /// Failed: (id, attempts, not before).
-    Retry(u64, u32, u64),
+/// Records finished deliveries: delivered ones leave the queue, failed ones
+/// wait for their retry or, past the retry period, become dead letters.
+async fn settle(
+    store: &Arc<dyn Store>,
+    policy: &RetryPolicy,
+    on_dead: &OnDead,
+    finished: Vec<(Delivery, Outcome)>,
+    in_flight: &mut HashSet<(String, String)>,
+) {
+    if finished.is_empty() {
+        return;
+    }
+    let (mut done, mut retry, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+    for (d, outcome) in &finished {
+        in_flight.remove(&(d.bot.clone(), d.conversation.clone()));
+        let Outcome::Failed(why) = outcome else {
+            done.push(d.id);
+            continue;
+        };
+        let attempts = d.attempts + 1;
+        let (bot, conversation, url) = (&d.bot, &d.conversation, &d.url);
+        if policy.waited(attempts) >= policy.give_up_after {
+            tracing::error!(
+                bot,
+                conversation,
+                url,
+                attempts,
+                "giving up a delivery (now a dead letter): {why}"
+            );
+            on_dead(d);
+            dead.push((d.id, attempts, why.clone()));
+            continue;
+        }
+        tracing::warn!(bot, conversation, url, attempts, "delivery {why}; retrying");
+        let at = now_ms() + policy.backoff(attempts).as_millis() as u64;
+        retry.push((d.id, attempts, at));
+    }
+    if let Err(e) = store.outbox_settle(&done, &retry).await {
+        tracing::error!(%e, "updating the outbox");
+    }
+    if let Err(e) = store.outbox_dead(&dead).await {
+        tracing::error!(%e, "recording dead letters");
+    }
 }
 
-async fn deliver(client: &reqwest::Client, tokens: &dyn TokenSource, d: Delivery) -> Settled {
-    let mut failure = send(client, tokens, &d, false).await;
+/// What became of one delivery attempt.
+enum Outcome {
+    Delivered,
+    Failed(String),
+}
+
+async fn deliver(client: &reqwest::Client, tokens: &dyn TokenSource, d: &Delivery) -> Outcome {
+    let mut failure = send(client, tokens, d, false).await;
     if failure.as_deref() == Some("answered 401 Unauthorized") && d.auth.is_some() {
         // A token the API no longer accepts: refresh it once, right away.
-        failure = send(client, tokens, &d, true).await;
+        failure = send(client, tokens, d, true).await;
     }
-    let Some(why) = failure else {
-        return Settled::Done(d.id);
-    };
-    let attempts = d.attempts + 1;
-    let (bot, conversation, url) = (&d.bot, &d.conversation, &d.url);
-    if attempts >= MAX_ATTEMPTS {
-        tracing::error!(
-            bot,
-            conversation,
-            url,
-            attempts,
-            "giving up a delivery: {why}"
-        );
-        return Settled::Done(d.id);
+    match failure {
+        None => Outcome::Delivered,
+        Some(why) => Outcome::Failed(why),
     }
-    tracing::warn!(bot, conversation, url, attempts, "delivery {why}; retrying");
-    Settled::Retry(
-        d.id,
-        attempts,
-        now_ms() + backoff(attempts).as_millis() as u64,
-    )
 }
 
 /// One attempt; `None` on a 2xx answer, else why not.

@@ -22,6 +22,9 @@ pub struct ServeConfig {
     /// (`SANDBOT_DATABASE_URL` sets or overrides its URL).
     #[serde(default)]
     pub store: StoreConfig,
+    /// How long failed deliveries are retried.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Days of inactivity after which a session expires.
     #[serde(default = "default_idle_days")]
     pub session_idle_days: u64,
@@ -152,6 +155,50 @@ pub struct Channels {
     pub web: Option<WebChannel>,
     #[serde(default)]
     pub sinch: Vec<SinchChannel>,
+}
+
+/// Retries of failed deliveries: waits from `firstRetryMs`, doubling up to
+/// `maxRetryMs`, until they add up to `giveUpAfterSeconds`; then the
+/// delivery is a dead letter (`GET /v1/deliveries/dead`, re-queueable).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(default = "default_give_up")]
+    pub give_up_after_seconds: u64,
+    #[serde(default = "default_first_retry")]
+    pub first_retry_ms: u64,
+    #[serde(default = "default_max_retry")]
+    pub max_retry_ms: u64,
+}
+
+fn default_give_up() -> u64 {
+    24 * 3600
+}
+fn default_first_retry() -> u64 {
+    250
+}
+fn default_max_retry() -> u64 {
+    60_000
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            give_up_after_seconds: default_give_up(),
+            first_retry_ms: default_first_retry(),
+            max_retry_ms: default_max_retry(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn policy(&self) -> crate::channels::delivery::RetryPolicy {
+        crate::channels::delivery::RetryPolicy {
+            give_up_after: std::time::Duration::from_secs(self.give_up_after_seconds),
+            first_backoff: std::time::Duration::from_millis(self.first_retry_ms.max(1)),
+            max_backoff: std::time::Duration::from_millis(self.max_retry_ms.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -351,6 +398,7 @@ impl ServeConfig {
             reload_ms: default_reload_ms(),
             web_session_secret: None,
             store: StoreConfig::default(),
+            delivery: DeliveryConfig::default(),
             tenants: vec![TenantConfig {
                 id: "demo".into(),
                 tokens: vec![hash_token("demo-token")],

@@ -46,6 +46,8 @@ pub struct Usage {
     pub action_time_us: u64,
     /// Inbound messages refused because a backlog was full (429).
     pub refused_messages: u64,
+    /// Deliveries given up after their retry period (dead letters).
+    pub dead_letters: u64,
     #[serde(skip)]
     turn_latency: Histogram,
     #[serde(skip)]
@@ -91,6 +93,14 @@ impl Metrics {
             .refused_messages += 1;
     }
 
+    /// Records a delivery given up (a dead letter).
+    pub fn dead_letter(&self, tenant: &str, bot: &str) {
+        let mut all = self.usage.lock().expect("not poisoned");
+        all.entry((tenant.to_string(), bot.to_string()))
+            .or_default()
+            .dead_letters += 1;
+    }
+
     /// A tenant's figures, per bot.
     pub fn tenant(&self, tenant: &str) -> BTreeMap<String, Usage> {
         let all = self.usage.lock().expect("not poisoned");
@@ -104,7 +114,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let all = self.usage.lock().expect("not poisoned");
         let mut out = String::new();
-        let counters: [Counter; 5] = [
+        let counters: [Counter; 6] = [
             ("sandbot_turns_total", "Turns committed", |u| u.turns),
             (
                 "sandbot_action_invocations_total",
@@ -123,6 +133,11 @@ impl Metrics {
                 "sandbot_refused_messages_total",
                 "Inbound messages refused with 429: a backlog was full",
                 |u| u.refused_messages,
+            ),
+            (
+                "sandbot_dead_letters_total",
+                "Deliveries given up after their retry period (dead letters)",
+                |u| u.dead_letters,
             ),
         ];
         for (name, help, get) in counters {

@@ -54,10 +54,18 @@ impl Server {
                 })
                 .await
         });
+        let dead_state = state.clone();
+        let on_dead: delivery::OnDead = Arc::new(move |d| {
+            if let Some(b) = dead_state.bots.get(&d.bot) {
+                dead_state.metrics.dead_letter(&b.tenant, &d.bot);
+            }
+        });
         let worker = tokio::spawn(delivery::run(
             state.store.clone(),
             state.deliveries.clone(),
             state.tokens.clone(),
+            config.delivery.policy(),
+            on_dead,
             stopped.clone(),
         ));
         let every = Duration::from_millis(config.reload_ms);

@@ -15,9 +15,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::inbox::{self, Counts, INBOX, SEEN};
+use super::outbox::DEAD;
 use super::{
-    Accepted, Backlog, CommitFuture, ConversationState, Delivery, EnqueueFuture, InboxEntry, Store,
-    StoreError, TranscriptEntry, TurnCommit, now_ms,
+    Accepted, Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
+    InboxEntry, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 
 /// `bot \0 conversation` → ConversationState (JSON).
@@ -105,6 +106,7 @@ impl EmbeddedStore {
         tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
         tx.open_table(POSTBACKS).map_err(StoreError::new)?;
         tx.open_table(SEEN).map_err(StoreError::new)?;
+        tx.open_table(DEAD).map_err(StoreError::new)?;
         let writer_state = Writer::read(&tx).map_err(StoreError)?;
         tx.commit().map_err(StoreError::new)?;
         let (writer, rx) = mpsc::channel::<Op>();
@@ -446,6 +448,22 @@ impl Store for EmbeddedStore {
 
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.outbox_items(limit)
+    }
+
+    async fn outbox_dead(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
+        self.bury(dead)
+    }
+
+    async fn dead_letters(
+        &self,
+        bots: &[String],
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_items(bots, limit)
+    }
+
+    async fn requeue(&self, bots: &[String], id: u64) -> Result<bool, StoreError> {
+        self.revive(bots, id)
     }
 
     async fn outbox_settle(

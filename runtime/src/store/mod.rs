@@ -133,6 +133,16 @@ pub struct Delivery {
     pub not_before_ms: u64,
 }
 
+/// A delivery given up after its retry period: kept, listed, re-queueable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub delivery: Delivery,
+    /// The last failure.
+    pub reason: String,
+    pub dead_ms: u64,
+}
+
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 pub type EnqueueFuture = Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send>>;
 
@@ -167,7 +177,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError>;
     /// Deletes conversations idle past the expiry; returns how many.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
-    /// Queued deliveries in `id` order, at most `limit`.
+    /// The oldest queued delivery of each conversation (only it may go), in
+    /// `id` order, at most `limit` (on PostgreSQL: the due ones, claimed for
+    /// this node for its lease time).
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
     /// Records a round of delivery outcomes in one transaction: `done`
     /// (delivered or given up) leave the queue; `retry` are
@@ -177,6 +189,17 @@ pub trait Store: Send + Sync + 'static {
         done: &[u64],
         retry: &[(u64, u32, u64)],
     ) -> Result<(), StoreError>;
+    /// Moves given-up deliveries (`id`, attempts, why) to the dead letters.
+    async fn outbox_dead(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError>;
+    /// Dead letters of `bots`, oldest first, at most `limit`.
+    async fn dead_letters(
+        &self,
+        bots: &[String],
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Puts a dead letter of one of `bots` back in the queue (attempts
+    /// reset, its place in its conversation kept); false if there is none.
+    async fn requeue(&self, bots: &[String], id: u64) -> Result<bool, StoreError>;
     /// Accepts an inbound message into the durable inbox; resolves once it
     /// is durable (group-committed like turns). A `dedupe` key seen before
     /// is a `Duplicate`; past `backlog` the entry is refused (`Full`).

@@ -4,19 +4,114 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
+use std::collections::HashSet;
+
+use redb::TableDefinition;
+
 use super::embedded::{EmbeddedStore, OUTBOX};
-use super::{Delivery, StoreError};
+use super::{DeadLetter, Delivery, StoreError, now_ms};
+
+/// Delivery id → DeadLetter (JSON): deliveries given up.
+pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 
 impl EmbeddedStore {
+    /// The first queued delivery of each conversation, in id order.
     pub(super) fn outbox_items(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let tx = self.db().begin_read().map_err(StoreError::new)?;
         let table = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for item in table.iter().map_err(StoreError::new)?.take(limit) {
+        for item in table.iter().map_err(StoreError::new)? {
             let (_, v) = item.map_err(StoreError::new)?;
-            out.push(serde_json::from_slice(v.value()).map_err(StoreError::new)?);
+            let d: Delivery = serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+            if seen.insert((d.bot.clone(), d.conversation.clone())) {
+                out.push(d);
+                if out.len() == limit {
+                    break;
+                }
+            }
         }
         Ok(out)
+    }
+
+    pub(super) fn bury(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db().begin_write().map_err(StoreError::new)?;
+        {
+            let mut outbox = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+            let mut buried = tx.open_table(DEAD).map_err(StoreError::new)?;
+            for (id, attempts, reason) in dead {
+                let Some(v) = outbox.remove(*id).map_err(StoreError::new)? else {
+                    continue;
+                };
+                let mut delivery: Delivery =
+                    serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+                delivery.attempts = *attempts;
+                let letter = DeadLetter {
+                    delivery,
+                    reason: reason.clone(),
+                    dead_ms: now_ms(),
+                };
+                let bytes = serde_json::to_vec(&letter).map_err(StoreError::new)?;
+                buried
+                    .insert(*id, bytes.as_slice())
+                    .map_err(StoreError::new)?;
+            }
+        }
+        tx.commit().map_err(StoreError::new)
+    }
+
+    pub(super) fn dead_items(
+        &self,
+        bots: &[String],
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let tx = self.db().begin_read().map_err(StoreError::new)?;
+        let table = tx.open_table(DEAD).map_err(StoreError::new)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(StoreError::new)? {
+            let (_, v) = item.map_err(StoreError::new)?;
+            let letter: DeadLetter = serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+            if bots.contains(&letter.delivery.bot) {
+                out.push(letter);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn revive(&self, bots: &[String], id: u64) -> Result<bool, StoreError> {
+        let tx = self.db().begin_write().map_err(StoreError::new)?;
+        let found = {
+            let mut buried = tx.open_table(DEAD).map_err(StoreError::new)?;
+            let letter: Option<DeadLetter> = match buried.get(id).map_err(StoreError::new)? {
+                Some(v) => Some(serde_json::from_slice(v.value()).map_err(StoreError::new)?),
+                None => None,
+            };
+            match letter {
+                Some(l) if bots.contains(&l.delivery.bot) => {
+                    buried.remove(id).map_err(StoreError::new)?;
+                    let d = Delivery {
+                        attempts: 0,
+                        not_before_ms: 0,
+                        ..l.delivery
+                    };
+                    let bytes = serde_json::to_vec(&d).map_err(StoreError::new)?;
+                    let mut outbox = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+                    outbox
+                        .insert(id, bytes.as_slice())
+                        .map_err(StoreError::new)?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        tx.commit().map_err(StoreError::new)?;
+        Ok(found)
     }
 
     /// Removes `done` and reschedules `retry` in one transaction.

@@ -15,8 +15,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    Backlog, CommitFuture, ConversationState, Delivery, EnqueueFuture, InboxEntry, Store,
-    StoreError, TranscriptEntry, TurnCommit, now_ms,
+    Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
+    Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -217,6 +217,53 @@ impl Store for PostgresStore {
         retry: &[(u64, u32, u64)],
     ) -> Result<(), StoreError> {
         write::settle(&self.pool, &self.node, done, retry).await
+    }
+
+    async fn outbox_dead(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
+        write::bury(&self.pool, &self.node, dead).await
+    }
+
+    async fn dead_letters(
+        &self,
+        bots: &[String],
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, delivery, reason, dead_ms FROM dead_letters WHERE bot = ANY($1) ORDER BY id LIMIT $2",
+        )
+        .bind(bots)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut delivery = r.get::<Json<Delivery>, _>(1).0;
+                delivery.id = r.get::<i64, _>(0) as u64;
+                DeadLetter {
+                    delivery,
+                    reason: r.get(2),
+                    dead_ms: r.get::<i64, _>(3) as u64,
+                }
+            })
+            .collect())
+    }
+
+    async fn requeue(&self, bots: &[String], id: u64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let moved = sqlx::query(
+            "WITH gone AS (DELETE FROM dead_letters WHERE id = $1 AND bot = ANY($2) RETURNING id, bot, conversation, delivery)
+             INSERT INTO outbox (id, bot, conversation, delivery) SELECT id, bot, conversation, delivery FROM gone",
+        )
+        .bind(id as i64)
+        .bind(bots)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(moved == 1)
     }
 
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {

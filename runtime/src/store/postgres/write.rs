@@ -212,9 +212,13 @@ pub async fn claim_deliveries(
     let now = now_ms() as i64;
     let rows = sqlx::query(
         "UPDATE outbox o SET claimed_by = $1, claimed_until = $2
-         FROM (SELECT DISTINCT ON (bot, conversation) id FROM outbox ORDER BY bot, conversation, id) h
-         WHERE o.id = h.id AND o.not_before_ms <= $3 AND (o.claimed_until < $3 OR o.claimed_by = $1)
-           AND o.id IN (SELECT id FROM outbox WHERE not_before_ms <= $3 ORDER BY id LIMIT $4 * 8)
+         WHERE o.id IN (
+             SELECT id FROM (
+                 SELECT DISTINCT ON (bot, conversation) id, not_before_ms, claimed_by, claimed_until
+                 FROM outbox ORDER BY bot, conversation, id) h
+             WHERE h.not_before_ms <= $3 AND (h.claimed_until < $3 OR h.claimed_by = $1)
+             ORDER BY h.id LIMIT $4)
+           AND (o.claimed_until < $3 OR o.claimed_by = $1)
          RETURNING o.id, o.delivery, o.attempts, o.not_before_ms",
     )
     .bind(node)
@@ -237,6 +241,37 @@ pub async fn claim_deliveries(
     out.sort_by_key(|d| d.id);
     out.truncate(limit);
     Ok(out)
+}
+
+/// Moves given-up deliveries this node holds to the dead letters.
+pub async fn bury(
+    pool: &PgPool,
+    node: &str,
+    dead: &[(u64, u32, String)],
+) -> Result<(), StoreError> {
+    if dead.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = dead.iter().map(|d| d.0 as i64).collect();
+    let attempts: Vec<i32> = dead.iter().map(|d| d.1 as i32).collect();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.2.as_str()).collect();
+    sqlx::query(
+        "WITH gone AS (
+             DELETE FROM outbox o USING UNNEST($1::bigint[], $2::int[], $3::text[]) AS r(id, attempts, reason)
+             WHERE o.id = r.id AND o.claimed_by = $4
+             RETURNING o.id, o.bot, o.conversation, o.delivery, r.attempts, r.reason)
+         INSERT INTO dead_letters (id, bot, conversation, delivery, reason, dead_ms)
+         SELECT id, bot, conversation, jsonb_set(delivery, '{attempts}', to_jsonb(attempts)), reason, $5 FROM gone",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&reasons)
+    .bind(node)
+    .bind(now_ms() as i64)
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(db)
 }
 
 /// Removes the delivered (or given up) ones, reschedules the failed ones
