@@ -8,6 +8,10 @@
 //! sent, deliveries received = answers expected, nothing left queued.
 //!
 //! `cargo bench -p sandbot --bench load -- --conversations 24 --seconds 8`
+//!
+//! With `SANDBOT_BENCH_DATABASE_URL=postgres://…` (a server's admin URL) the
+//! nodes share a fresh PostgreSQL database; `--nodes N` starts N server
+//! processes and sends each message to the next node in turn.
 
 mod support;
 
@@ -72,7 +76,21 @@ impl Drop for ServerProcess {
     }
 }
 
-async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
+/// A fresh database on the server at `admin`, for one run.
+async fn fresh_database(admin: &str) -> String {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+        .await
+        .unwrap();
+    let name = format!("bench_{}", sandbot::store::now_ms());
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    format!("{admin}/{name}")
+}
+
+async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: usize) {
     let dir = tempfile::tempdir().unwrap();
     let bot = dir.path().join("bot");
     std::fs::create_dir_all(bot.join("flows")).unwrap();
@@ -89,41 +107,56 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = format!(
-        "listen: 127.0.0.1:{port}\ndata: data\ntenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
-         bots:\n  - folder: bot\n    tenant: t\n    channels:\n      webhook: [{{ id: load, url: \"{hook}\", verifyToken: v }}]\n",
-        sandbot::serve::config::hash_token("load-token"),
-    );
-    std::fs::write(dir.path().join("serve.yaml"), config).unwrap();
-    let _server = ServerProcess(
-        Command::new(env!("CARGO_BIN_EXE_sandbot"))
-            .args(["serve", "--config"])
-            .arg(dir.path().join("serve.yaml"))
-            .env("SANDBOT_LOG", "warn")
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let store = match std::env::var("SANDBOT_BENCH_DATABASE_URL") {
+        Ok(admin) => format!(
+            "store: {{ postgres: {{ url: \"{}\", pool: 32 }} }}\nwebSessionSecret: \"one secret shared by the bench nodes\"\n",
+            fresh_database(admin.trim_end_matches('/')).await
+        ),
+        Err(_) => String::new(),
+    };
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for n in 0..nodes {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "listen: 127.0.0.1:{port}\ndata: data{n}\n{store}tenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
+             bots:\n  - folder: bot\n    tenant: t\n    channels:\n      webhook: [{{ id: load, url: \"{hook}\", verifyToken: v }}]\n",
+            sandbot::serve::config::hash_token("load-token"),
+        );
+        let file = dir.path().join(format!("serve{n}.yaml"));
+        std::fs::write(&file, config).unwrap();
+        servers.push(ServerProcess(
+            Command::new(env!("CARGO_BIN_EXE_sandbot"))
+                .args(["serve", "--config"])
+                .arg(&file)
+                .env("SANDBOT_LOG", "warn")
+                .env_remove("SANDBOT_DATABASE_URL")
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        ));
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conversations)
         .build()
         .unwrap();
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
+    for base in &bases {
+        for _ in 0..200 {
+            if client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -131,9 +164,9 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
     let mut tasks = Vec::new();
     let started = Instant::now();
     for c in 0..conversations {
-        let (client, base, inbox, stop, sent) = (
+        let (client, bases, inbox, stop, sent) = (
             client.clone(),
-            base.clone(),
+            bases.clone(),
             inbox.clone(),
             stop.clone(),
             sent.clone(),
@@ -146,6 +179,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 let body = json!({"conversationId": conv, "message": {"textMessage": {"text": format!("m{n}")}}});
+                let base = &bases[(c + n as usize) % bases.len()];
                 let res = client
                     .post(format!("{base}/v1/channels/webhook/load/messages"))
                     .header("authorization", "Bearer load-token")
@@ -181,9 +215,14 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
     // Accounting.
     let sent = sent.load(Ordering::Relaxed);
     let received: u64 = inbox.lock().unwrap().values().map(|v| v.0).sum();
+    // With several nodes each records its figures every second; /v1/usage
+    // on any node adds them up.
+    if bases.len() > 1 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
     let usage: Value = serde_json::from_str(
         &client
-            .get(format!("{base}/v1/usage"))
+            .get(format!("{}/v1/usage", bases[0]))
             .bearer_auth("load-token")
             .send()
             .await
@@ -195,12 +234,13 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
     .unwrap();
     let turns = usage["bots"]["load"]["turns"].as_u64().unwrap_or(0);
     let failures = &usage["bots"]["load"]["actionFailures"];
-    assert_eq!(turns, sent, "every inbound message was processed");
-    assert_eq!(received, sent, "every answer was delivered");
     assert!(
         failures.as_object().is_none_or(|f| f.is_empty()),
         "no action failed: {failures}"
     );
+    assert_eq!(turns, sent, "every inbound message was processed");
+    assert_eq!(received, sent, "every answer was delivered");
+    drop(servers);
     println!(
         "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries",
         sent as f64 / elapsed,
@@ -212,6 +252,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64) {
 fn main() {
     let conversations = support::arg("--conversations", 24);
     let seconds = support::arg("--seconds", 10) as u64;
+    let nodes = support::arg("--nodes", 1).max(1);
     // The generator gets one worker; the server process competes for the
     // same 2 cores, as it would with a real client on the machine.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -220,12 +261,20 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        run("webhook turn, no action", NO_ACTION, conversations, seconds).await;
+        run(
+            "webhook turn, no action",
+            NO_ACTION,
+            conversations,
+            seconds,
+            nodes,
+        )
+        .await;
         run(
             "webhook turn, one JS code action",
             JS_ACTION,
             conversations,
             seconds,
+            nodes,
         )
         .await;
     });

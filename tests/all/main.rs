@@ -19,6 +19,7 @@ mod sandbox_concurrency;
 mod serve_api;
 mod serve_delivery;
 mod serve_inbox;
+mod serve_nodes;
 mod serve_sinch;
 mod serve_web;
 mod serve_web_security;

@@ -30,7 +30,10 @@ pub async fn authenticate(
         return AppError::unauthorized().into_response();
     };
     let now = crate::store::now_ms() / 1000;
-    let rate = state.rate.check(&token, tenant.rate_limit, now);
+    let rate = state
+        .rate
+        .count(state.store.as_ref(), &token, tenant.rate_limit, now)
+        .await;
     let mut response = if rate.allowed {
         req.extensions_mut().insert(TenantId(tenant.id.clone()));
         next.run(req).await

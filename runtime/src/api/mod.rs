@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 
 use auth::TenantId;
 
+use std::collections::BTreeMap;
+
+use crate::serve::error::AppError;
+use crate::serve::metrics::Usage;
 use crate::serve::state::AppState;
 
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
@@ -59,6 +63,23 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 async fn usage(
     State(state): State<Arc<AppState>>,
     Extension(tenant): Extension<TenantId>,
-) -> Json<Value> {
-    Json(json!({ "tenant": tenant.0, "bots": state.metrics.tenant(&tenant.0) }))
+) -> Result<Json<Value>, AppError> {
+    // Several nodes: this node's figures recorded now, then every node's added up.
+    let store = state.store.as_ref();
+    store
+        .record_usage(&state.metrics.snapshot())
+        .await
+        .map_err(AppError::internal)?;
+    let bots = match store.usage(&tenant.0).await.map_err(AppError::internal)? {
+        None => state.metrics.tenant(&tenant.0),
+        Some(rows) => {
+            let mut bots: BTreeMap<String, Usage> = BTreeMap::new();
+            for (bot, figures) in rows {
+                let u: Usage = serde_json::from_value(figures).unwrap_or_default();
+                bots.entry(bot).or_default().add(&u);
+            }
+            bots
+        }
+    };
+    Ok(Json(json!({ "tenant": tenant.0, "bots": bots })))
 }

@@ -67,16 +67,16 @@ const MESSAGES_PER_CONVERSATION: u32 = 30;
 
 /// Counts a request against `key`'s window of `requests` a minute; 429 with
 /// `Retry-After` once it is spent.
-fn limit(state: &AppState, key: String, requests: u32, what: &str) -> Result<(), AppError> {
+async fn limit(state: &AppState, key: String, requests: u32, what: &str) -> Result<(), AppError> {
     let now = now_ms() / 1000;
-    let rate = state.rate.check(
-        &key,
-        RateLimit {
-            requests,
-            seconds: 60,
-        },
-        now,
-    );
+    let limit = RateLimit {
+        requests,
+        seconds: 60,
+    };
+    let rate = state
+        .rate
+        .count(state.store.as_ref(), &key, limit, now)
+        .await;
     if rate.allowed {
         return Ok(());
     }
@@ -182,7 +182,8 @@ pub async fn session(
         format!("web-session\0{}", client.ip()),
         SESSIONS_PER_ADDRESS,
         "from this address",
-    )?;
+    )
+    .await?;
     let embed = body
         .as_ref()
         .and_then(|Json(b)| b.get("token"))
@@ -268,13 +269,15 @@ pub async fn message(
         format!("web-message\0{}", client.ip()),
         MESSAGES_PER_ADDRESS,
         "from this address",
-    )?;
+    )
+    .await?;
     limit(
         &state,
         format!("web-conversation\0{bot_id}\0{}", claims.c),
         MESSAGES_PER_CONVERSATION,
         "in this conversation",
-    )?;
+    )
+    .await?;
     let Json(mut body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     match body.get("conversationId").and_then(Value::as_str) {
         Some(c) if c != claims.c => {

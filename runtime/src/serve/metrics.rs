@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flow::TurnOutput;
 
@@ -35,7 +35,7 @@ impl Histogram {
 }
 
 /// One tenant's (and bot's) figures.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub turns: u64,
@@ -52,6 +52,21 @@ pub struct Usage {
     turn_latency: Histogram,
     #[serde(skip)]
     action_latency: Histogram,
+}
+
+impl Usage {
+    /// Adds another node's figures (the counters; histograms stay per node).
+    pub fn add(&mut self, other: &Usage) {
+        self.turns += other.turns;
+        self.action_invocations += other.action_invocations;
+        self.fuel += other.fuel;
+        self.action_time_us += other.action_time_us;
+        self.refused_messages += other.refused_messages;
+        self.dead_letters += other.dead_letters;
+        for (kind, n) in &other.action_failures {
+            *self.action_failures.entry(kind.clone()).or_default() += n;
+        }
+    }
 }
 
 /// A counter's name, help text and reading.
@@ -99,6 +114,20 @@ impl Metrics {
         all.entry((tenant.to_string(), bot.to_string()))
             .or_default()
             .dead_letters += 1;
+    }
+
+    /// Every (tenant, bot)'s figures since this process started.
+    pub fn snapshot(&self) -> Vec<(String, String, serde_json::Value)> {
+        let all = self.usage.lock().expect("not poisoned");
+        all.iter()
+            .map(|((t, b), u)| {
+                (
+                    t.clone(),
+                    b.clone(),
+                    serde_json::to_value(u).expect("figures"),
+                )
+            })
+            .collect()
     }
 
     /// A tenant's figures, per bot.
@@ -195,5 +224,25 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// Records this node's figures in the store every second (and once more at
+/// shutdown), so `/v1/usage` adds up every node's figures.
+pub async fn record(
+    state: std::sync::Arc<super::AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await {
+            tracing::warn!(%e, "recording usage figures");
+        }
+        if stopping {
+            return;
+        }
     }
 }

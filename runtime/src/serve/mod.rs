@@ -33,6 +33,7 @@ pub struct Server {
     worker: tokio::task::JoinHandle<()>,
     reloader: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
+    recorder: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -70,7 +71,8 @@ impl Server {
         ));
         let every = Duration::from_millis(config.reload_ms);
         let reloader = tokio::spawn(reload::run(state.clone(), every, stopped.clone()));
-        let sweeper = tokio::spawn(inbox::sweep(state.clone(), stopped));
+        let sweeper = tokio::spawn(inbox::sweep(state.clone(), stopped.clone()));
+        let recorder = tokio::spawn(metrics::record(state.clone(), stopped));
         Ok(Server {
             addr,
             state,
@@ -79,6 +81,7 @@ impl Server {
             worker,
             reloader,
             sweeper,
+            recorder,
         })
     }
 
@@ -93,6 +96,7 @@ impl Server {
         self.state.deliveries.notify_one();
         self.worker.await?;
         self.reloader.await?;
+        self.recorder.await?;
         Ok(())
     }
 }

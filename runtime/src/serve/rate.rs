@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::config::RateLimit;
+use crate::store::Store;
 
 #[derive(Default)]
 pub struct RateLimiter {
@@ -26,7 +27,35 @@ pub struct RateState {
 }
 
 impl RateLimiter {
-    /// Counts one request of `token` at `now` (epoch seconds).
+    /// Counts one request of `key` at `now` (epoch seconds) in the store's
+    /// shared windows when it keeps them (PostgreSQL: the limit holds across
+    /// nodes), else here. A store that does not answer falls back to here.
+    pub async fn count(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        limit: RateLimit,
+        now: u64,
+    ) -> RateState {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let period = limit.seconds.max(1);
+        let start = now - now % period;
+        match store.count_request(&hex::encode(hash), start).await {
+            Ok(Some(n)) => RateState {
+                allowed: n <= limit.requests as u64,
+                limit: limit.requests,
+                remaining: (limit.requests as u64).saturating_sub(n) as u32,
+                reset: start + period,
+            },
+            Ok(None) => self.check(key, limit, now),
+            Err(e) => {
+                tracing::warn!(%e, "counting a request in the store; counting it here");
+                self.check(key, limit, now)
+            }
+        }
+    }
+
+    /// Counts one request of `token` at `now` (epoch seconds), in this process.
     pub fn check(&self, token: &str, limit: RateLimit, now: u64) -> RateState {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let period = limit.seconds.max(1);

@@ -319,6 +319,18 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
+    async fn record_usage(&self, _: &[(String, String, Value)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn usage(&self, _: &str) -> Result<Option<Vec<(String, Value)>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn count_request(&self, _: &str, _: u64) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.db.begin_read().map(drop).map_err(StoreError::new)
     }

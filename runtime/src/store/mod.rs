@@ -225,6 +225,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<u64>, StoreError>;
     /// Gives the lease up (another node may take the conversation at once).
     async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<(), StoreError>;
+    /// Counts one request against the fixed window `key` (a hash) starting
+    /// at `window` (epoch seconds): the count so far, this one included, so
+    /// a limit holds across nodes. `None` when the store keeps no shared
+    /// counts (one process counts in memory).
+    async fn count_request(&self, key: &str, window: u64) -> Result<Option<u64>, StoreError>;
+    /// Records this node's figures (since it started) per (tenant, bot, figures);
+    /// nothing where one process owns the store.
+    async fn record_usage(&self, figures: &[(String, String, Value)]) -> Result<(), StoreError>;
+    /// Every node's recorded figures of `tenant` as (bot, figures) rows, or
+    /// `None` where one process owns the store (its own figures are all).
+    async fn usage(&self, tenant: &str) -> Result<Option<Vec<(String, Value)>>, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

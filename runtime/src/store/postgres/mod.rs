@@ -338,6 +338,58 @@ impl Store for PostgresStore {
         .map_err(db)
     }
 
+    async fn record_usage(&self, figures: &[(String, String, Value)]) -> Result<(), StoreError> {
+        if figures.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
+        let bots: Vec<&str> = figures.iter().map(|f| f.1.as_str()).collect();
+        let values: Vec<Json<&Value>> = figures.iter().map(|f| Json(&f.2)).collect();
+        sqlx::query(
+            "INSERT INTO usage (node, tenant, bot, figures)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::jsonb[])
+             ON CONFLICT (node, tenant, bot) DO UPDATE SET figures = EXCLUDED.figures",
+        )
+        .bind(&self.node)
+        .bind(&tenants)
+        .bind(&bots)
+        .bind(&values)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(db)
+    }
+
+    async fn usage(&self, tenant: &str) -> Result<Option<Vec<(String, Value)>>, StoreError> {
+        let rows = sqlx::query("SELECT bot, figures FROM usage WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| (r.get(0), r.get::<Json<Value>, _>(1).0))
+                .collect(),
+        ))
+    }
+
+    async fn count_request(&self, key: &str, window: u64) -> Result<Option<u64>, StoreError> {
+        let n: i64 = sqlx::query(
+            "INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1)
+             ON CONFLICT (key) DO UPDATE SET
+                 count = CASE WHEN rate_windows.window_start = $2 THEN rate_windows.count + 1 ELSE 1 END,
+                 window_start = $2
+             RETURNING count",
+        )
+        .bind(key)
+        .bind(window as i64)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?
+        .get(0);
+        Ok(Some(n as u64))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -1,0 +1,87 @@
+//! Two nodes (in this process) on one PostgreSQL: REST rate limits, usage
+//! figures and channel duplicates hold across the nodes, not per node.
+
+use std::time::Duration;
+
+use sandbot::serve::Server;
+use sandbot::serve::config::PostgresConfig;
+use serde_json::{Value, json};
+
+use crate::flow_support::write_bot;
+use crate::serve_webhook::{BLOCKS, Receiver, config_with_rate, post};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
+    let url = crate::pg::database().await;
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, hook) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 5);
+    config.store.postgres = Some(PostgresConfig {
+        url: Some(url),
+        pool: 4,
+        lease_seconds: 5,
+    });
+    let one = Server::start(&config).await.unwrap();
+    let two = Server::start(&config).await.unwrap();
+    let (a, b) = (one.addr.to_string(), two.addr.to_string());
+
+    // A message on one node and its retry on the other: processed once.
+    let body = json!({"conversationId": "c1", "messageId": "m1", "message": {"introMessage": {}}})
+        .to_string();
+    assert_eq!(post(&a, "hook", Some("token-one"), &body).await.0, 202);
+    let (status, again) = post(&b, "hook", Some("token-one"), &body).await;
+    assert_eq!((status, &again["duplicate"]), (202, &json!(true)));
+    let other = json!({"conversationId": "c2", "message": {"introMessage": {}}}).to_string();
+    assert_eq!(post(&b, "hook", Some("token-one"), &other).await.0, 202);
+    receiver.wait_for(4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.messages().len(),
+        4,
+        "two intros of two messages, once each"
+    );
+
+    // Usage adds up every node's figures (each records its own every second).
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // 5 REST requests an hour for the token, wherever they land.
+    let get = |addr: &str| {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/v1/usage"))
+            .bearer_auth("token-one")
+            .send()
+    };
+    let usage: Value = serde_json::from_str(&get(&b).await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(
+        usage["bots"]["test"]["turns"], 2,
+        "both nodes' turns: {usage}"
+    );
+    let usage: Value = serde_json::from_str(&get(&a).await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(
+        usage["bots"]["test"]["turns"], 2,
+        "the same on the other node: {usage}"
+    );
+    let mut statuses = Vec::new();
+    for addr in [&a, &b, &a, &b] {
+        let res = get(addr).await.unwrap();
+        statuses.push((
+            res.status().as_u16(),
+            res.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        ));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (200, "2".into()),
+            (200, "1".into()),
+            (200, "0".into()),
+            (429, "0".into())
+        ],
+        "one window shared by the nodes"
+    );
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+}
