@@ -7,12 +7,9 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cluster::*;
-use sandbot::serve::config::hash_token;
 use sandbot::store::EmbeddedStore;
 
 const CONVERSATIONS: usize = 8;
@@ -25,40 +22,14 @@ async fn sigkill_under_load_loses_and_repeats_no_message() {
     let hook = received.start().await;
     let port = free_port();
     let config = dir.path().join("serve.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen: 127.0.0.1:{port}
-data: data
-tenants:
-  - {{ id: one, tokens: ["{token}"] }}
-bots:
-  - folder: bot
-    tenant: one
-    channels:
-      webhook: [{{ id: hook, url: "{hook}", verifyToken: v }}]
-"#,
-            token = hash_token("token-one")
-        ),
-    )
-    .unwrap();
+    write_config(&config, port, "data", "", &hook);
     let log = dir.path().join("serve.log");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut server = start(&config, &log);
     ready(&client, &base).await;
 
-    let going = Arc::new(AtomicBool::new(true));
-    let senders: Vec<_> = (0..CONVERSATIONS)
-        .map(|c| {
-            tokio::spawn(converse(
-                client.clone(),
-                vec![base.clone()],
-                c,
-                going.clone(),
-            ))
-        })
-        .collect();
+    let load = Load::start(&client, std::slice::from_ref(&base), CONVERSATIONS);
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(200 + random_below(400))).await;
         server.kill().unwrap(); // SIGKILL
@@ -66,14 +37,7 @@ bots:
         server = start(&config, &log);
         ready(&client, &base).await;
     }
-    going.store(false, Ordering::SeqCst);
-    let mut sent = Vec::new();
-    let mut failed_sends = 0;
-    for s in senders {
-        let (n, failed) = s.await.unwrap();
-        sent.push(n);
-        failed_sends += failed;
-    }
+    let (sent, failed_sends) = load.finish().await;
     eprintln!("sent {sent:?}, {failed_sends} sends failed during the kills");
     assert!(
         failed_sends > 0,

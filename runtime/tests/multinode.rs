@@ -10,12 +10,9 @@ mod cluster;
 #[path = "support/pg.rs"]
 mod pg;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cluster::*;
-use sandbot::serve::config::hash_token;
 use sandbot::store::{PostgresOptions, PostgresStore};
 
 const NODES: usize = 3;
@@ -32,25 +29,11 @@ async fn three_nodes_one_killed_lose_and_repeat_no_message() {
     for n in 0..NODES {
         let port = free_port();
         let config = dir.path().join(format!("node{n}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                r#"listen: 127.0.0.1:{port}
-data: data{n}
-store: {{ postgres: {{ url: "{url}", pool: 8, leaseSeconds: 2 }} }}
-webSessionSecret: "one secret for every node of this deployment"
-tenants:
-  - {{ id: one, tokens: ["{token}"] }}
-bots:
-  - folder: bot
-    tenant: one
-    channels:
-      webhook: [{{ id: hook, url: "{hook}", verifyToken: v }}]
-"#,
-                token = hash_token("token-one")
-            ),
-        )
-        .unwrap();
+        let store = format!(
+            "store: {{ postgres: {{ url: \"{url}\", pool: 8, leaseSeconds: 2 }} }}\n\
+             webSessionSecret: \"one secret for every node of this deployment\"\n"
+        );
+        write_config(&config, port, &format!("data{n}"), &store, &hook);
         let log = dir.path().join(format!("node{n}.log"));
         nodes.push((config, log, format!("http://127.0.0.1:{port}")));
     }
@@ -60,10 +43,7 @@ bots:
         ready(&client, base).await;
     }
     let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
-    let going = Arc::new(AtomicBool::new(true));
-    let senders: Vec<_> = (0..CONVERSATIONS)
-        .map(|c| tokio::spawn(converse(client.clone(), bases.clone(), c, going.clone())))
-        .collect();
+    let load = Load::start(&client, &bases, CONVERSATIONS);
     // Mid-load, one node dies (its leases and claims run out: the others
     // take its conversations and deliveries over) and comes back.
     tokio::time::sleep(Duration::from_millis(800 + random_below(400))).await;
@@ -75,14 +55,7 @@ bots:
     servers[victim] = start(config, log);
     ready(&client, base).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    going.store(false, Ordering::SeqCst);
-    let mut sent = Vec::new();
-    let mut failed_sends = 0;
-    for s in senders {
-        let (n, failed) = s.await.unwrap();
-        sent.push(n);
-        failed_sends += failed;
-    }
+    let (sent, failed_sends) = load.finish().await;
     eprintln!("sent {sent:?}, {failed_sends} sends failed while node {victim} was down");
     received.wait_for(sent.iter().sum()).await;
     for s in servers {

@@ -238,6 +238,13 @@ async fn work(state: &Arc<AppState>, bot: &str, conversation: &str, mut epoch: u
     }
 }
 
+/// Marks an entry done without a turn, saying why in the log.
+async fn drop_entry(state: &AppState, e: &InboxEntry, why: &str) -> Result<(), StoreError> {
+    let (bot, conversation) = (&e.bot, &e.conversation);
+    tracing::error!(bot, conversation, "dropping a message: {why}");
+    state.store.inbox_discard(bot, conversation, e.id).await
+}
+
 /// Runs the entry's turn; its commit marks the entry done.
 async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(), StoreError> {
     let (bot, conversation, id) = (&entry.bot, &entry.conversation, entry.id);
@@ -246,18 +253,13 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
         epoch,
     };
     let Some(d) = state.bots.get(bot) else {
-        tracing::error!(
-            bot,
-            conversation,
-            "dropping a message: the bot is no longer deployed"
-        );
-        return state.store.inbox_discard(bot, conversation, id).await;
+        return drop_entry(state, &entry, "the bot is no longer deployed").await;
     };
     let job: Job = match serde_json::from_value(entry.job.clone()) {
         Ok(j) => j,
         Err(e) => {
-            tracing::error!(bot, conversation, %e, "dropping a message this version cannot read");
-            return state.store.inbox_discard(bot, conversation, id).await;
+            let why = format!("this version cannot read it ({e})");
+            return drop_entry(state, &entry, &why).await;
         }
     };
     match job {
@@ -267,13 +269,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
         } => {
             inbound.inbox = Some(claim);
             let Some((_, channel)) = state.webhooks.get(&channel_id) else {
-                tracing::error!(
-                    bot,
-                    conversation,
-                    channel_id,
-                    "dropping a message: its channel is gone"
-                );
-                return state.store.inbox_discard(bot, conversation, id).await;
+                return drop_entry(state, &entry, "its channel is gone").await;
             };
             state
                 .turn(d, inbound, |out, st| webhook::outbound(channel, out, st))
@@ -287,13 +283,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
         } => {
             inbound.inbox = Some(claim);
             let Some((_, channel)) = state.sinch.get(&channel_id) else {
-                tracing::error!(
-                    bot,
-                    conversation,
-                    channel_id,
-                    "dropping a message: its channel is gone"
-                );
-                return state.store.inbox_discard(bot, conversation, id).await;
+                return drop_entry(state, &entry, "its channel is gone").await;
             };
             inbound.kind = sinch::numbered_reply(
                 state.store.as_ref(),

@@ -111,6 +111,51 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes a serve config for the echo bot in `dir/bot`: tenant `one`
+/// (token `token-one`), its webhook channel `hook` delivering to `hook`;
+/// `extra` is added as it is (a store, a secret).
+pub fn write_config(path: &Path, port: u16, data: &str, extra: &str, hook: &str) {
+    let token = sandbot::serve::config::hash_token("token-one");
+    std::fs::write(
+        path,
+        format!(
+            "listen: 127.0.0.1:{port}\ndata: {data}\n{extra}tenants:\n  - {{ id: one, tokens: [\"{token}\"] }}\n\
+             bots:\n  - folder: bot\n    tenant: one\n    channels:\n      webhook: [{{ id: hook, url: \"{hook}\", verifyToken: v }}]\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// One sender per conversation (`converse`), until `finish`.
+pub struct Load {
+    going: Arc<AtomicBool>,
+    senders: Vec<tokio::task::JoinHandle<(usize, usize)>>,
+}
+
+impl Load {
+    pub fn start(client: &reqwest::Client, bases: &[String], conversations: usize) -> Load {
+        let going = Arc::new(AtomicBool::new(true));
+        let senders = (0..conversations)
+            .map(|c| tokio::spawn(converse(client.clone(), bases.to_vec(), c, going.clone())))
+            .collect();
+        Load { going, senders }
+    }
+
+    /// Stops the senders after their current message: messages sent per
+    /// conversation, and how many sends failed on the way (all of them).
+    pub async fn finish(self) -> (Vec<usize>, usize) {
+        self.going.store(false, Ordering::SeqCst);
+        let mut sent = Vec::new();
+        let mut failed_sends = 0;
+        for s in self.senders {
+            let (n, failed) = s.await.unwrap();
+            sent.push(n);
+            failed_sends += failed;
+        }
+        (sent, failed_sends)
+    }
+}
+
 /// Starts `sandbot serve --config config`, its stderr appended to `log`.
 pub fn start(config: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
