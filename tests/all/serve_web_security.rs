@@ -261,6 +261,21 @@ async fn other_origins_only_when_listed_and_rate_limits() {
             .header("origin", origin)
             .send()
     };
+    // Only the listed site may frame the chat page; the widget is served.
+    let page = reqwest::get(format!("{base}/chat/test")).await.unwrap();
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        "frame-ancestors 'self' https://shop.example.com"
+    );
+    let widget = reqwest::get(format!("{base}/widget.js")).await.unwrap();
+    assert_eq!(widget.status(), 200);
+    assert!(
+        widget
+            .text()
+            .await
+            .unwrap()
+            .contains("window.sandbot = { open: open, close: close")
+    );
     let res = open("https://evil.example").await.unwrap();
     assert_eq!(res.status(), 403);
     let res = open("https://shop.example.com").await.unwrap();

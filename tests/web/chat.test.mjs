@@ -4,6 +4,7 @@
 //   SANDBOT_URL=http://127.0.0.1:18080 node --test tests/web/
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { chromium } from "playwright-core";
 
 const base = process.env.SANDBOT_URL || "http://127.0.0.1:18080";
@@ -62,8 +63,35 @@ test("the web chat's conversation is the server's, bound to its token", async ()
   const mine = await post("messages", auth, { message: { introMessage: {} } });
   assert.equal(mine.status, 200);
   assert.equal((await mine.json()).emulator, undefined, "no emulator data without the tenant's token");
-  const otherSite = await post("sessions", { Origin: "https://evil.example" }, {});
-  assert.equal(otherSite.status, 403);
+});
+
+test("the widget on another site's page: launcher, open/close, language", async () => {
+  // A shop's page on another origin (another port) embeds the widget.
+  const shop = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>Shop</title><h1>Shop</h1>
+      <script src="${base}/widget.js" data-bot="meetups" data-lang="nl"></script>`);
+  });
+  await new Promise((ok) => shop.listen(0, "127.0.0.1", ok));
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${shop.address().port}/`);
+    await page.locator("#sandbot-launcher").click();
+    const chat = page.frameLocator("#sandbot-chat");
+    // The visitor's language from the embed options: the bot's Dutch half.
+    await chat.getByText("Hoi! Ik zoek tech-meetups.").waitFor();
+    await chat.getByRole("button", { name: "Zoek een meetup" }).click();
+    await chat.locator(".msg.bot").nth(1).waitFor();
+    await page.evaluate(() => window.sandbot.close());
+    assert.equal(await page.locator("#sandbot-chat").isVisible(), false);
+    await page.evaluate(() => window.sandbot.open());
+    assert.equal(await page.locator("#sandbot-chat").isVisible(), true);
+    await page.screenshot({ path: process.env.WIDGET_SCREENSHOT || "/tmp/sandbot-widget.png" });
+  } finally {
+    await browser.close();
+    shop.close();
+  }
 });
 
 test("an unknown bot has no web chat", async () => {

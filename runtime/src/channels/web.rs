@@ -29,6 +29,18 @@ use crate::serve::state::{AppState, Deployment};
 use crate::store::now_ms;
 
 const PAGE: &str = include_str!("web_chat.html");
+const WIDGET: &str = include_str!("widget.js");
+
+/// `GET /widget.js`: the embeddable launcher (see the README).
+pub async fn widget() -> impl IntoResponse {
+    (
+        [
+            ("content-type", "text/javascript; charset=utf-8"),
+            ("cache-control", "public, max-age=300"),
+        ],
+        WIDGET,
+    )
+}
 
 fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppError> {
     state
@@ -38,13 +50,24 @@ fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppE
         .ok_or_else(|| AppError::not_found(format!("no web chat for bot `{bot_id}`")))
 }
 
+/// The chat page; other sites may frame it only when the bot lists them.
 pub async fn page(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
-) -> Result<Html<String>, AppError> {
+) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
+    let web = d.web.as_ref().expect("web_bot checked");
     let name = d.bot().file.name.replace(['<', '>', '&', '"'], "");
-    Ok(Html(
+    let ancestors = if web.origins.iter().any(|o| o == "*") {
+        "*".to_string()
+    } else {
+        std::iter::once("'self'")
+            .chain(web.origins.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let csp = format!("frame-ancestors {ancestors}");
+    let page = Html(
         PAGE.replace("{{BOT_ID}}", &bot_id)
             .replace("{{BOT_NAME}}", &name)
             .replace(
@@ -55,7 +78,12 @@ pub async fn page(
                     "false"
                 },
             ),
-    ))
+    );
+    let mut response = page.into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        response.headers_mut().insert("content-security-policy", v);
+    }
+    Ok(response)
 }
 
 /// Web session requests per client address and minute.
@@ -99,7 +127,7 @@ fn check_origin(web: &WebChannel, headers: &HeaderMap) -> Result<(), AppError> {
             .or_else(|| origin.strip_prefix("https://"))
             == Some(h)
     });
-    if same || web.origins.iter().any(|o| o == origin) {
+    if same || web.origins.iter().any(|o| o == origin || o == "*") {
         return Ok(());
     }
     Err(AppError::new(
@@ -114,7 +142,7 @@ fn cors(web: &WebChannel, headers: &HeaderMap, response: &mut Response) {
         && web
             .origins
             .iter()
-            .any(|o| o.as_bytes() == origin.as_bytes())
+            .any(|o| o == "*" || o.as_bytes() == origin.as_bytes())
     {
         let h = response.headers_mut();
         h.insert("access-control-allow-origin", origin.clone());

@@ -27,6 +27,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(sinch::callback),
         )
         .route("/chat/{bot_id}", get(web::page))
+        .route("/widget.js", get(web::widget))
         .route(
             "/v1/channels/web/{bot_id}/sessions",
             post(web::session).options(web::preflight),

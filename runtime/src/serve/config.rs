@@ -268,8 +268,9 @@ pub struct WebChannel {
     /// its user's identity and session data (unsigned data is ignored).
     #[serde(default)]
     pub secret: Option<String>,
-    /// Other sites (`https://shop.example.com`) that may embed the chat and
-    /// call its endpoints; the server's own pages always may.
+    /// Other sites (`https://shop.example.com`, or `*` for any) that may
+    /// embed the chat (frame it, call its endpoints); the server's own pages
+    /// always may.
     #[serde(default)]
     pub origins: Vec<String>,
     /// How long a web session token holds without a message, in hours.
@@ -421,7 +422,11 @@ impl ServeConfig {
                             url: None,
                             verify_token: String::new(),
                         }],
-                        web: Some(WebChannel::default()),
+                        // The demo may be embedded anywhere (widget.js).
+                        web: Some(WebChannel {
+                            origins: vec!["*".into()],
+                            ..WebChannel::default()
+                        }),
                         sinch: Vec::new(),
                     },
                 })
