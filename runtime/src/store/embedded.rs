@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::inbox::{self, Counts, INBOX, SEEN};
-use super::outbox::DEAD;
+use super::outbox::{self, DEAD};
 use super::{
     Accepted, Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
     InboxEntry, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
@@ -41,6 +41,8 @@ enum Op {
     Commit(TurnCommit, Reply<()>),
     Enqueue(InboxEntry, Backlog, Reply<Accepted>),
     Discard(String, u64, Reply<()>),
+    /// Delivery outcomes: (delivered or given up, (id, attempts, not before)).
+    Settle(Vec<u64>, Vec<(u64, u32, u64)>, Reply<()>),
 }
 
 pub struct EmbeddedStore {
@@ -166,7 +168,7 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Op>, mut w: Writer) {
                 let mut accepted = accepted.into_iter();
                 for op in batch {
                     match op {
-                        Op::Commit(_, done) | Op::Discard(_, _, done) => {
+                        Op::Commit(_, done) | Op::Discard(_, _, done) | Op::Settle(_, _, done) => {
                             let _ = done.send(Ok(()));
                         }
                         Op::Enqueue(_, _, done) => {
@@ -186,7 +188,7 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Op>, mut w: Writer) {
                 }
                 for op in batch {
                     match op {
-                        Op::Commit(_, done) | Op::Discard(_, _, done) => {
+                        Op::Commit(_, done) | Op::Discard(_, _, done) | Op::Settle(_, _, done) => {
                             let _ = done.send(Err(StoreError(e.clone())));
                         }
                         Op::Enqueue(_, _, done) => {
@@ -247,6 +249,7 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
                     }
                 }
                 Op::Discard(k, id, _) => inbox::done(&mut inbox, &mut w.counts, k, *id)?,
+                Op::Settle(done, retry, _) => outbox::settle(&mut outbox, done, retry)?,
                 Op::Enqueue(entry, backlog, _) => {
                     let k = key(&entry.bot, &entry.conversation);
                     if let Some(full) = w.counts.full(&k, &entry.tenant, *backlog) {
@@ -483,7 +486,11 @@ impl Store for EmbeddedStore {
         done: &[u64],
         retry: &[(u64, u32, u64)],
     ) -> Result<(), StoreError> {
-        self.settle(done, retry)
+        if done.is_empty() && retry.is_empty() {
+            return Ok(());
+        }
+        let (done, retry) = (done.to_vec(), retry.to_vec());
+        self.write(|reply| Op::Settle(done, retry, reply)).await
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {

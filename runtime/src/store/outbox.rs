@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use std::collections::HashSet;
 
-use redb::TableDefinition;
+use redb::{Table, TableDefinition};
 
 use super::embedded::{EmbeddedStore, OUTBOX};
 use super::{DeadLetter, Delivery, StoreError, now_ms};
@@ -113,33 +113,30 @@ impl EmbeddedStore {
         tx.commit().map_err(StoreError::new)?;
         Ok(found)
     }
+}
 
-    /// Removes `done` and reschedules `retry` in one transaction.
-    pub(super) fn settle(&self, done: &[u64], retry: &[(u64, u32, u64)]) -> Result<(), StoreError> {
-        if done.is_empty() && retry.is_empty() {
-            return Ok(());
-        }
-        let tx = self.db().begin_write().map_err(StoreError::new)?;
-        {
-            let mut table = tx.open_table(OUTBOX).map_err(StoreError::new)?;
-            for id in done {
-                table.remove(*id).map_err(StoreError::new)?;
-            }
-            for (id, attempts, not_before_ms) in retry {
-                let current: Option<Delivery> = match table.get(*id).map_err(StoreError::new)? {
-                    Some(v) => Some(serde_json::from_slice(v.value()).map_err(StoreError::new)?),
-                    None => None,
-                };
-                if let Some(mut d) = current {
-                    d.attempts = *attempts;
-                    d.not_before_ms = *not_before_ms;
-                    let bytes = serde_json::to_vec(&d).map_err(StoreError::new)?;
-                    table
-                        .insert(*id, bytes.as_slice())
-                        .map_err(StoreError::new)?;
-                }
-            }
-        }
-        tx.commit().map_err(StoreError::new)
+/// Removes `done` and reschedules `retry` in the writer's transaction.
+pub(super) fn settle(
+    table: &mut Table<u64, &[u8]>,
+    done: &[u64],
+    retry: &[(u64, u32, u64)],
+) -> Result<(), String> {
+    for id in done {
+        table.remove(*id).map_err(|e| e.to_string())?;
     }
+    for (id, attempts, not_before_ms) in retry {
+        let current: Option<Delivery> = match table.get(*id).map_err(|e| e.to_string())? {
+            Some(v) => Some(serde_json::from_slice(v.value()).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if let Some(mut d) = current {
+            d.attempts = *attempts;
+            d.not_before_ms = *not_before_ms;
+            let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+            table
+                .insert(*id, bytes.as_slice())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
