@@ -83,6 +83,8 @@ const BATCH: usize = 256;
 pub type OnDead = Arc<dyn Fn(&Delivery) + Send + Sync>;
 
 /// Runs until `stop` turns true, then finishes the deliveries in flight.
+/// Without news the queue is looked at every `idle` (with several nodes,
+/// deliveries queued by others, or released by their claims, are found so).
 /// Each delivery runs on its own: a slow or failing receiver holds back only
 /// its own conversation; outcomes are settled as they come (those ready
 /// together in one transaction).
@@ -92,6 +94,7 @@ pub async fn run(
     tokens: Arc<dyn TokenSource>,
     policy: RetryPolicy,
     on_dead: OnDead,
+    idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let client = reqwest::Client::builder()
@@ -122,7 +125,7 @@ pub async fn run(
         if !stopping {
             next_due = launch(&store, &client, &tokens, &done_tx, &mut in_flight).await;
         }
-        let wait = next_due.unwrap_or(Duration::from_secs(1));
+        let wait = next_due.unwrap_or(idle).min(idle);
         tokio::select! {
             f = done_rx.recv() => finished.extend(f),
             _ = wake.notified() => {}

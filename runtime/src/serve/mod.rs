@@ -67,6 +67,7 @@ impl Server {
             state.tokens.clone(),
             config.delivery.policy(),
             on_dead,
+            state.delivery_idle,
             stopped.clone(),
         ));
         let every = Duration::from_millis(config.reload_ms);

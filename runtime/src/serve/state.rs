@@ -87,28 +87,34 @@ pub struct AppState {
     pub web_key: Vec<u8>,
     /// How long this node's lease on a conversation lasts without renewal.
     pub lease: Duration,
+    /// How often the delivery worker looks at the queue without news: often
+    /// when other nodes share it.
+    pub delivery_idle: Duration,
 }
 
 impl AppState {
     /// Loads every bot (all problems reported) and opens the store.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let ttl = Duration::from_secs(config.session_idle_days * 24 * 3600);
-        let (store, lease): (Arc<dyn Store>, Duration) = match config.store.postgres()? {
-            Some(pg) => {
-                let lease = Duration::from_secs(pg.lease_seconds);
-                let options = PostgresOptions {
-                    url: pg.url.expect("checked"),
-                    pool: pg.pool,
-                    lease,
-                    session_ttl: ttl,
-                };
-                (Arc::new(PostgresStore::connect(&options).await?), lease)
-            }
-            None => (
-                Arc::new(EmbeddedStore::open(&config.data.join("sandbot.redb"), ttl)?),
-                Duration::from_secs(30),
-            ),
-        };
+        let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) =
+            match config.store.postgres()? {
+                Some(pg) => {
+                    let lease = Duration::from_secs(pg.lease_seconds);
+                    let options = PostgresOptions {
+                        url: pg.url.expect("checked"),
+                        pool: pg.pool,
+                        lease,
+                        session_ttl: ttl,
+                    };
+                    let store = Arc::new(PostgresStore::connect(&options).await?);
+                    (store, lease, Duration::from_millis(100))
+                }
+                None => (
+                    Arc::new(EmbeddedStore::open(&config.data.join("sandbot.redb"), ttl)?),
+                    Duration::from_secs(30),
+                    Duration::from_secs(1),
+                ),
+            };
         let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
         let mut tenants = HashMap::new();
         let mut runners = HashMap::new();
@@ -185,6 +191,7 @@ impl AppState {
             replies: Default::default(),
             web_key: web_key(config)?,
             lease,
+            delivery_idle,
         })
     }
 

@@ -16,95 +16,41 @@ use crate::store::{Accepted, Backlog, Delivery, InboxEntry, StoreError, TurnComm
 pub const LEASE_LOST: &str = "this node's lease on the conversation ran out; the turn is not committed (another node takes the message)";
 
 pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    if let Some(claim) = c.inbox {
-        let lease = sqlx::query(
-            "SELECT node, epoch, until_ms FROM leases WHERE bot = $1 AND conversation = $2 FOR UPDATE",
-        )
-        .bind(&c.bot)
-        .bind(&c.conversation)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let held = lease.is_some_and(|r| {
-            r.get::<String, _>(0) == node
-                && r.get::<i64, _>(1) == claim.epoch as i64
-                && r.get::<i64, _>(2) >= now_ms() as i64
-        });
-        if !held {
-            return Err(StoreError(LEASE_LOST.into()));
-        }
-        if let Some(entry) = claim.entry {
-            let done = sqlx::query("DELETE FROM inbox WHERE id = $1")
-                .bind(entry as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-            if done != 1 {
-                return Err(StoreError(
-                    "the message's turn was already committed".into(),
-                ));
-            }
-        }
-    }
-    sqlx::query(
-        "INSERT INTO conversations (bot, conversation, state, updated_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (bot, conversation) DO UPDATE SET state = EXCLUDED.state, updated_ms = EXCLUDED.updated_ms",
+    let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
+    let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
+    let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
+    let ids: Vec<&str> = c.postbacks.iter().map(|(id, _)| id.as_str()).collect();
+    let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
+    let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
+    let outcome: i32 = sqlx::query(
+        "SELECT sandbot_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&c.bot)
     .bind(&c.conversation)
+    .bind(c.inbox.is_some())
+    .bind(node)
+    .bind(c.inbox.map_or(0, |claim| claim.epoch as i64))
+    .bind(c.inbox.and_then(|claim| claim.entry).map(|e| e as i64))
+    .bind(now_ms() as i64)
     .bind(Json(&c.state))
     .bind(c.state.updated_ms as i64)
-    .execute(&mut *tx)
+    .bind(&seqs)
+    .bind(&ats)
+    .bind(&events)
+    .bind(&ids)
+    .bind(&targets)
+    .bind(&deliveries)
+    .fetch_one(pool)
     .await
-    .map_err(db)?;
-    if !c.transcript.is_empty() {
-        let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
-        let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
-        let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
-        sqlx::query(
-            "INSERT INTO transcripts (bot, conversation, seq, at_ms, event)
-             SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::bigint[], $5::jsonb[])
-             ON CONFLICT (bot, conversation, seq) DO UPDATE SET at_ms = EXCLUDED.at_ms, event = EXCLUDED.event",
-        )
-        .bind(&c.bot)
-        .bind(&c.conversation)
-        .bind(&seqs)
-        .bind(&ats)
-        .bind(&events)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    .map_err(db)?
+    .get(0);
+    match outcome {
+        0 => Ok(()),
+        1 => Err(StoreError(LEASE_LOST.into())),
+        _ => Err(StoreError(
+            "the message's turn was already committed".into(),
+        )),
     }
-    if !c.postbacks.is_empty() {
-        let ids: Vec<&str> = c.postbacks.iter().map(|(id, _)| id.as_str()).collect();
-        let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
-        sqlx::query(
-            "INSERT INTO postbacks (bot, id, target) SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[])
-             ON CONFLICT (bot, id) DO NOTHING",
-        )
-        .bind(&c.bot)
-        .bind(&ids)
-        .bind(&targets)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    if !c.outbox.is_empty() {
-        let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
-        sqlx::query(
-            "INSERT INTO outbox (bot, conversation, delivery)
-             SELECT $1, $2, d FROM UNNEST($3::jsonb[]) WITH ORDINALITY AS u(d, n) ORDER BY n",
-        )
-        .bind(&c.bot)
-        .bind(&c.conversation)
-        .bind(&deliveries)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    tx.commit().await.map_err(db)
 }
 
 pub async fn enqueue(
@@ -112,62 +58,27 @@ pub async fn enqueue(
     e: InboxEntry,
     backlog: Backlog,
 ) -> Result<Accepted, StoreError> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    // One enqueue per conversation at a time: ids follow commit order.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{}\u{1f}{}", e.bot, e.conversation))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    let waiting: i64 =
-        sqlx::query("SELECT count(*) FROM inbox WHERE bot = $1 AND conversation = $2")
-            .bind(&e.bot)
-            .bind(&e.conversation)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .get(0);
-    if waiting >= backlog.conversation as i64 {
-        return Ok(Accepted::Full { conversation: true });
-    }
-    let waiting: i64 = sqlx::query("SELECT count(*) FROM inbox WHERE tenant = $1")
+    let id: i64 = sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&e.tenant)
-        .fetch_one(&mut *tx)
+        .bind(&e.bot)
+        .bind(&e.conversation)
+        .bind(e.dedupe.as_deref().map(text))
+        .bind(e.accepted_ms as i64)
+        .bind(Json(&e.job))
+        .bind(backlog.conversation as i64)
+        .bind(backlog.tenant as i64)
+        .fetch_one(pool)
         .await
         .map_err(db)?
         .get(0);
-    if waiting >= backlog.tenant as i64 {
-        return Ok(Accepted::Full {
+    Ok(match id {
+        -1 => Accepted::Full { conversation: true },
+        -2 => Accepted::Full {
             conversation: false,
-        });
-    }
-    if let Some(key) = &e.dedupe {
-        let first =
-            sqlx::query("INSERT INTO seen (key, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(text(key))
-                .bind(now_ms() as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-        if first == 0 {
-            return Ok(Accepted::Duplicate);
-        }
-    }
-    let id: i64 = sqlx::query(
-        "INSERT INTO inbox (tenant, bot, conversation, accepted_ms, job) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(&e.tenant)
-    .bind(&e.bot)
-    .bind(&e.conversation)
-    .bind(e.accepted_ms as i64)
-    .bind(Json(&e.job))
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?
-    .get(0);
-    tx.commit().await.map_err(db)?;
-    Ok(Accepted::Queued(id as u64))
+        },
+        0 => Accepted::Duplicate,
+        id => Accepted::Queued(id as u64),
+    })
 }
 
 /// Takes the conversation's lease if it is free (or this node's); a lease
