@@ -192,27 +192,28 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
             }
         };
         let emptied = work(&state, &bot, &conversation, epoch).await;
-        if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
-            tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
-        }
         // A message accepted on another node while this one held the lease
         // found the lease taken: it is this node's to run.
-        if !emptied
-            || !matches!(
-                state.store.inbox_next(&bot, &conversation).await,
-                Ok(Some(_))
-            )
-        {
+        let waiting = match state.store.release(&bot, &conversation, epoch).await {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
+                false
+            }
+        };
+        if !emptied || !waiting {
             return;
         }
     }
 }
 
-/// Runs the conversation's entries in order under the lease `epoch`, renewed
-/// after each; true once the inbox is empty, false when it stopped early
+/// Runs the conversation's entries in order under the lease `epoch` (renewed
+/// as it goes); true once the inbox is empty, false when it stopped early
 /// (store failures, or the lease lost).
 async fn work(state: &Arc<AppState>, bot: &str, conversation: &str, mut epoch: u64) -> bool {
     let mut failures = 0;
+    // Renewed once a third of it has passed (a commit checks it anyway).
+    let mut renewed = std::time::Instant::now();
     loop {
         let result = match state.store.inbox_next(bot, conversation).await {
             Ok(None) => return true,
@@ -230,11 +231,14 @@ async fn work(state: &Arc<AppState>, bot: &str, conversation: &str, mut epoch: u
                 tokio::time::sleep(Duration::from_millis(200 << failures)).await;
             }
         }
+        if renewed.elapsed() < state.lease / 3 {
+            continue;
+        }
         match state.store.lease(bot, conversation, state.lease).await {
-            Ok(Some(renewed)) if renewed == epoch => {}
-            Ok(Some(renewed)) => epoch = renewed,
+            Ok(Some(e)) => epoch = e,
             _ => return false,
         }
+        renewed = std::time::Instant::now();
     }
 }
 

@@ -318,8 +318,8 @@ impl Store for EmbeddedStore {
         Ok(Some(0))
     }
 
-    async fn release(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
-        Ok(())
+    async fn release(&self, bot: &str, conversation: &str, _: u64) -> Result<bool, StoreError> {
+        Ok(self.inbox_next(bot, conversation).await?.is_some())
     }
 
     async fn record_usage(&self, _: &[(String, String, Value)]) -> Result<(), StoreError> {

@@ -223,8 +223,10 @@ pub trait Store: Send + Sync + 'static {
         conversation: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError>;
-    /// Gives the lease up (another node may take the conversation at once).
-    async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<(), StoreError>;
+    /// Gives the lease up (another node may take the conversation at once);
+    /// whether the conversation has entries waiting (accepted meanwhile,
+    /// perhaps on a node that found the lease taken).
+    async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<bool, StoreError>;
     /// Counts one request against the fixed window `key` (a hash) starting
     /// at `window` (epoch seconds): the count so far, this one included, so
     /// a limit holds across nodes. `None` when the store keeps no shared

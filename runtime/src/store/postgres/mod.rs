@@ -324,18 +324,22 @@ impl Store for PostgresStore {
         write::lease(&self.pool, &self.node, bot, conversation, ttl).await
     }
 
-    async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE leases SET until_ms = 0 WHERE bot = $1 AND conversation = $2 AND node = $3 AND epoch = $4",
+    async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<bool, StoreError> {
+        let waiting: bool = sqlx::query(
+            "WITH released AS (
+                 UPDATE leases SET until_ms = 0
+                 WHERE bot = $1 AND conversation = $2 AND node = $3 AND epoch = $4 RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM inbox WHERE bot = $1 AND conversation = $2)",
         )
         .bind(bot)
         .bind(conversation)
         .bind(&self.node)
         .bind(epoch as i64)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
-        .map(drop)
-        .map_err(db)
+        .map_err(db)?
+        .get(0);
+        Ok(waiting)
     }
 
     async fn record_usage(&self, figures: &[(String, String, Value)]) -> Result<(), StoreError> {

@@ -122,14 +122,19 @@ pub async fn claim_deliveries(
 ) -> Result<Vec<Delivery>, StoreError> {
     let now = now_ms() as i64;
     let rows = sqlx::query(
-        "UPDATE outbox o SET claimed_by = $1, claimed_until = $2
-         WHERE o.id IN (
+        // Rows another node is claiming right now are skipped, not waited
+        // for (no lock waits, no deadlocks between nodes).
+        "WITH heads AS (
              SELECT id FROM (
                  SELECT DISTINCT ON (bot, conversation) id, not_before_ms, claimed_by, claimed_until
                  FROM outbox ORDER BY bot, conversation, id) h
              WHERE h.not_before_ms <= $3 AND (h.claimed_until < $3 OR h.claimed_by = $1)
-             ORDER BY h.id LIMIT $4)
-           AND (o.claimed_until < $3 OR o.claimed_by = $1)
+             ORDER BY h.id LIMIT $4),
+         free AS (
+             SELECT o.id FROM outbox o
+             WHERE o.id IN (SELECT id FROM heads) AND (o.claimed_until < $3 OR o.claimed_by = $1)
+             ORDER BY o.id FOR UPDATE SKIP LOCKED)
+         UPDATE outbox o SET claimed_by = $1, claimed_until = $2 FROM free WHERE o.id = free.id
          RETURNING o.id, o.delivery, o.attempts, o.not_before_ms",
     )
     .bind(node)
@@ -196,28 +201,24 @@ pub async fn settle(
     if done.is_empty() && retry.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    // One statement (one round trip, one transaction).
     let done: Vec<i64> = done.iter().map(|d| *d as i64).collect();
-    sqlx::query("DELETE FROM outbox WHERE id = ANY($1) AND claimed_by = $2")
-        .bind(&done)
-        .bind(node)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
     let ids: Vec<i64> = retry.iter().map(|r| r.0 as i64).collect();
     let attempts: Vec<i32> = retry.iter().map(|r| r.1 as i32).collect();
     let due: Vec<i64> = retry.iter().map(|r| r.2 as i64).collect();
     sqlx::query(
-        "UPDATE outbox o SET attempts = r.attempts, not_before_ms = r.due, claimed_until = 0
-         FROM UNNEST($1::bigint[], $2::int[], $3::bigint[]) AS r(id, attempts, due)
-         WHERE o.id = r.id AND o.claimed_by = $4",
+        "WITH delivered AS (DELETE FROM outbox WHERE id = ANY($1) AND claimed_by = $5 RETURNING 1)
+         UPDATE outbox o SET attempts = r.attempts, not_before_ms = r.due, claimed_until = 0
+         FROM UNNEST($2::bigint[], $3::int[], $4::bigint[]) AS r(id, attempts, due)
+         WHERE o.id = r.id AND o.claimed_by = $5",
     )
+    .bind(&done)
     .bind(&ids)
     .bind(&attempts)
     .bind(&due)
     .bind(node)
-    .execute(&mut *tx)
+    .execute(pool)
     .await
-    .map_err(db)?;
-    tx.commit().await.map_err(db)
+    .map(drop)
+    .map_err(db)
 }
