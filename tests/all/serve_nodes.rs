@@ -85,3 +85,60 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
     one.shutdown().await.unwrap();
     two.shutdown().await.unwrap();
 }
+
+/// A web message accepted by one node while another holds the
+/// conversation's lease: the other runs it, and the answer reaches the
+/// request through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
+    let url = crate::pg::database().await;
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config_with_rate(
+        bot.path(),
+        &data.path().join("data"),
+        "http://127.0.0.1:9/",
+        100,
+    );
+    config.bots[0].channels.web = Some(Default::default());
+    config.store.postgres = Some(PostgresConfig {
+        url: Some(url),
+        pool: 4,
+        lease_seconds: 1,
+    });
+    let one = Server::start(&config).await.unwrap();
+    let two = Server::start(&config).await.unwrap();
+    let mut web = crate::serve_web::Web::new(&format!("http://{}", one.addr), None);
+    let session = web.session("test").await;
+    let claims = sandbot::channels::web_session::verify(
+        &one.state.web_key,
+        "test",
+        &session,
+        sandbot::store::now_ms() / 1000,
+    )
+    .unwrap();
+    // Node two holds the conversation for a minute.
+    let held = two
+        .state
+        .store
+        .lease("test", &claims.c, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(held.is_some());
+    let (status, answer) = web.send("test", json!({"introMessage": {}})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["messages"][0]["config"]["textMessages"][0]["text"],
+        "Hi"
+    );
+    let usage = |s: &Server| {
+        s.state
+            .metrics
+            .tenant("one")
+            .get("test")
+            .map_or(0, |u| u.turns)
+    };
+    assert_eq!((usage(&one), usage(&two)), (0, 1), "node two ran the turn");
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+}

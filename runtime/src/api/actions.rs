@@ -20,7 +20,7 @@ use crate::channels::webhook;
 use crate::flow::postback;
 use crate::flow::{Inbound, InboundKind};
 use crate::serve::error::AppError;
-use crate::serve::inbox::{ANSWER_WITHIN, Job, Outcome, accept};
+use crate::serve::inbox::{ANSWER_WITHIN, Job, accept};
 use crate::serve::state::{AppState, Deployment};
 use crate::store::{InboxClaim, StoreError};
 
@@ -111,10 +111,12 @@ pub async fn run(
         reply: waiting.key.clone(),
     };
     accept(state, bot_id, None, job).await?;
-    match tokio::time::timeout(ANSWER_WITHIN, &mut waiting.answer).await {
-        Ok(Ok(Outcome::Actions(Some(done)))) => Ok(done),
-        Ok(Ok(_)) => Err(unknown()),
-        _ => Err(AppError::new(
+    match waiting.outcome(state.store.as_ref(), ANSWER_WITHIN).await {
+        Some(mut v) if v.get("done").is_some() => {
+            serde_json::from_value(v["done"].take()).map_err(AppError::internal)
+        }
+        Some(_) => Err(unknown()),
+        None => Err(AppError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "the action is accepted but has not run yet; it will",
         )),

@@ -80,7 +80,7 @@ pub struct ActionsRequest {
     pub go_to_dialogstate: Option<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionsResponse {
     pub messages_sent: usize,

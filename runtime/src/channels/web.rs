@@ -24,7 +24,7 @@ use super::webhook::{bearer, parse};
 use crate::flow::{InboundKind, postback};
 use crate::serve::config::{RateLimit, WebChannel};
 use crate::serve::error::AppError;
-use crate::serve::inbox::{ANSWER_WITHIN, Job, Outcome, accept, random_id};
+use crate::serve::inbox::{ANSWER_WITHIN, Job, accept, random_id};
 use crate::serve::state::{AppState, Deployment};
 use crate::store::now_ms;
 
@@ -342,29 +342,20 @@ pub async fn message(
         reply: waiting.key.clone(),
     };
     accept(&state, &bot_id, None, job).await?;
-    let out = match tokio::time::timeout(ANSWER_WITHIN, &mut waiting.answer).await {
-        Ok(Ok(Outcome::Turn(out))) => out,
-        _ => {
-            return Err(AppError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the message is accepted but its turn has not finished yet; its answer will be in the conversation",
-            ));
-        }
+    let Some(mut out) = waiting.outcome(state.store.as_ref(), ANSWER_WITHIN).await else {
+        return Err(AppError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the message is accepted but its turn has not finished yet; its answer will be in the conversation",
+        ));
     };
     let (session, expires) = session_token(&state, web, &bot_id, &claims.c, claims.d);
-    let mut answer = json!({ "messages": out.messages, "session": session, "expiresAt": expires });
+    let mut answer =
+        json!({ "messages": out["messages"].take(), "session": session, "expiresAt": expires });
     let tenant_token = headers
         .get("x-sandbot-tenant-token")
         .and_then(|t| t.to_str().ok());
     if d.version == "DRAFT" && state.authorized(&bot_id, tenant_token) {
-        answer["emulator"] = json!({
-            "block": out.session["internal"]["currentDialogstate"],
-            "waiting": out.waiting,
-            "session": out.session,
-            "actions": out.actions,
-            "errors": out.events.iter().filter_map(|e| e.get("error")).collect::<Vec<_>>(),
-            "nlp": out.nlp,
-        });
+        answer["emulator"] = out["emulator"].take();
     }
     let mut response = Json(answer).into_response();
     cors(web, &headers, &mut response);

@@ -9,16 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::error::AppError;
 use super::state::AppState;
 use crate::api::actions::{self, RestAction};
-use crate::api::types::ActionsResponse;
 use crate::channels::{sinch, webhook};
 use crate::flow::{Inbound, TurnOutput};
-use crate::store::{Accepted, Backlog, InboxClaim, InboxEntry, StoreError, now_ms};
+use crate::store::{Accepted, Backlog, InboxClaim, InboxEntry, Store, StoreError, now_ms};
 
 /// What a turn runs for an inbox entry, per channel: enough to answer on
 /// the same channel after a restart.
@@ -63,11 +62,20 @@ impl Job {
 /// How long a request waits for its turn (the message is durable either way).
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
-/// What a waiting request gets.
-pub enum Outcome {
-    Turn(Box<TurnOutput>),
-    /// A REST action's answer; `None` when the conversation is gone.
-    Actions(Option<ActionsResponse>),
+/// What a waiting web request gets: the turn's messages and the emulator's
+/// data (the request decides whether to show it).
+fn web_outcome(out: &TurnOutput) -> Value {
+    json!({
+        "messages": out.messages,
+        "emulator": {
+            "block": out.session["internal"]["currentDialogstate"],
+            "waiting": out.waiting,
+            "session": out.session,
+            "actions": out.actions,
+            "errors": out.events.iter().filter_map(|e| e.get("error")).collect::<Vec<_>>(),
+            "nlp": out.nlp,
+        },
+    })
 }
 
 /// Seconds a refused sender is asked to wait.
@@ -306,7 +314,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
         Job::Web { mut inbound, reply } => {
             inbound.inbox = Some(claim);
             let out = state.turn(d, inbound, |_, _| Vec::new()).await?;
-            state.replies.send(&reply, Outcome::Turn(Box::new(out)));
+            answer(state, &reply, web_outcome(&out)).await;
         }
         Job::Rest {
             conversation,
@@ -317,22 +325,57 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
             if done.is_none() {
                 state.store.inbox_discard(bot, &conversation, id).await?;
             }
-            state.replies.send(&reply, Outcome::Actions(done));
+            let outcome = match done {
+                Some(done) => json!({ "done": done }),
+                None => json!({ "gone": true }),
+            };
+            answer(state, &reply, outcome).await;
         }
     }
     state.deliveries.notify_one();
     Ok(())
 }
 
-/// Requests waiting for the outcome of their turn (the web chat), by key.
+/// Hands a turn's outcome to the request waiting for it: here, or through
+/// the store when the request waits on another node.
+async fn answer(state: &AppState, key: &str, outcome: Value) {
+    if let Some(outcome) = state.replies.send(key, outcome)
+        && let Err(e) = state.store.put_reply(key, &outcome).await
+    {
+        tracing::warn!(%e, "leaving a reply for another node");
+    }
+}
+
+/// Requests waiting for the outcome of their turn (web chat, REST
+/// actions), by key.
 #[derive(Default)]
-pub struct Replies(Mutex<HashMap<String, oneshot::Sender<Outcome>>>);
+pub struct Replies(Mutex<HashMap<String, oneshot::Sender<Value>>>);
 
 /// Stops waiting when dropped (the request ended).
 pub struct Waiting<'a> {
     replies: &'a Replies,
     pub key: String,
-    pub answer: oneshot::Receiver<Outcome>,
+    answer: oneshot::Receiver<Value>,
+}
+
+impl Waiting<'_> {
+    /// The outcome, from this node or (several nodes) another one that ran
+    /// the turn; `None` after `within`.
+    pub async fn outcome(&mut self, store: &dyn Store, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            tokio::select! {
+                got = &mut self.answer => return got.ok(),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            if let Ok(Some(v)) = store.take_reply(&self.key).await {
+                return Some(v);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+        }
+    }
 }
 
 impl Drop for Waiting<'_> {
@@ -358,9 +401,12 @@ impl Replies {
         }
     }
 
-    fn send(&self, key: &str, out: Outcome) {
-        if let Some(tx) = self.0.lock().expect("not poisoned").remove(key) {
-            let _ = tx.send(out);
+    /// Gives `out` to the request waiting here; back when none does.
+    fn send(&self, key: &str, out: Value) -> Option<Value> {
+        let waiting = self.0.lock().expect("not poisoned").remove(key);
+        match waiting {
+            Some(tx) => tx.send(out).err(),
+            None => Some(out),
         }
     }
 }

@@ -330,6 +330,14 @@ impl Store for EmbeddedStore {
         Ok(None)
     }
 
+    async fn put_reply(&self, _: &str, _: &Value) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn take_reply(&self, _: &str) -> Result<Option<Value>, StoreError> {
+        Ok(None)
+    }
+
     async fn count_request(&self, _: &str, _: u64) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }

@@ -238,6 +238,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every node's recorded figures of `tenant` as (bot, figures) rows, or
     /// `None` where one process owns the store (its own figures are all).
     async fn usage(&self, tenant: &str) -> Result<Option<Vec<(String, Value)>>, StoreError>;
+    /// Leaves a turn's outcome for a request waiting on another node.
+    async fn put_reply(&self, key: &str, outcome: &Value) -> Result<(), StoreError>;
+    /// Takes the outcome left for `key`, if any (nothing where one process
+    /// owns the store: its requests get theirs directly).
+    async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -377,6 +377,32 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn put_reply(&self, key: &str, outcome: &Value) -> Result<(), StoreError> {
+        // Replies nobody took within a minute (their request gave up) go.
+        sqlx::query(
+            "WITH stale AS (DELETE FROM replies WHERE at_ms < $3)
+             INSERT INTO replies (key, outcome, at_ms) VALUES ($1, $2, $4)
+             ON CONFLICT (key) DO UPDATE SET outcome = EXCLUDED.outcome",
+        )
+        .bind(key)
+        .bind(Json(outcome))
+        .bind(now_ms() as i64 - 60_000)
+        .bind(now_ms() as i64)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(db)
+    }
+
+    async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query("DELETE FROM replies WHERE key = $1 RETURNING outcome")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get::<Json<Value>, _>(0).0))
+    }
+
     async fn count_request(&self, key: &str, window: u64) -> Result<Option<u64>, StoreError> {
         let n: i64 = sqlx::query(
             "INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1)
