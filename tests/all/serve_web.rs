@@ -94,6 +94,17 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("const BOT = \"meetups\"") && html.contains("<title>Meetup finder"));
+    let index = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index
+            .text()
+            .await
+            .unwrap()
+            .contains("<a href=\"/chat/meetups\">Meetup finder</a>")
+    );
+    let icon = reqwest::get(format!("{base}/favicon.ico")).await.unwrap();
+    assert_eq!(icon.status(), 204);
     assert_eq!(
         reqwest::get(format!("{base}/chat/nope"))
             .await

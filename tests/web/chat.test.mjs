@@ -40,7 +40,18 @@ test("a conversation with the meetups bot, clicked through", async () => {
     assert.match(await action.textContent(), /code meetups\.js @lookup: ok · fuel \d+ · [\d.]+ ms/);
     assert.match(await page.locator("#emu-session").textContent(), /"month": "June"/);
 
-    await page.getByRole("button", { name: "Done" }).click();
+    // Carousels keep their height once the log scrolls (they used to collapse to 0 px).
+    const height = async () => (await page.locator(".cards").first().boundingBox()).height;
+    const before = await height();
+    for (let n = 0; n < 6; n++) {
+      await page.getByLabel("message").fill(`hello ${n}`);
+      await page.getByRole("button", { name: "Send" }).click();
+      await page.locator(".msg.user", { hasText: `hello ${n}` }).waitFor();
+    }
+    await page.locator(".msg.bot").last().waitFor();
+    assert.ok(before > 100, `a carousel is ${before} px high`);
+    assert.equal(await height(), before, "the first carousel keeps its height");
+    await page.getByRole("button", { name: "Done" }).first().click();
     await page.locator(".media img").waitFor();
     await page.screenshot({ path: process.env.SCREENSHOT || "/tmp/sandbot-web-chat.png", fullPage: true });
   } finally {

@@ -50,6 +50,27 @@ fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppE
         .ok_or_else(|| AppError::not_found(format!("no web chat for bot `{bot_id}`")))
 }
 
+/// `GET /`: a page linking the web chats this server offers.
+pub async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
+    let clean = |s: &str| s.replace(['<', '>', '&', '"'], "");
+    let mut bots: Vec<(String, String)> = state
+        .bots
+        .iter()
+        .filter(|(_, d)| d.web.is_some())
+        .map(|(id, d)| (clean(id), clean(&d.bot().file.name)))
+        .collect();
+    bots.sort();
+    let items: String = bots
+        .iter()
+        .map(|(id, name)| format!("<li><a href=\"/chat/{id}\">{name}</a></li>"))
+        .collect();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Sandbot</title>\
+         <body style=\"font-family:system-ui,sans-serif;margin:40px\"><h1>Sandbot</h1>\
+         <p>Web chats on this server:</p><ul>{items}</ul></body></html>"
+    ))
+}
+
 /// The chat page; other sites may frame it only when the bot lists them.
 pub async fn page(
     State(state): State<Arc<AppState>>,

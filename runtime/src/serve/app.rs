@@ -15,6 +15,8 @@ pub const MAX_BODY_BYTES: usize = 256 << 10;
 
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(web::index))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
