@@ -36,10 +36,61 @@ const MAX_BATCH: usize = 512;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A turn's commit, serialized on the caller's thread so the one writer
+/// thread only inserts (the commit path's CPU spreads over the workers).
+struct Encoded {
+    key: String,
+    bot: String,
+    state: Vec<u8>,
+    transcript: Vec<(u64, Vec<u8>)>,
+    postbacks: Vec<(String, Vec<u8>)>,
+    /// Deliveries without their id (the key is the id).
+    outbox: Vec<Vec<u8>>,
+    entry: Option<u64>,
+}
+
+impl Encoded {
+    fn new(c: &TurnCommit) -> Result<Self, StoreError> {
+        Ok(Self {
+            key: key(&c.bot, &c.conversation),
+            bot: c.bot.clone(),
+            state: json(&c.state)?,
+            transcript: c
+                .transcript
+                .iter()
+                .map(|e| Ok((e.seq, json(e)?)))
+                .collect::<Result<_, StoreError>>()?,
+            postbacks: c
+                .postbacks
+                .iter()
+                .map(|(id, t)| Ok((id.clone(), json(t)?)))
+                .collect::<Result<_, StoreError>>()?,
+            outbox: c
+                .outbox
+                .iter()
+                .map(json)
+                .collect::<Result<_, StoreError>>()?,
+            entry: c.inbox.and_then(|claim| claim.entry),
+        })
+    }
+}
+
+/// An inbound message, serialized on the caller's thread (id 0: the key is the id).
+struct EncodedEntry {
+    key: String,
+    tenant: String,
+    dedupe: Option<String>,
+    bytes: Vec<u8>,
+}
+
+fn json(v: &impl serde::Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(StoreError::new)
+}
+
 /// A write for the writer thread.
 enum Op {
-    Commit(TurnCommit, Reply<()>),
-    Enqueue(InboxEntry, Backlog, Reply<Accepted>),
+    Commit(Encoded, Reply<()>),
+    Enqueue(EncodedEntry, Backlog, Reply<Accepted>),
     Discard(String, u64, Reply<()>),
     /// Delivery outcomes: (delivered or given up, (id, attempts, not before)).
     Settle(Vec<u64>, Vec<(u64, u32, u64)>, Reply<()>),
@@ -215,44 +266,36 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
         for op in batch {
             match op {
                 Op::Commit(c, _) => {
-                    let k = key(&c.bot, &c.conversation);
-                    let state = serde_json::to_vec(&c.state).map_err(|e| e.to_string())?;
+                    let k = c.key.as_str();
                     conversations
-                        .insert(k.as_str(), state.as_slice())
+                        .insert(k, c.state.as_slice())
                         .map_err(|e| e.to_string())?;
-                    for entry in &c.transcript {
-                        let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+                    for (seq, bytes) in &c.transcript {
                         transcripts
-                            .insert((k.as_str(), entry.seq), bytes.as_slice())
+                            .insert((k, *seq), bytes.as_slice())
                             .map_err(|e| e.to_string())?;
                     }
-                    for d in &c.outbox {
-                        let d = Delivery {
-                            id: w.next_delivery,
-                            ..d.clone()
-                        };
-                        w.next_delivery += 1;
-                        let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+                    for bytes in &c.outbox {
                         outbox
-                            .insert(d.id, bytes.as_slice())
+                            .insert(w.next_delivery, bytes.as_slice())
                             .map_err(|e| e.to_string())?;
+                        w.next_delivery += 1;
                     }
-                    for (id, target) in &c.postbacks {
+                    for (id, bytes) in &c.postbacks {
                         let pk = key(&c.bot, id);
-                        let bytes = serde_json::to_vec(target).map_err(|e| e.to_string())?;
                         postbacks
                             .insert(pk.as_str(), bytes.as_slice())
                             .map_err(|e| e.to_string())?;
                     }
-                    if let Some(entry) = c.inbox.and_then(|claim| claim.entry) {
-                        inbox::done(&mut inbox, &mut w.counts, &k, entry)?;
+                    if let Some(entry) = c.entry {
+                        inbox::done(&mut inbox, &mut w.counts, k, entry)?;
                     }
                 }
                 Op::Discard(k, id, _) => inbox::done(&mut inbox, &mut w.counts, k, *id)?,
                 Op::Settle(done, retry, _) => outbox::settle(&mut outbox, done, retry)?,
                 Op::Enqueue(entry, backlog, _) => {
-                    let k = key(&entry.bot, &entry.conversation);
-                    if let Some(full) = w.counts.full(&k, &entry.tenant, *backlog) {
+                    let k = entry.key.as_str();
+                    if let Some(full) = w.counts.full(k, &entry.tenant, *backlog) {
                         accepted.push(full);
                         continue;
                     }
@@ -265,17 +308,13 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
                         accepted.push(Accepted::Duplicate);
                         continue;
                     }
-                    let entry = InboxEntry {
-                        id: w.next_entry,
-                        ..entry.clone()
-                    };
+                    let id = w.next_entry;
                     w.next_entry += 1;
-                    let bytes = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
                     inbox
-                        .insert((k.as_str(), entry.id), bytes.as_slice())
+                        .insert((k, id), entry.bytes.as_slice())
                         .map_err(|e| e.to_string())?;
-                    w.counts.add(&k, &entry.tenant);
-                    accepted.push(Accepted::Queued(entry.id));
+                    w.counts.add(k, &entry.tenant);
+                    accepted.push(Accepted::Queued(id));
                 }
             }
         }
@@ -305,11 +344,24 @@ impl Store for EmbeddedStore {
     }
 
     fn commit(&self, commit: TurnCommit) -> CommitFuture {
-        self.write(|done| Op::Commit(commit, done))
+        match Encoded::new(&commit) {
+            Ok(encoded) => self.write(|done| Op::Commit(encoded, done)),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {
-        self.write(|done| Op::Enqueue(entry, backlog, done))
+        let bytes = match serde_json::to_vec(&entry) {
+            Ok(b) => b,
+            Err(e) => return Box::pin(async move { Err(StoreError::new(e)) }),
+        };
+        let encoded = EncodedEntry {
+            key: key(&entry.bot, &entry.conversation),
+            tenant: entry.tenant,
+            dedupe: entry.dedupe,
+            bytes,
+        };
+        self.write(|done| Op::Enqueue(encoded, backlog, done))
     }
 
     /// One process owns the file: its dispatcher runs a conversation's turns
@@ -364,10 +416,11 @@ impl Store for EmbeddedStore {
             .map_err(StoreError::new)?;
         match range.next() {
             Some(item) => {
-                let (_, v) = item.map_err(StoreError::new)?;
-                Ok(Some(
-                    serde_json::from_slice(v.value()).map_err(StoreError::new)?,
-                ))
+                let (k, v) = item.map_err(StoreError::new)?;
+                let mut entry: InboxEntry =
+                    serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+                entry.id = k.value().1;
+                Ok(Some(entry))
             }
             None => Ok(None),
         }

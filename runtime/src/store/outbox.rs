@@ -22,8 +22,10 @@ impl EmbeddedStore {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for item in table.iter().map_err(StoreError::new)? {
-            let (_, v) = item.map_err(StoreError::new)?;
-            let d: Delivery = serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+            let (k, v) = item.map_err(StoreError::new)?;
+            let mut d: Delivery = serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+            // Written without it: the key is the id.
+            d.id = k.value();
             if seen.insert((d.bot.clone(), d.conversation.clone())) {
                 out.push(d);
                 if out.len() == limit {
@@ -48,6 +50,7 @@ impl EmbeddedStore {
                 };
                 let mut delivery: Delivery =
                     serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+                delivery.id = *id;
                 delivery.attempts = *attempts;
                 let letter = DeadLetter {
                     delivery,
