@@ -103,6 +103,11 @@ async fn auth_matrix_and_rate_limit_headers() {
     let (status, headers, body) = api.call("GET", path, Some("token-one"), None).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(headers["x-ratelimit-remaining"], "0");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=3600).contains(&retry),
+        "Retry-After in seconds: {retry}"
+    );
     // Another token has its own window.
     assert_eq!(api.call("GET", path, Some("token-two"), None).await.0, 404);
     assert_eq!(
@@ -154,6 +159,11 @@ async fn conversations_messages_session_actions_and_extract() {
         api.get("/v1/bots/test/conversations?version=DRAFT").await.0,
         404,
         "deployed LIVE"
+    );
+    let (s, bad) = api.get("/v1/bots/test/conversations?version=FOO").await;
+    assert_eq!(
+        (s, bad["error"].as_str()),
+        (400, Some("`version` is DRAFT or LIVE, not `FOO`"))
     );
 
     let (s, msgs) = api

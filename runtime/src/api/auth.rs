@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -38,12 +38,12 @@ pub async fn authenticate(
         req.extensions_mut().insert(TenantId(tenant.id.clone()));
         next.run(req).await
     } else {
-        AppError::new(
-            StatusCode::TOO_MANY_REQUESTS,
+        AppError::too_many(
             format!(
                 "rate limit of {} requests per window reached; retry after {}",
                 rate.limit, rate.reset
             ),
+            rate.reset.saturating_sub(now).max(1),
         )
         .into_response()
     };
@@ -75,6 +75,9 @@ pub fn deployment<'s>(
         .filter(|d| d.tenant == tenant.0)
         .ok_or_else(|| AppError::not_found(format!("no bot `{bot_id}`")))?;
     match version {
+        Some(v) if !["DRAFT", "LIVE"].iter().any(|k| v.eq_ignore_ascii_case(k)) => Err(
+            AppError::bad_request(format!("`version` is DRAFT or LIVE, not `{v}`")),
+        ),
         Some(v) if !v.eq_ignore_ascii_case(d.version) => Err(AppError::not_found(format!(
             "bot `{bot_id}` is deployed as {}, not {v}",
             d.version
