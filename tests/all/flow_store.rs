@@ -205,17 +205,10 @@ async fn a_commit_is_all_or_nothing() {
                 "pb_x".into(),
                 json!({"nextDialogstateId": "n", "params": []}),
             )],
-            outbox: vec![sandbot::store::Delivery {
-                id: 0,
-                bot: "b".into(),
-                conversation: "c".into(),
-                url: "http://127.0.0.1:9/hook".into(),
-                headers: Vec::new(),
-                auth: None,
-                body: json!({"message": {"text": "hi"}}),
-                attempts: 0,
-                not_before_ms: 0,
-            }],
+            outbox: vec![crate::store_conformance::delivery(
+                "c",
+                json!({"message": {"text": "hi"}}),
+            )],
             inbox: None,
         })
         .await

@@ -82,7 +82,12 @@ impl Hooks {
 
 /// Tenants `a` and `b` (tokens `token-a`, `token-b`), one bot each, whose
 /// webhook channels deliver to `{base}/a` and `{base}/b`.
-fn config(dir: &std::path::Path, base: &str, delivery: &str) -> ServeConfig {
+/// The config, and the bot folders (kept as long as the returned guards).
+fn config(
+    dir: &std::path::Path,
+    base: &str,
+    delivery: &str,
+) -> (ServeConfig, [tempfile::TempDir; 2]) {
     let (a, b) = (write_bot("", BLOCKS, &[]), write_bot("", BLOCKS, &[]));
     for (bot, id) in [(&a, "bot-a"), (&b, "bot-b")] {
         std::fs::write(
@@ -111,10 +116,12 @@ bots:
     );
     let path = dir.join("serve.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let config = ServeConfig::load(&path).unwrap();
-    // The bot folders are read at start; keep them until then.
-    std::mem::forget((a, b));
-    config
+    (ServeConfig::load(&path).unwrap(), [a, b])
+}
+
+/// The JSON body of an answer.
+async fn body(res: reqwest::Response) -> Value {
+    serde_json::from_str(&res.text().await.unwrap()).unwrap()
 }
 
 async fn intro(addr: &str, channel: &str, token: &str, conversation: &str) {
@@ -131,9 +138,8 @@ async fn a_slow_receiver_holds_back_only_its_own_conversations() {
     let base = hooks.start().await;
     hooks.0.lock().unwrap().delay = Some(("a".into(), Duration::from_secs(3)));
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&config(dir.path(), &base, "{}"))
-        .await
-        .unwrap();
+    let (serve, _bots) = config(dir.path(), &base, "{}");
+    let server = Server::start(&serve).await.unwrap();
     let addr = server.addr.to_string();
     for c in 0..3 {
         intro(&addr, "hook-a", "token-a", &format!("a{c}")).await;
@@ -172,9 +178,8 @@ async fn a_failing_receiver_with_a_backlog_does_not_stop_other_tenants() {
     let base = hooks.start().await;
     hooks.0.lock().unwrap().failing.push("a".into());
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&config(dir.path(), &base, "{}"))
-        .await
-        .unwrap();
+    let (serve, _bots) = config(dir.path(), &base, "{}");
+    let server = Server::start(&serve).await.unwrap();
     let addr = server.addr.to_string();
     for _ in 0..600 {
         intro(&addr, "hook-a", "token-a", "a-backlog").await;
@@ -214,9 +219,8 @@ async fn a_long_outage_loses_nothing_and_dead_letters_can_be_requeued() {
     hooks.0.lock().unwrap().failing.push("a".into());
     let dir = tempfile::tempdir().unwrap();
     let delivery = "{ firstRetryMs: 10, maxRetryMs: 40, giveUpAfterSeconds: 60 }";
-    let server = Server::start(&config(dir.path(), &base, delivery))
-        .await
-        .unwrap();
+    let (serve, _bots) = config(dir.path(), &base, delivery);
+    let server = Server::start(&serve).await.unwrap();
     let addr = server.addr.to_string();
     intro(&addr, "hook-a", "token-a", "a1").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -243,9 +247,8 @@ async fn a_long_outage_loses_nothing_and_dead_letters_can_be_requeued() {
 
     let dir = tempfile::tempdir().unwrap();
     let delivery = "{ giveUpAfterSeconds: 0 }";
-    let server = Server::start(&config(dir.path(), &base, delivery))
-        .await
-        .unwrap();
+    let (serve, _bots) = config(dir.path(), &base, delivery);
+    let server = Server::start(&serve).await.unwrap();
     let addr = server.addr.to_string();
     hooks.0.lock().unwrap().failing.push("b".into());
     intro(&addr, "hook-b", "token-b", "b1").await;
@@ -260,7 +263,7 @@ async fn a_long_outage_loses_nothing_and_dead_letters_can_be_requeued() {
         let res = api("/v1/deliveries/dead", "token-b", reqwest::Method::GET)
             .await
             .unwrap();
-        let v: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        let v = body(res).await;
         if v["data"].as_array().unwrap().len() == 2 {
             break v;
         }
@@ -275,15 +278,12 @@ async fn a_long_outage_loses_nothing_and_dead_letters_can_be_requeued() {
     assert_eq!(first["reason"], "answered 500 Internal Server Error");
     assert_eq!(first["body"]["message"]["text"], "Hi");
     // Another tenant sees none of them and cannot re-queue them.
-    let other: Value = serde_json::from_str(
-        &api("/v1/deliveries/dead", "token-a", reqwest::Method::GET)
-            .await
-            .unwrap()
-            .text()
+    let other = body(
+        api("/v1/deliveries/dead", "token-a", reqwest::Method::GET)
             .await
             .unwrap(),
     )
-    .unwrap();
+    .await;
     assert_eq!(other["data"], json!([]));
     let id = first["id"].as_u64().unwrap();
     let path = format!("/v1/deliveries/dead/{id}/requeue");
@@ -316,15 +316,12 @@ async fn a_long_outage_loses_nothing_and_dead_letters_can_be_requeued() {
     );
     let last = hooks.0.lock().unwrap().got.last().unwrap().1.clone();
     assert_eq!(last["message"]["text"], "Hi");
-    let left: Value = serde_json::from_str(
-        &api("/v1/deliveries/dead", "token-b", reqwest::Method::GET)
-            .await
-            .unwrap()
-            .text()
+    let left = body(
+        api("/v1/deliveries/dead", "token-b", reqwest::Method::GET)
             .await
             .unwrap(),
     )
-    .unwrap();
+    .await;
     assert_eq!(left["data"].as_array().unwrap().len(), 1);
     server.shutdown().await.unwrap();
 }

@@ -86,6 +86,21 @@ fn commit_done(conv: &str, inbox: u64) -> TurnCommit {
     }
 }
 
+/// A delivery of bot `b` to a closed local port, with `body`.
+pub fn delivery(conversation: &str, body: serde_json::Value) -> Delivery {
+    Delivery {
+        id: 0,
+        bot: "b".into(),
+        conversation: conversation.into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        headers: Vec::new(),
+        auth: None,
+        body,
+        attempts: 0,
+        not_before_ms: 0,
+    }
+}
+
 /// Runs entry `id`'s turn as a node does: under the conversation's lease.
 async fn finish(store: &dyn Store, conv: &str, id: u64) {
     let epoch = store
@@ -219,15 +234,8 @@ async fn turns_and_outbox(b: &Backend) {
         event: json!({"user": format!("x{seq}")}),
     };
     let delivery = |text: &str| Delivery {
-        id: 0,
-        bot: "b".into(),
-        conversation: "c".into(),
-        url: "http://127.0.0.1:9/hook".into(),
         headers: vec![("x-a".into(), "1".into())],
-        auth: None,
-        body: json!({"message": {"text": text}}),
-        attempts: 0,
-        not_before_ms: 0,
+        ..delivery("c", json!({"message": {"text": text}}))
     };
     let commit = TurnCommit {
         bot: "b".into(),
@@ -297,17 +305,7 @@ async fn turns_and_outbox(b: &Backend) {
 /// go) for the dead letters, listed per bot and re-queued in its place.
 async fn dead_letters(b: &Backend) {
     let store = b.open().await;
-    let delivery = |text: &str| Delivery {
-        id: 0,
-        bot: "b".into(),
-        conversation: "c".into(),
-        url: "http://127.0.0.1:9/".into(),
-        headers: Vec::new(),
-        auth: None,
-        body: json!({"text": text}),
-        attempts: 0,
-        not_before_ms: 0,
-    };
+    let delivery = |text: &str| delivery("c", json!({"text": text}));
     let mut c = commit_done("c", 0);
     c.inbox = None;
     c.outbox = vec![delivery("one"), delivery("two")];
@@ -455,17 +453,7 @@ async fn postgres_leases_fence_a_node_that_lost_its_lease() {
     // Deliveries: claimed by one node, not handed to the other until the claim runs out.
     let mut with_delivery = commit_done("d", 0);
     with_delivery.inbox = None;
-    with_delivery.outbox = vec![Delivery {
-        id: 0,
-        bot: "b".into(),
-        conversation: "d".into(),
-        url: "http://127.0.0.1:9/".into(),
-        headers: Vec::new(),
-        auth: None,
-        body: json!({}),
-        attempts: 0,
-        not_before_ms: 0,
-    }];
+    with_delivery.outbox = vec![delivery("d", json!({}))];
     one.commit(with_delivery).await.unwrap();
     assert_eq!(one.outbox(10).await.unwrap().len(), 1);
     assert!(two.outbox(10).await.unwrap().is_empty(), "claimed by one");

@@ -113,33 +113,25 @@ pub async fn accept(
         .enqueue(entry, backlog)
         .await
         .map_err(AppError::internal)?;
-    match accepted {
-        Accepted::Queued(_) => wake(state, bot_id, &conversation),
-        Accepted::Duplicate => {}
-        Accepted::Full { conversation: true } => {
-            state.metrics.refused(&d.tenant, bot_id);
-            return Err(AppError::too_many(
-                format!(
-                    "conversation `{conversation}` has {} messages waiting for their turn; retry later",
-                    limit.conversation
-                ),
-                RETRY_AFTER_S,
-            ));
+    let full = match accepted {
+        Accepted::Queued(_) => {
+            wake(state, bot_id, &conversation);
+            return Ok(accepted);
         }
+        Accepted::Duplicate => return Ok(accepted),
+        Accepted::Full { conversation: true } => format!(
+            "conversation `{conversation}` has {} messages waiting for their turn; retry later",
+            limit.conversation
+        ),
         Accepted::Full {
             conversation: false,
-        } => {
-            state.metrics.refused(&d.tenant, bot_id);
-            return Err(AppError::too_many(
-                format!(
-                    "tenant `{}` has {} messages waiting for their turn; retry later",
-                    d.tenant, limit.tenant
-                ),
-                RETRY_AFTER_S,
-            ));
-        }
-    }
-    Ok(accepted)
+        } => format!(
+            "tenant `{}` has {} messages waiting for their turn; retry later",
+            d.tenant, limit.tenant
+        ),
+    };
+    state.metrics.refused(&d.tenant, bot_id);
+    Err(AppError::too_many(full, RETRY_AFTER_S))
 }
 
 /// Makes sure a worker drains the conversation's inbox.
