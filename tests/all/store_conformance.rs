@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandbot::store::{
-    Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, InboxClaim, InboxEntry,
+    Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, InboxClaim, InboxEntry, Next,
     PostgresOptions, PostgresStore, Store, TranscriptEntry, TurnCommit, now_ms,
 };
 use serde_json::json;
@@ -154,6 +154,47 @@ async fn inbox_order_and_done(b: &Backend) {
     let later = queued(store.as_ref(), entry("t", "a", "3", None), ROOMY).await;
     assert!(later > 0);
     assert_eq!(store.inbox_next("b", "a").await.unwrap().unwrap().id, later);
+}
+
+/// The worker's step: the next entry under the lease, in order, the same
+/// epoch while it holds on; `Empty` (lease given up) once none is waiting.
+async fn take_next_in_order(b: &Backend) {
+    let store = b.open().await;
+    let ttl = Duration::from_secs(30);
+    let first = queued(store.as_ref(), entry("t", "n", "1", None), ROOMY).await;
+    let second = queued(store.as_ref(), entry("t", "n", "2", None), ROOMY).await;
+    let mut epochs = Vec::new();
+    for id in [first, second] {
+        let Next::Entry {
+            epoch,
+            entry,
+            state,
+        } = store.take_next("b", "n", ttl).await.unwrap()
+        else {
+            panic!("entry {id} is waiting");
+        };
+        assert_eq!((entry.id, entry.tenant.as_str()), (id, "t"));
+        // A store that reads the state with the entry reads the latest commit.
+        if let Some(read) = state {
+            assert_eq!(read.is_some(), id == second, "state read with entry {id}");
+        }
+        let mut c = commit_done("n", id);
+        c.inbox = Some(InboxClaim {
+            entry: Some(id),
+            epoch,
+        });
+        store.commit(c).await.unwrap();
+        epochs.push(epoch);
+    }
+    assert_eq!(epochs[0], epochs[1], "the lease is kept between turns");
+    assert!(matches!(
+        store.take_next("b", "n", ttl).await.unwrap(),
+        Next::Empty
+    ));
+    assert!(matches!(
+        store.take_next("b", "other", ttl).await.unwrap(),
+        Next::Empty
+    ));
 }
 
 /// A message id accepted once is a duplicate afterwards, also after its turn
@@ -381,6 +422,61 @@ async fn postgres_turns_and_outbox() {
 async fn postgres_inbox_order_and_done() {
     let b = postgres(Duration::from_secs(30)).await;
     inbox_order_and_done(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_take_next_in_order() {
+    take_next_in_order(&postgres(Duration::from_secs(30)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_take_next_in_order() {
+    let (_dir, b) = embedded();
+    take_next_in_order(&b).await;
+}
+
+/// Two nodes: the one that holds the lease gets the entries (also those
+/// accepted by the other), the other is `Busy`; once it finds nothing
+/// waiting the lease is free for the other at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_take_next_between_nodes() {
+    let ttl = Duration::from_secs(30);
+    let b = postgres(ttl).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let id = queued(two.as_ref(), entry("t", "c", "1", None), ROOMY).await;
+    let Next::Entry {
+        epoch,
+        entry: taken,
+        ..
+    } = one.take_next("b", "c", ttl).await.unwrap()
+    else {
+        panic!("one takes the conversation");
+    };
+    assert_eq!(taken.id, id);
+    assert!(matches!(
+        two.take_next("b", "c", ttl).await.unwrap(),
+        Next::Busy
+    ));
+    let mut c = commit_done("c", id);
+    c.inbox = Some(InboxClaim {
+        entry: Some(id),
+        epoch,
+    });
+    one.commit(c).await.unwrap();
+    let later = queued(two.as_ref(), entry("t", "c", "2", None), ROOMY).await;
+    let Next::Entry { entry: taken, .. } = one.take_next("b", "c", ttl).await.unwrap() else {
+        panic!("accepted by two, run by one while it holds the lease");
+    };
+    assert_eq!(taken.id, later);
+    two.inbox_discard("b", "c", later).await.unwrap();
+    assert!(matches!(
+        one.take_next("b", "c", ttl).await.unwrap(),
+        Next::Empty
+    ));
+    let Some(e2) = two.lease("b", "c", ttl).await.unwrap() else {
+        panic!("given up: free for two at once");
+    };
+    assert!(e2 > epoch, "a new holder, a new epoch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

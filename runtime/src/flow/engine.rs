@@ -65,15 +65,15 @@ impl FlowEngine {
     async fn locked_turn(
         &self,
         bot: &Bot,
-        inbound: Inbound,
+        mut inbound: Inbound,
         outbox: impl FnOnce(&TurnOutput, &ConversationState) -> Vec<Delivery>,
     ) -> Result<TurnOutput, StoreError> {
         let now = now_ms();
-        let state = self
-            .store
-            .load(bot.id(), &inbound.conversation)
-            .await?
-            .unwrap_or_else(|| ConversationState::new(now));
+        let loaded = match inbound.state.take() {
+            Some(read) => read,
+            None => self.store.load(bot.id(), &inbound.conversation).await?,
+        };
+        let state = loaded.unwrap_or_else(|| ConversationState::new(now));
         let resolved = match &inbound.kind {
             InboundKind::Postback { payload, .. } => {
                 Resolved::Postback(self.postback(bot, payload).await?)

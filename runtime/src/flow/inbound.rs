@@ -93,6 +93,11 @@ pub struct Inbound {
     /// the turn's commit.
     #[serde(skip)]
     pub inbox: Option<crate::store::InboxClaim>,
+    /// The conversation's state as the store read it with the inbox entry,
+    /// under the lease (`Some(None)`: no session yet): the turn starts from
+    /// it instead of reading it again.
+    #[serde(skip)]
+    pub state: Option<Option<crate::store::ConversationState>>,
 }
 
 impl Inbound {
@@ -109,6 +114,7 @@ impl Inbound {
             session_data: Map::new(),
             internal: Map::new(),
             inbox: None,
+            state: None,
         }
     }
 

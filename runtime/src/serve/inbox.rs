@@ -17,7 +17,9 @@ use super::state::AppState;
 use crate::api::actions::{self, RestAction};
 use crate::channels::{sinch, webhook};
 use crate::flow::{Inbound, TurnOutput};
-use crate::store::{Accepted, Backlog, InboxClaim, InboxEntry, Store, StoreError, now_ms};
+use crate::store::{
+    Accepted, Backlog, ConversationState, InboxClaim, InboxEntry, Next, Store, StoreError, now_ms,
+};
 
 /// What a turn runs for an inbox entry, per channel: enough to answer on
 /// the same channel after a restart.
@@ -180,65 +182,43 @@ pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<
 /// the next sweep.
 const MAX_FAILURES: u32 = 3;
 
+/// Runs the conversation's entries in order, each under the lease (taken
+/// or renewed before each turn; a commit checks it anyway), until none is
+/// waiting, another node holds the lease, or the store keeps failing (the
+/// lease is then given up and the next sweep tries again).
 async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
+    let mut failures = 0;
     loop {
-        let epoch = match state.store.lease(&bot, &conversation, state.lease).await {
-            Ok(Some(epoch)) => epoch,
-            // Another node runs this conversation; it drains what we accepted.
-            Ok(None) => return,
+        let (epoch, entry, read) = match state
+            .store
+            .take_next(&bot, &conversation, state.lease)
+            .await
+        {
+            Ok(Next::Entry {
+                epoch,
+                entry,
+                state: read,
+            }) => (epoch, entry, read),
+            // Done; or another node runs this conversation (and what we accepted).
+            Ok(Next::Empty | Next::Busy) => return,
             Err(e) => {
-                tracing::error!(bot, conversation, %e, "taking the conversation's lease");
+                tracing::error!(bot, conversation, %e, "taking the conversation's next message");
                 return;
             }
         };
-        let emptied = work(&state, &bot, &conversation, epoch).await;
-        // A message accepted on another node while this one held the lease
-        // found the lease taken: it is this node's to run.
-        let waiting = match state.store.release(&bot, &conversation, epoch).await {
-            Ok(waiting) => waiting,
-            Err(e) => {
-                tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
-                false
-            }
+        let Err(e) = run(&state, entry, epoch, read).await else {
+            failures = 0;
+            continue;
         };
-        if !emptied || !waiting {
+        failures += 1;
+        tracing::error!(bot, conversation, %e, failures, "turn not committed");
+        if failures >= MAX_FAILURES {
+            if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
+                tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
+            }
             return;
         }
-    }
-}
-
-/// Runs the conversation's entries in order under the lease `epoch` (renewed
-/// as it goes); true once the inbox is empty, false when it stopped early
-/// (store failures, or the lease lost).
-async fn work(state: &Arc<AppState>, bot: &str, conversation: &str, mut epoch: u64) -> bool {
-    let mut failures = 0;
-    // Renewed once a third of it has passed (a commit checks it anyway).
-    let mut renewed = std::time::Instant::now();
-    loop {
-        let result = match state.store.inbox_next(bot, conversation).await {
-            Ok(None) => return true,
-            Ok(Some(entry)) => run(state, entry, epoch).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => failures = 0,
-            Err(e) => {
-                failures += 1;
-                tracing::error!(bot, conversation, %e, failures, "turn not committed");
-                if failures >= MAX_FAILURES {
-                    return false;
-                }
-                tokio::time::sleep(Duration::from_millis(200 << failures)).await;
-            }
-        }
-        if renewed.elapsed() < state.lease / 3 {
-            continue;
-        }
-        match state.store.lease(bot, conversation, state.lease).await {
-            Ok(Some(e)) => epoch = e,
-            _ => return false,
-        }
-        renewed = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(200 << failures)).await;
     }
 }
 
@@ -250,7 +230,12 @@ async fn drop_entry(state: &AppState, e: &InboxEntry, why: &str) -> Result<(), S
 }
 
 /// Runs the entry's turn; its commit marks the entry done.
-async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(), StoreError> {
+async fn run(
+    state: &Arc<AppState>,
+    entry: InboxEntry,
+    epoch: u64,
+    read: Option<Option<ConversationState>>,
+) -> Result<(), StoreError> {
     let (bot, conversation, id) = (&entry.bot, &entry.conversation, entry.id);
     let claim = InboxClaim {
         entry: Some(id),
@@ -272,6 +257,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
             mut inbound,
         } => {
             inbound.inbox = Some(claim);
+            inbound.state = read;
             let Some((_, channel)) = state.webhooks.get(&channel_id) else {
                 return drop_entry(state, &entry, "its channel is gone").await;
             };
@@ -286,6 +272,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
             channel_name,
         } => {
             inbound.inbox = Some(claim);
+            inbound.state = read;
             let Some((_, channel)) = state.sinch.get(&channel_id) else {
                 return drop_entry(state, &entry, "its channel is gone").await;
             };
@@ -305,6 +292,7 @@ async fn run(state: &Arc<AppState>, entry: InboxEntry, epoch: u64) -> Result<(),
         }
         Job::Web { mut inbound, reply } => {
             inbound.inbox = Some(claim);
+            inbound.state = read;
             let out = state.turn(d, inbound, |_, _| Vec::new()).await?;
             answer(state, &reply, web_outcome(&out)).await;
         }

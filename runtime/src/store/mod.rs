@@ -227,6 +227,34 @@ pub trait Store: Send + Sync + 'static {
     /// whether the conversation has entries waiting (accepted meanwhile,
     /// perhaps on a node that found the lease taken).
     async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<bool, StoreError>;
+    /// The step a conversation's worker takes before each turn: takes (or
+    /// renews) the lease and returns the oldest waiting entry; when none is
+    /// waiting, gives the lease up (`Empty`; a message accepted at the same
+    /// moment, on any node, is then taken by that node's worker). `Busy`
+    /// while another node holds the lease. Stores where these are separate
+    /// round trips can do it in one.
+    async fn take_next(
+        &self,
+        bot: &str,
+        conversation: &str,
+        ttl: Duration,
+    ) -> Result<Next, StoreError> {
+        loop {
+            let Some(epoch) = self.lease(bot, conversation, ttl).await? else {
+                return Ok(Next::Busy);
+            };
+            if let Some(entry) = self.inbox_next(bot, conversation).await? {
+                return Ok(Next::Entry {
+                    epoch,
+                    entry,
+                    state: None,
+                });
+            }
+            if !self.release(bot, conversation, epoch).await? {
+                return Ok(Next::Empty);
+            }
+        }
+    }
     /// Counts one request against the fixed window `key` (a hash) starting
     /// at `window` (epoch seconds): the count so far, this one included, so
     /// a limit holds across nodes. `None` when the store keeps no shared
@@ -245,6 +273,25 @@ pub trait Store: Send + Sync + 'static {
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What a conversation's worker finds before a turn ([`Store::take_next`]).
+/// (Returned once per turn and taken apart at once: not boxed.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Next {
+    /// Another node holds the conversation's lease (and runs its entries).
+    Busy,
+    /// Nothing waiting; the lease is given up.
+    Empty,
+    /// The oldest waiting entry, to run under the lease `epoch`; `state`
+    /// is the conversation's state when the store read it in the same step
+    /// (`Some(None)`: no session yet), so the turn need not read it again.
+    Entry {
+        epoch: u64,
+        entry: InboxEntry,
+        state: Option<Option<ConversationState>>,
+    },
 }
 
 /// Milliseconds since the Unix epoch.

@@ -4,19 +4,27 @@
 //! turns commit in parallel on the pool. Turns of a conversation run only
 //! under that conversation's lease (`leases`), and a commit checks the lease
 //! in its transaction: a node that lost its lease commits nothing.
+//!
+//! Accepting a message and committing a turn wait for the WAL flush (the 2xx
+//! and the turn's outcome are promises). Writes whose loss in a database
+//! crash costs only a repeat — leases, delivery claims and outcomes (a
+//! delivery can go out again: at least once), shared rate counts, usage
+//! figures, replies between nodes — go through a second, smaller pool with
+//! `synchronous_commit = off`, and wait for no disk.
 
 mod write;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
     Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
-    Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -25,7 +33,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     pub url: String,
-    /// Connections in the pool.
+    /// Connections per node, in all: a quarter of them (at least one) for
+    /// the writes that need not wait for the disk.
     pub pool: u32,
     /// How long a node's lease on a conversation (and its claim on a
     /// delivery) lasts without renewal: how soon another node takes over
@@ -37,6 +46,8 @@ pub struct PostgresOptions {
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The same database, for writes that need not wait for the disk.
+    relaxed: PgPool,
     /// This process's name in leases and claims (new at every start).
     node: String,
     lease: Duration,
@@ -55,12 +66,24 @@ fn text(s: &str) -> String {
 impl PostgresStore {
     /// Connects, then applies the migrations this version needs.
     pub async fn connect(o: &PostgresOptions) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(o.pool.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&o.url)
+        let options = PgConnectOptions::from_str(&o.url)
+            .map_err(|e| StoreError(format!("the PostgreSQL URL: {e}")))?;
+        let relaxed_size = (o.pool / 4).max(1);
+        let connect = |size: u32, options: PgConnectOptions| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+        };
+        let pool = connect(o.pool.saturating_sub(relaxed_size).max(1), options.clone())
             .await
             .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
+        let relaxed = connect(
+            relaxed_size,
+            options.options([("synchronous_commit", "off")]),
+        )
+        .await
+        .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
         MIGRATOR
             .run(&pool)
             .await
@@ -69,6 +92,7 @@ impl PostgresStore {
         getrandom::fill(&mut id).map_err(StoreError::new)?;
         Ok(Self {
             pool,
+            relaxed,
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,
@@ -208,7 +232,7 @@ impl Store for PostgresStore {
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        write::claim_deliveries(&self.pool, &self.node, self.lease, limit).await
+        write::claim_deliveries(&self.relaxed, &self.node, self.lease, limit).await
     }
 
     async fn outbox_settle(
@@ -216,11 +240,11 @@ impl Store for PostgresStore {
         done: &[u64],
         retry: &[(u64, u32, u64)],
     ) -> Result<(), StoreError> {
-        write::settle(&self.pool, &self.node, done, retry).await
+        write::settle(&self.relaxed, &self.node, done, retry).await
     }
 
     async fn outbox_dead(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
-        write::bury(&self.pool, &self.node, dead).await
+        write::bury(&self.relaxed, &self.node, dead).await
     }
 
     async fn dead_letters(
@@ -321,7 +345,24 @@ impl Store for PostgresStore {
         conversation: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
-        write::lease(&self.pool, &self.node, bot, conversation, ttl).await
+        write::lease(&self.relaxed, &self.node, bot, conversation, ttl).await
+    }
+
+    async fn take_next(
+        &self,
+        bot: &str,
+        conversation: &str,
+        ttl: Duration,
+    ) -> Result<Next, StoreError> {
+        write::take_next(
+            &self.relaxed,
+            &self.node,
+            bot,
+            conversation,
+            ttl,
+            self.cutoff(),
+        )
+        .await
     }
 
     async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<bool, StoreError> {
@@ -335,7 +376,7 @@ impl Store for PostgresStore {
         .bind(conversation)
         .bind(&self.node)
         .bind(epoch as i64)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.relaxed)
         .await
         .map_err(db)?
         .get(0);
@@ -358,7 +399,7 @@ impl Store for PostgresStore {
         .bind(&tenants)
         .bind(&bots)
         .bind(&values)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await
         .map(drop)
         .map_err(db)
@@ -388,7 +429,7 @@ impl Store for PostgresStore {
         .bind(Json(outcome))
         .bind(now_ms() as i64 - 60_000)
         .bind(now_ms() as i64)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await
         .map(drop)
         .map_err(db)
@@ -397,7 +438,7 @@ impl Store for PostgresStore {
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError> {
         let row = sqlx::query("DELETE FROM replies WHERE key = $1 RETURNING outcome")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.relaxed)
             .await
             .map_err(db)?;
         Ok(row.map(|r| r.get::<Json<Value>, _>(0).0))
@@ -413,7 +454,7 @@ impl Store for PostgresStore {
         )
         .bind(key)
         .bind(window as i64)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.relaxed)
         .await
         .map_err(db)?
         .get(0);

@@ -10,7 +10,10 @@ use sqlx::postgres::PgPool;
 use sqlx::types::Json;
 
 use super::{db, text};
-use crate::store::{Accepted, Backlog, Delivery, InboxEntry, StoreError, TurnCommit, now_ms};
+use crate::store::{
+    Accepted, Backlog, ConversationState, Delivery, InboxEntry, Next, StoreError, TurnCommit,
+    now_ms,
+};
 
 /// Why a commit was refused: the lease moved on (or ran out).
 pub const LEASE_LOST: &str = "this node's lease on the conversation ran out; the turn is not committed (another node takes the message)";
@@ -110,6 +113,48 @@ pub async fn lease(
     .await
     .map_err(db)?;
     Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+}
+
+/// The worker's step before a turn (`sandbot_take_next`): lease taken or
+/// renewed, then the oldest waiting entry or the lease given up.
+pub async fn take_next(
+    pool: &PgPool,
+    node: &str,
+    bot: &str,
+    conversation: &str,
+    ttl: Duration,
+    cutoff: i64,
+) -> Result<Next, StoreError> {
+    let now = now_ms() as i64;
+    let row = sqlx::query("SELECT * FROM sandbot_take_next($1, $2, $3, $4, $5, $6)")
+        .bind(bot)
+        .bind(conversation)
+        .bind(node)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .bind(cutoff)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    let Some(r) = row else {
+        return Ok(Next::Busy);
+    };
+    let Some(id) = r.get::<Option<i64>, _>(1) else {
+        return Ok(Next::Empty);
+    };
+    Ok(Next::Entry {
+        epoch: r.get::<i64, _>(0) as u64,
+        entry: InboxEntry {
+            id: id as u64,
+            tenant: r.get(2),
+            bot: bot.to_string(),
+            conversation: conversation.to_string(),
+            dedupe: None,
+            accepted_ms: r.get::<i64, _>(3) as u64,
+            job: r.get::<Json<Value>, _>(4).0,
+        },
+        state: Some(r.get::<Option<Json<ConversationState>>, _>(5).map(|j| j.0)),
+    })
 }
 
 /// Claims, for `claim` time, the oldest delivery of each conversation that
