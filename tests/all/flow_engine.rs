@@ -85,6 +85,55 @@ async fn message_variants_languages_templates_and_rich_messages() {
     assert!(said(&events)[0].starts_with('H') && !said(&events)[0].starts_with("Hallo"));
 }
 
+/// `nl-BE` (or `nl_BE`) speaks the bot's `nl`; a later message whose user
+/// has no first name keeps the one known (it used to erase it).
+#[tokio::test]
+async fn regional_languages_fall_back_and_a_missing_first_name_is_kept() {
+    use sandbot::flow::{Inbound, InboundKind, UserInfo};
+    let dir = write_bot(
+        "languages: [en, nl]\n",
+        r#"
+  - id: intro
+    system: introduction
+    type: message
+    messages: [{ text: { en: "Hello {internal.user.firstName}", nl: "Hallo {internal.user.firstName}" } }]
+"#,
+        &[],
+    );
+    let bot = load(&dir);
+    let data = tempfile::tempdir().unwrap();
+    let engine = engine(data.path(), FakeRunner::ok());
+    let turn = |conversation: &str, user: UserInfo| {
+        let mut inbound = Inbound::new(conversation, "webHook", InboundKind::Intro);
+        inbound.user = Some(user);
+        inbound
+    };
+    for (conversation, language, greeting) in [
+        ("a", "nl-BE", "Hallo Ada"),
+        ("b", "NL_be", "Hallo Ada"),
+        ("c", "en-GB", "Hello Ada"),
+        ("d", "fr-BE", "Hello Ada"),
+    ] {
+        let user = UserInfo {
+            first_name: Some("Ada".into()),
+            preferred_language: Some(language.into()),
+            ..UserInfo::default()
+        };
+        let out = engine.turn(&bot, turn(conversation, user)).await.unwrap();
+        assert_eq!(said(&out.events), [greeting], "{language}");
+    }
+    let later = UserInfo {
+        last_name: Some("Lovelace".into()),
+        ..UserInfo::default()
+    };
+    let out = engine.turn(&bot, turn("a", later)).await.unwrap();
+    assert_eq!(said(&out.events), ["Hallo Ada"]);
+    assert_eq!(
+        out.session["internal"]["user"],
+        json!({"firstName": "Ada", "lastName": "Lovelace", "fullName": "Ada Lovelace"})
+    );
+}
+
 #[tokio::test]
 async fn condition_rules_and_or_first_match_and_else() {
     let dir = write_bot(

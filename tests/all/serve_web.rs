@@ -17,6 +17,16 @@ pub struct Web {
     pub sessions: HashMap<String, String>,
 }
 
+/// (status, the JSON body — or the text when it is not JSON).
+async fn answer(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 impl Web {
     pub fn new(base: &str, tenant: Option<&str>) -> Self {
         Self {
@@ -35,11 +45,7 @@ impl Web {
             .send()
             .await
             .unwrap();
-        let status = res.status().as_u16();
-        (
-            status,
-            serde_json::from_str(&res.text().await.unwrap()).unwrap(),
-        )
+        answer(res).await
     }
 
     /// The bot's session token, opening one the first time.
@@ -63,13 +69,18 @@ impl Web {
         if let Some(t) = &self.tenant {
             req = req.header("x-sandbot-tenant-token", t);
         }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        answer(req.send().await.unwrap()).await
+    }
+
+    /// `GET …/messages` with `session` as the token: the conversation so far.
+    pub async fn history(&self, bot: &str, session: &str) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .get(format!("{}/v1/channels/web/{bot}/messages", self.base))
+            .header("authorization", format!("Bearer {session}"))
+            .send()
+            .await
+            .unwrap();
+        answer(res).await
     }
 
     /// Sends `message` in the bot's conversation: (status, answer).

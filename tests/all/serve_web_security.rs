@@ -341,3 +341,62 @@ async fn other_origins_only_when_listed_and_rate_limits() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// After a reload the page gets its conversation back: what the visitor said
+/// and the bot's messages, only with that conversation's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_page_gets_back_only_its_own_conversation() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let mut web = Web::new(&format!("http://{}", server.addr), None);
+    let (s, a) = web.send("test", json!({"introMessage": {}})).await;
+    assert_eq!(s, 200, "{a}");
+    let (s, a) = web
+        .send("test", json!({"textMessage": {"text": "hello there"}}))
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let mine = web.sessions["test"].clone();
+    let (s, got) = web.history("test", &mine).await;
+    assert_eq!(s, 200, "{got}");
+    let said: Vec<String> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m["from"].as_str().unwrap() {
+            "user" => format!("user: {}", m["text"].as_str().unwrap()),
+            _ => format!(
+                "bot: {}",
+                m["message"]["config"]["textMessages"][0]["text"]
+                    .as_str()
+                    .unwrap()
+            ),
+        })
+        .collect();
+    assert_eq!(said[..2], ["bot: Hi", "bot: Pick"]);
+    assert_eq!(said[2], "user: hello there");
+    // Another visitor's token reads only its own (empty) conversation.
+    let (s, other) = web.open("test", json!({})).await;
+    assert_eq!(s, 201);
+    let (s, theirs) = web
+        .history("test", other["session"].as_str().unwrap())
+        .await;
+    assert_eq!((s, theirs["messages"].as_array().unwrap().len()), (200, 0));
+    assert_ne!(theirs["conversationId"], got["conversationId"]);
+    // No token, a forged one: refused.
+    let (s, a) = web.history("test", "").await;
+    assert_eq!(s, 401);
+    assert!(
+        error(&a).starts_with("a web session token is required"),
+        "{a}"
+    );
+    let claims =
+        web_session::verify(&server.state.web_key, "test", &mine, now_ms() / 1000).unwrap();
+    let forged = web_session::issue(b"not the server's key", &claims);
+    let (s, a) = web.history("test", &forged).await;
+    assert_eq!(
+        (s, error(&a)),
+        (401, "the web session token's signature is invalid")
+    );
+    server.shutdown().await.unwrap();
+}

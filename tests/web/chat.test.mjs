@@ -105,6 +105,111 @@ test("the widget on another site's page: launcher, open/close, language", async 
   }
 });
 
+test("addHtml is rendered sanitized, addIframe in a sandboxed frame", async () => {
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/chat/meetups`);
+    await page.getByText("Hi! I find tech meetups.").waitFor();
+    // What a code action's addHtml / addIframe send, hostile parts included.
+    await page.evaluate(() => {
+      render({ type: "html", config: { withBalloon: true, html:
+        '<p><b>Bold</b> and <i>it</i></p><a href="javascript:window.pwned=1">bad</a> ' +
+        '<a href="https://ok.example/a">ok</a><img src="x" onerror="window.pwned=2">' +
+        '<script>window.pwned=3</script><div onclick="window.pwned=4" style="position:fixed">text</div>' +
+        '<iframe src="https://evil.example"></iframe><form><input></form>' } });
+      render({ type: "iframe", config: { url: "about:blank#map", height: 250, withBalloon: false } });
+      render({ type: "iframe", config: { url: "https://map.example/", height: 250, withBalloon: false } });
+      render({ type: "iframe", config: { url: "javascript:window.pwned=5" } });
+    });
+    const html = page.locator(".msg.html");
+    assert.equal(await html.locator("b").textContent(), "Bold");
+    assert.equal(await html.locator("p i").textContent(), "it");
+    assert.equal(await html.locator("script, iframe, form, input, [onclick], [onerror], [style]").count(), 0);
+    assert.equal(await html.locator('a[href^="javascript"]').count(), 0);
+    const ok = html.locator('a[href="https://ok.example/a"]');
+    assert.equal(await ok.getAttribute("target"), "_blank");
+    assert.equal(await ok.getAttribute("rel"), "noopener noreferrer");
+    assert.match(await html.textContent(), /bad/); // the text stays, the link goes
+    const frame = page.locator(".msg.frame.bare iframe");
+    assert.equal(await frame.count(), 1, "only the http(s) frame");
+    assert.equal(await frame.getAttribute("sandbox"), "allow-scripts allow-forms allow-popups");
+    assert.equal(await frame.getAttribute("src"), "https://map.example/");
+    assert.equal(Math.round((await frame.boundingBox()).height), 250);
+    await page.waitForTimeout(300);
+    assert.equal(await page.evaluate(() => window.pwned), undefined, "nothing of it ran");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a reload keeps the conversation; Restart starts a new one; offline is said", async () => {
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/chat/meetups`);
+    await page.getByText("Hi! I find tech meetups.").waitFor();
+    await page.getByRole("button", { name: "Find a meetup" }).click();
+    await page.getByText("Which month? June or July?").waitFor();
+    const token = await page.evaluate(() => localStorage.getItem("sandbot-web-meetups"));
+
+    // A reload shows the conversation so far (and does not start it again).
+    await page.reload();
+    await page.getByText("Which month? June or July?").waitFor();
+    await page.locator(".msg.user", { hasText: "Find a meetup" }).waitFor();
+    await page.waitForTimeout(300);
+    assert.equal(await page.getByText("Hi! I find tech meetups.").count(), 1);
+    await page.getByLabel("message").fill("july");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".card").first().waitFor();
+
+    // The server cannot be reached: said, and the message can be sent again.
+    await page.route("**/v1/channels/web/meetups/messages", (route) => route.abort());
+    await page.getByLabel("message").fill("hello?");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".notice", { hasText: "cannot be reached" }).waitFor();
+    await page.unroute("**/v1/channels/web/meetups/messages");
+    const bots = await page.locator(".msg.bot").count();
+    await page.locator(".notice").getByRole("button", { name: "Retry" }).click();
+    await page.waitForFunction((n) => document.querySelectorAll(".msg.bot").length > n, bots);
+    assert.equal(await page.locator(".notice").count(), 0);
+
+    // Restart: a new conversation, from its introduction.
+    await page.getByRole("button", { name: "Restart" }).click();
+    await page.getByText("Hi! I find tech meetups.").waitFor();
+    assert.equal(await page.locator(".msg.user").count(), 0);
+    assert.notEqual(await page.evaluate(() => localStorage.getItem("sandbot-web-meetups")), token);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("on a 390 px phone the chat keeps its bubbles and Send button (emulator below)", async () => {
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-meetups-tenant", "demo-token"));
+    await page.goto(`${base}/chat/meetups`);
+    await page.getByText("Hi! I find tech meetups.").waitFor();
+    await page.getByLabel("message").fill("hello from a phone");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".msg.user", { hasText: "hello from a phone" }).waitFor();
+    // The chat has the phone's width, and what the visitor needs is on top, not covered.
+    assert.ok((await page.locator("#chat").boundingBox()).width >= 380);
+    for (const selector of [".msg.user", "#form button"]) {
+      const visible = await page.locator(selector).last().evaluate((e) => {
+        const r = e.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return r.width > 40 && r.x >= 0 && r.right <= 390 && (hit === e || e.contains(hit));
+      });
+      assert.ok(visible, `${selector} is visible at 390 px`);
+    }
+    await page.screenshot({ path: process.env.PHONE_SCREENSHOT || "/tmp/sandbot-web-chat-390.png" });
+  } finally {
+    await browser.close();
+  }
+});
+
 test("an unknown bot has no web chat", async () => {
   const res = await fetch(`${base}/chat/nope`);
   assert.equal(res.status, 404);

@@ -89,10 +89,14 @@ pub fn render(message: &Value) -> Value {
             };
             json!({"attachment": {"type": kind, "payload": {"url": config["media"]["url"]}}})
         }
-        "html" => json!({"text": config["html"]}),
-        "iframe" => json!({"text": config["url"]}),
+        "html" | "iframe" => json!({"text": super::plain_text::fallback(message)}),
         _ => json!({"text": first_text(config)}),
     }
+}
+
+/// A rendered message with nothing in it (no text, no attachment): not sent.
+pub fn is_empty(rendered: &Value) -> bool {
+    rendered.get("attachment").is_none() && rendered["text"].as_str().unwrap_or_default().is_empty()
 }
 
 #[cfg(test)]
@@ -144,5 +148,14 @@ mod tests {
             media,
             json!({"attachment": {"type": "image", "payload": {"url": "https://m"}}})
         );
+        // What a text channel cannot show, as text; nothing empty is sent.
+        let html = render(&json!({"type": "html", "config": {"html": "<p>Open <b>now</b></p>"}}));
+        assert_eq!(html, json!({"text": "Open now"}));
+        assert!(!is_empty(&html));
+        let iframe = render(&json!({"type": "iframe", "config": {"url": "https://map.example"}}));
+        assert_eq!(iframe, json!({"text": "https://map.example"}));
+        assert!(is_empty(&render(
+            &json!({"type": "html", "config": {"html": "<br>"}})
+        )));
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod delivery;
 pub mod messenger;
+pub mod plain_text;
 pub mod sinch;
 pub mod web;
+pub mod web_history;
 pub mod web_session;
 pub mod webhook;

@@ -42,7 +42,7 @@ pub async fn widget() -> impl IntoResponse {
     )
 }
 
-fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppError> {
+pub(super) fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppError> {
     state
         .bots
         .get(bot_id)
@@ -158,7 +158,7 @@ fn check_origin(web: &WebChannel, headers: &HeaderMap) -> Result<(), AppError> {
 }
 
 /// CORS headers for a listed origin.
-fn cors(web: &WebChannel, headers: &HeaderMap, response: &mut Response) {
+pub(super) fn cors(web: &WebChannel, headers: &HeaderMap, response: &mut Response) {
     if let Some(origin) = headers.get("origin")
         && web
             .origins
@@ -185,7 +185,7 @@ pub async fn preflight(
     let h = response.headers_mut();
     h.insert(
         "access-control-allow-methods",
-        HeaderValue::from_static("POST"),
+        HeaderValue::from_static("GET, POST"),
     );
     h.insert(
         "access-control-allow-headers",
@@ -295,6 +295,34 @@ async fn issued(
         .any(|m| m.to_string().contains(&quoted)))
 }
 
+/// The visitor's conversation (from the session token), once the origin
+/// is allowed and the address is within its rate.
+pub(super) async fn visitor(
+    state: &AppState,
+    web: &WebChannel,
+    bot_id: &str,
+    client: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Claims, AppError> {
+    check_origin(web, headers)?;
+    let token = bearer(headers).ok_or_else(|| {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "a web session token is required (Authorization: Bearer <session>, from POST /v1/channels/web/{botId}/sessions)",
+        )
+    })?;
+    let claims = web_session::verify(&state.web_key, bot_id, token, now_ms() / 1000)
+        .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
+    limit(
+        state,
+        format!("web-message\0{}", client.ip()),
+        MESSAGES_PER_ADDRESS,
+        "from this address",
+    )
+    .await?;
+    Ok(claims)
+}
+
 pub async fn message(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
@@ -304,22 +332,7 @@ pub async fn message(
 ) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
     let web = d.web.as_ref().expect("web_bot checked");
-    check_origin(web, &headers)?;
-    let token = bearer(&headers).ok_or_else(|| {
-        AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "a web session token is required (Authorization: Bearer <session>, from POST /v1/channels/web/{botId}/sessions)",
-        )
-    })?;
-    let claims = web_session::verify(&state.web_key, &bot_id, token, now_ms() / 1000)
-        .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
-    limit(
-        &state,
-        format!("web-message\0{}", client.ip()),
-        MESSAGES_PER_ADDRESS,
-        "from this address",
-    )
-    .await?;
+    let claims = visitor(&state, web, &bot_id, client, &headers).await?;
     limit(
         &state,
         format!("web-conversation\0{bot_id}\0{}", claims.c),

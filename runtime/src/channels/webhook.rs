@@ -123,17 +123,29 @@ pub fn parse(body: &Value) -> Result<Inbound, AppError> {
 
 fn postback(p: &Value) -> Result<InboundKind, AppError> {
     if let Some(next) = p["nextDialogstateId"].as_str() {
+        // Session values to set: `sessionDataToSet` or (as in button
+        // payloads) `params`; `[{key, value}]` or an object.
         let mut params = Map::new();
-        match &p["sessionDataToSet"] {
-            Value::Array(items) => {
-                for i in items {
-                    if let Some(k) = i["key"].as_str() {
+        for field in ["sessionDataToSet", "params"] {
+            match &p[field] {
+                Value::Array(items) => {
+                    for i in items {
+                        let k = i["key"].as_str().ok_or_else(|| {
+                            AppError::bad_request(format!(
+                                "`postbackMessage.{field}` items need a string `key` (and a `value`)"
+                            ))
+                        })?;
                         params.insert(k.to_string(), i["value"].clone());
                     }
                 }
+                Value::Object(m) => params.extend(m.clone()),
+                Value::Null => {}
+                _ => {
+                    return Err(AppError::bad_request(format!(
+                        "`postbackMessage.{field}` must be a list of {{key, value}} or an object"
+                    )));
+                }
             }
-            Value::Object(m) => params.extend(m.clone()),
-            _ => {}
         }
         return Ok(InboundKind::Goto {
             next: next.to_string(),
@@ -193,10 +205,14 @@ pub fn deliveries(
         .as_str()
         .unwrap_or_default();
     let intent = intent.unwrap_or(json!({"name": null, "score": 0}));
+    // A message with nothing to show as text (an empty `addHtml`) is not
+    // sent; the others keep their numbers.
     messages
         .iter()
         .enumerate()
-        .map(|(n, m)| Delivery {
+        .map(|(n, m)| (n, messenger::render(m)))
+        .filter(|(_, rendered)| !messenger::is_empty(rendered))
+        .map(|(n, rendered)| Delivery {
             id: 0,
             bot: bot.to_string(),
             conversation: conversation.to_string(),
@@ -208,7 +224,7 @@ pub fn deliveries(
                 "recipient": {"id": conversation},
                 "verifyToken": channel.verify_token,
                 "messageCounter": first_number + n as u64,
-                "message": messenger::render(m),
+                "message": rendered,
                 "nlp": {"intent": intent},
             }),
             attempts: 0,
@@ -240,6 +256,21 @@ mod tests {
         assert!(
             matches!(i.kind, InboundKind::Goto { ref next, ref params } if next == "b" && params["k"] == 2)
         );
+        // `params` as in button payloads (they used to be dropped).
+        let i = p(json!({"conversationId": "c", "postbackMessage": {"nextDialogstateId": "b", "params": [{"key": "size", "value": "L"}]}})).unwrap();
+        assert!(matches!(i.kind, InboundKind::Goto { ref params, .. } if params["size"] == "L"));
+        let bad = p(
+            json!({"conversationId": "c", "postbackMessage": {"nextDialogstateId": "b", "params": "size=L"}}),
+        );
+        assert!(
+            bad.unwrap_err()
+                .message
+                .contains("`postbackMessage.params` must be a list")
+        );
+        let bad = p(
+            json!({"conversationId": "c", "postbackMessage": {"nextDialogstateId": "b", "params": [{"value": 1}]}}),
+        );
+        assert!(bad.unwrap_err().message.contains("need a string `key`"));
         for (bad, why) in [
             (
                 json!({"message": {"textMessage": {"text": "x"}}}),

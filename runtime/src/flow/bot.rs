@@ -61,10 +61,18 @@ impl Bot {
             .unwrap_or("en")
     }
 
-    /// The bot's language for `preferred` (the primary one if not offered).
+    /// The bot's language for `preferred`: the one offered, else the one of
+    /// its region's language (`nl-BE`, `nl_BE` → `nl`), else the primary one.
     pub fn language<'a>(&'a self, preferred: Option<&'a str>) -> &'a str {
+        let offered = |want: &str| {
+            self.file
+                .languages
+                .iter()
+                .find(|l| l.eq_ignore_ascii_case(want))
+                .map(String::as_str)
+        };
         preferred
-            .filter(|p| self.file.languages.iter().any(|l| l == p))
+            .and_then(|p| offered(p).or_else(|| offered(p.split(['-', '_']).next().unwrap_or(p))))
             .unwrap_or(self.primary_language())
     }
 

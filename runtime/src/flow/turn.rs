@@ -161,14 +161,21 @@ impl<'a> Turn<'a> {
         internal.insert("messageType".into(), json!(inbound.kind.message_type()));
         internal.insert("messageContent".into(), inbound.kind.content());
         if let Some(u) = &inbound.user {
-            let full = [u.first_name.as_deref(), u.last_name.as_deref()]
+            // A message that leaves a name out keeps the one known.
+            let known = |field: &str| {
+                let user = internal.get("user");
+                user.and_then(|u| u[field].as_str()).map(str::to_string)
+            };
+            let first = u.first_name.clone().or_else(|| known("firstName"));
+            let last = u.last_name.clone().or_else(|| known("lastName"));
+            let full = [first.as_deref(), last.as_deref()]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(" ");
             internal.insert(
                 "user".into(),
-                json!({"firstName": u.first_name, "lastName": u.last_name, "fullName": full}),
+                json!({"firstName": first, "lastName": last, "fullName": full}),
             );
             if let Some(l) = &u.preferred_language {
                 internal.insert("preferredLanguage".into(), json!(l));

@@ -36,7 +36,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/channels/web/{bot_id}/messages",
-            post(web::message).options(web::preflight),
+            post(web::message)
+                .get(crate::channels::web_history::history)
+                .options(web::preflight),
         )
         .merge(crate::api::routes(state.clone()))
         .fallback(|| async { super::error::AppError::not_found("no such route") })

@@ -197,14 +197,16 @@ pub fn outbound(
     );
     out.messages
         .iter()
-        .map(|m| Delivery {
+        .map(|m| render::render(m, channel_name))
+        .filter(|rendered| rendered["text_message"]["text"] != "")
+        .map(|rendered| Delivery {
             id: 0,
             bot: bot.to_string(),
             conversation: conversation.to_string(),
             url: url.clone(),
             headers: Vec::new(),
             auth: Some(channel.id.clone()),
-            body: json!({"app_id": channel.app_id, "recipient": recipient, "message": render::render(m, channel_name)}),
+            body: json!({"app_id": channel.app_id, "recipient": recipient, "message": rendered}),
             attempts: 0,
             not_before_ms: 0,
         })

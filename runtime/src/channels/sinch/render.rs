@@ -52,8 +52,7 @@ pub fn render(message: &Value, channel: &str) -> Value {
         }).collect::<Vec<_>>()}})
         }
         "media" => json!({"media_message": {"url": config["media"]["url"]}}),
-        "html" => json!({"text_message": {"text": config["html"]}}),
-        "iframe" => json!({"text_message": {"text": config["url"]}}),
+        "html" | "iframe" => json!({"text_message": {"text": plain(message)}}),
         _ => json!({"text_message": {"text": first_text(config)}}),
     }
 }
@@ -92,6 +91,7 @@ pub fn plain(message: &Value) -> String {
                 );
             }
         }
+        "html" | "iframe" => lines.extend(crate::channels::plain_text::fallback(message)),
         "media" => lines.push(
             config["media"]["url"]
                 .as_str()
@@ -185,6 +185,21 @@ mod tests {
                 "SMS"
             ),
             json!({"text_message": {"text": "hi"}})
+        );
+        // `addHtml` / `addIframe`: their text on SMS and on rich channels
+        // (they used to go out as empty texts).
+        let html = json!({"type": "html", "config": {"html": "<b>Open</b> at <i>9</i>"}});
+        for channel in ["SMS", "WHATSAPP"] {
+            assert_eq!(
+                render(&html, channel),
+                json!({"text_message": {"text": "Open at 9"}})
+            );
+        }
+        let iframe =
+            json!({"type": "iframe", "config": {"url": "https://map.example", "height": 200}});
+        assert_eq!(
+            render(&iframe, "SMS"),
+            json!({"text_message": {"text": "https://map.example"}})
         );
     }
 }
