@@ -30,7 +30,7 @@ struct Case {
 }
 
 /// A sandbox of its own for the flow tests (the runner holds an `Arc`).
-static SANDBOX: LazyLock<Arc<Sandbox>> = LazyLock::new(|| {
+pub static SANDBOX: LazyLock<Arc<Sandbox>> = LazyLock::new(|| {
     Arc::new(
         Sandbox::new(SandboxConfig {
             max_instances: 64,

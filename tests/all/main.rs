@@ -12,6 +12,7 @@ mod js_isolation;
 mod peer;
 #[path = "../../runtime/tests/support/pg.rs"]
 mod pg;
+mod readme;
 mod sandbox_budget;
 mod sandbox_cache;
 mod sandbox_cases;

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::input;
 use super::model::{EntityDef, NlpConfig, SystemEntity};
@@ -66,6 +67,8 @@ pub struct Nlp {
     lists: Vec<ListEntity>,
     regexes: Vec<(String, Regex)>,
     system: Vec<SystemEntity>,
+    /// Entities that expressions name as slots (`{order_id}`) → their slot words.
+    slots: HashMap<String, String>,
 }
 
 static EMAIL: LazyLock<Regex> =
@@ -84,12 +87,23 @@ impl Nlp {
     /// Compiles `config`; regex entities must already be valid (see validation).
     pub fn new(config: &NlpConfig) -> Self {
         let mut examples: HashMap<String, Vec<(String, Vec<String>)>> = HashMap::new();
+        let mut slots = Vec::new();
         for intent in &config.intents {
             for (lang, list) in &intent.expressions {
                 let entry = examples.entry(lang.clone()).or_default();
-                entry.extend(list.iter().map(|e| (intent.name.clone(), words(e))));
+                for e in list {
+                    slots.extend(slot_names(e).map(str::to_string));
+                    entry.push((intent.name.clone(), words(&with_slot_words(e))));
+                }
             }
         }
+        let slots = slots
+            .into_iter()
+            .map(|name| {
+                let word = slot_word(&name);
+                (name, word)
+            })
+            .collect();
         let mut lists = Vec::new();
         let mut regexes = Vec::new();
         for e in &config.entities {
@@ -119,6 +133,7 @@ impl Nlp {
             lists,
             regexes,
             system: config.system_entities.clone(),
+            slots,
         }
     }
 
@@ -127,11 +142,17 @@ impl Nlp {
     pub fn analyse(&self, text: &str, language: &str, primary: &str) -> Analysis {
         let entities = self.entities(text, &words(text));
         // Intents are matched without the exact entities' text (an email
-        // address or an order number says nothing about the intent).
+        // address or an order number says nothing about the intent); where
+        // expressions name the entity (`where is {order_id}`), its text
+        // stands for that slot.
         let mut stripped = text.to_string();
         for e in entities.iter().filter(|e| e.score == 1.0) {
             if let Some(v) = e.value.as_str() {
-                stripped = stripped.replace(v, " ");
+                let slot = match self.slots.get(&e.name) {
+                    Some(word) => format!(" {word} "),
+                    None => " ".to_string(),
+                };
+                stripped = stripped.replace(v, &slot);
             }
         }
         let input = words(&stripped);
@@ -143,6 +164,13 @@ impl Nlp {
             .unwrap_or(&[]);
         let mut best: HashMap<&str, f64> = HashMap::new();
         for (name, example) in examples {
+            // An expression with slots needs those entities in the message.
+            let unfilled = example.iter().any(|w| {
+                w.starts_with("slot") && self.slots.values().any(|s| s == w) && !input.contains(w)
+            });
+            if unfilled {
+                continue;
+            }
             let score = phrase_similarity(&input, example);
             let slot = best.entry(name.as_str()).or_insert(0.0);
             *slot = slot.max(score);
@@ -201,6 +229,31 @@ impl Nlp {
         }
         found
     }
+}
+
+/// The entity names an expression uses as slots: `{name}`.
+pub fn slot_names(expression: &str) -> impl Iterator<Item = &str> {
+    expression
+        .split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty())
+}
+
+/// The expression with each `{name}` as its slot word.
+fn with_slot_words(expression: &str) -> String {
+    let mut out = expression.to_string();
+    for name in slot_names(expression) {
+        out = out.replace(&format!("{{{name}}}"), &format!(" {} ", slot_word(name)));
+    }
+    out
+}
+
+/// A word standing for entity `name` (letters and digits only, so it stays
+/// one word; unlike any real word or another entity's slot).
+fn slot_word(name: &str) -> String {
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    format!("slot{}", hex::encode(&digest[..6]))
 }
 
 fn exact(name: &str, value: Value) -> EntityMatch {
@@ -267,7 +320,7 @@ mod tests {
                 ),
                 intent(
                     "order_status",
-                    &["where is my order", "track my package"],
+                    &["where is my order", "track my package", "where is {order}"],
                     &[],
                 ),
             ],
@@ -331,5 +384,25 @@ mod tests {
         assert!(get("sys.number").is_some());
         let a = n.analyse("rotterdam", "en", "en");
         assert!(a.entities.iter().all(|e| e.name != "city"));
+    }
+
+    /// An entity named in an expression (`where is {order}`) matches by its
+    /// value: "where is ORD-1234" is that expression; the value's text does
+    /// not match the slot's name or another word.
+    #[test]
+    fn entity_slots_in_expressions() {
+        let n = nlp();
+        let a = n.analyse("where is ORD-1234", "en", "en");
+        let intent = a.intent.unwrap();
+        assert_eq!((intent.name.as_str(), intent.score), ("order_status", 1.0));
+        // Without an order number the words alone are not enough.
+        let a = n.analyse("where is", "en", "en");
+        assert!(a.intent.is_none(), "{a:?}");
+        let a = n.analyse("where is order", "en", "en");
+        assert!(a.intents[0].score < 1.0, "{a:?}");
+        assert_eq!(
+            slot_names("a {x} b { y }{}").collect::<Vec<_>>(),
+            ["x", "y"]
+        );
     }
 }

@@ -17,6 +17,32 @@ pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
     for (i, intent) in bot.file.nlp.intents.iter().enumerate() {
         let at = format!("nlp.intents[{i}] ({})", intent.name);
         c.target("bot.yaml", &format!("{at}.goto"), &intent.goto);
+        let nlp = &bot.file.nlp;
+        let system: Vec<String> = nlp
+            .system_entities
+            .iter()
+            .map(|s| format!("sys.{}", super::nlp::system_name(*s)))
+            .collect();
+        let known: Vec<&str> = nlp
+            .entities
+            .iter()
+            .map(|e| e.name())
+            .chain(system.iter().map(String::as_str))
+            .collect();
+        for (lang, list) in &intent.expressions {
+            for (n, e) in list.iter().enumerate() {
+                for slot in super::nlp::slot_names(e).filter(|s| !known.contains(s)) {
+                    c.out.push(
+                        Problem::new(
+                            "bot.yaml",
+                            format!("{at}.expressions.{lang}[{n}]"),
+                            format!("`{{{slot}}}` names no entity of this bot"),
+                        )
+                        .hint(format!("entities: {}", known.join(", "))),
+                    );
+                }
+            }
+        }
         for lang in intent.expressions.keys() {
             if !bot.file.languages.contains(lang) {
                 c.out.push(
