@@ -31,7 +31,7 @@ fn validate_exits_0_on_a_good_bot_and_1_listing_every_problem() {
     let out = sandbot(&["validate", "tests/cases/validate/broken"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("20 problem(s)"), "{stdout}");
+    assert!(stdout.contains("21 problem(s)"), "{stdout}");
     assert!(
         stdout.contains(
             "flows/main.yaml: blocks[0] (intro).goto: unknown block `ask-email` in a go-to"
@@ -41,7 +41,7 @@ fn validate_exits_0_on_a_good_bot_and_1_listing_every_problem() {
     let out = sandbot(&["validate", "tests/cases/validate/broken", "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["ok"], false);
-    assert_eq!(doc["problems"].as_array().unwrap().len(), 20);
+    assert_eq!(doc["problems"].as_array().unwrap().len(), 21);
 
     let out = sandbot(&["validate", "no/such/bot"]);
     assert_eq!(out.status.code(), Some(1));

@@ -46,6 +46,13 @@ async fn sigkill_under_load_loses_and_repeats_no_message() {
     received.wait_for(sent.iter().sum()).await;
     stop(server);
     let log = std::fs::read_to_string(&log).unwrap();
+    // `serve` logs a line per turn by default, without colours in a file.
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("turn") && l.contains("conversation=")),
+        "no turn lines in the log"
+    );
+    assert!(!log.contains('\x1b'), "ANSI colours in a log file");
     let store = EmbeddedStore::open(
         &dir.path().join("data/sandbot.redb"),
         Duration::from_secs(3600),

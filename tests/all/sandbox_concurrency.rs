@@ -87,7 +87,7 @@ async fn a_full_pool_makes_callers_wait_within_their_deadline() {
     assert_eq!(error.kind, FailureKind::Timeout);
     assert_eq!(
         error.message,
-        "no sandbox slot freed up within the 100 ms deadline (1 invocations running)"
+        "no sandbox slot freed up within the 100 ms deadline (all 1 slots busy: raise `maxInstances` or lower the load)"
     );
 
     let mut patient = Limits::deny_all();

@@ -18,10 +18,14 @@ use crate::serve_web::Web;
 use crate::serve_webhook::{BLOCKS, config, post};
 
 async fn server(bot: &std::path::Path, data: &std::path::Path) -> Server {
+    server_with_secret(bot, data, "site-secret").await
+}
+
+async fn server_with_secret(bot: &std::path::Path, data: &std::path::Path, secret: &str) -> Server {
     let mut config = config(bot, &data.join("data"), "http://127.0.0.1:9/");
     config.bots[0].version = Version::Draft;
     config.bots[0].channels.web = Some(WebChannel {
-        secret: Some("site-secret".into()),
+        secret: Some(secret.into()),
         origins: vec!["https://shop.example.com".into()],
         ..WebChannel::default()
     });
@@ -397,6 +401,48 @@ async fn a_reloaded_page_gets_back_only_its_own_conversation() {
     assert_eq!(
         (s, error(&a)),
         (401, "the web session token's signature is invalid")
+    );
+    server.shutdown().await.unwrap();
+}
+
+/// Chatlayer's encrypted embed tokens (AES-256-CBC, made with `openssl enc`
+/// as Chatlayer's Node snippet does) open the page user's conversation;
+/// expired or wrongly keyed ones are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatlayer_encrypted_embed_tokens_both_ways() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server =
+        server_with_secret(bot.path(), data.path(), "0123456789abcdef0123456789abcdef").await;
+    let web = Web::new(&format!("http://{}", server.addr), None);
+    let good = "a1b2c3d4e5f6071884ec7721497443d5dee28149eb28cfcdc98877120ab2ccd2a4047f55358d801f91e6b831fcf2d30ce6fd2cd98c4d92d43bc5c0504f39c5aded01e3b40aae91182663d45e859008d9ab92f7aa43496e51";
+    let (s, a) = web.open("test", json!({ "token": good })).await;
+    assert_eq!(s, 201, "{a}");
+    let (s, again) = web.open("test", json!({ "token": good })).await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        a["conversationId"], again["conversationId"],
+        "the same user, the same conversation"
+    );
+    let (s, answer) = web
+        .post(
+            "test",
+            a["session"].as_str().unwrap(),
+            json!({"message": {"introMessage": {}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{answer}");
+    let expired = "a1b2c3d4e5f6071878263a8e102fad1483861696abf7c3709044bb6181d98c2696dee423afbbd22018d7770b433fcd731269373c79002214";
+    let (s, e) = web.open("test", json!({ "token": expired })).await;
+    assert_eq!((s, error(&e)), (401, "the embed token has expired"));
+    let tampered = format!("{}00", &good[..good.len() - 2]);
+    let (s, e) = web.open("test", json!({ "token": tampered })).await;
+    assert_eq!(
+        (s, error(&e)),
+        (
+            401,
+            "the embed token does not decrypt with this bot's secret"
+        )
     );
     server.shutdown().await.unwrap();
 }

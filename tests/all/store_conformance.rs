@@ -581,3 +581,20 @@ async fn embedded_inbox_backlog() {
     let (_dir, b) = embedded();
     backlog_both_ways(&b).await;
 }
+
+/// One process per embedded store file: a second open says why, and what to do.
+#[test]
+fn a_second_process_on_the_same_data_folder_is_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sandbot.redb");
+    let _first = EmbeddedStore::open(&path, Duration::from_secs(60)).unwrap();
+    let Err(e) = EmbeddedStore::open(&path, Duration::from_secs(60)) else {
+        panic!("opened twice");
+    };
+    let message = e.to_string();
+    assert!(
+        message.contains("is in use by another process (another `sandbot serve` or `sandbot chat` on the same data folder)")
+            && message.contains("run several nodes on PostgreSQL"),
+        "{message}"
+    );
+}

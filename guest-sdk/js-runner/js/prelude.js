@@ -2,8 +2,8 @@
 // `__sandbot` (installed by the runner). Loaded once, before the snapshot.
 (function () {
   "use strict";
+  // The natives stay until web.js (loaded last) has taken them too.
   const host = globalThis.__sandbot;
-  delete globalThis.__sandbot;
 
   const text = (t) => ({ type: "text", config: { textMessages: [{ text: String(t) }] } });
 
@@ -88,7 +88,7 @@
       this.ok = r.status >= 200 && r.status < 300;
       this.headers = new Headers(r.headers);
       this.url = r.url;
-      this.redirected = false;
+      this.redirected = !!r.redirected;
       this._body = r.body;
       this.bodyUsed = false;
     }
@@ -104,12 +104,18 @@
       return JSON.parse(this._take());
     }
     clone() {
-      return new Response({ status: this.status, statusText: this.statusText, headers: this.headers._list, body: this._body, url: this.url });
+      return new Response({ status: this.status, statusText: this.statusText, headers: this.headers._list, body: this._body, url: this.url, redirected: this.redirected });
     }
   }
 
+  // `signal`: an aborted signal rejects at once with its reason; one from
+  // `AbortSignal.timeout(ms)` also bounds the request (TimeoutError). The
+  // host performs the request in one step, so an abort from elsewhere
+  // takes effect when it returns.
   async function fetch(input, init) {
     init = init || {};
+    const signal = init.signal;
+    if (signal) signal.throwIfAborted();
     const url = String(typeof input === "object" && input && input.url ? input.url : input);
     const method = String(init.method || "GET").toUpperCase();
     const headers = new Headers(init.headers);
@@ -118,7 +124,21 @@
       body = JSON.stringify(body);
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
     }
-    const r = host.fetch(method, url, headers._list, body, init.timeout === undefined ? null : Number(init.timeout));
+    let timeout = init.timeout === undefined ? null : Number(init.timeout);
+    const bound = signal && signal._timeoutMs !== undefined ? signal._timeoutMs : null;
+    if (bound !== null) timeout = timeout === null ? bound : Math.min(timeout, bound);
+    let r;
+    try {
+      r = host.fetch(method, url, headers._list, body, timeout);
+    } catch (e) {
+      if (bound !== null && /timed out|timeout/i.test(String(e.message))) {
+        throw new DOMException("The operation timed out.", "TimeoutError");
+      }
+      throw e;
+    }
+    if (signal) signal.throwIfAborted();
+    const requested = host.urlParse(url, null);
+    r.redirected = r.url !== (requested ? requested.href : url);
     return new Response(r);
   }
 

@@ -7,6 +7,9 @@ use boa_engine::property::Attribute;
 use boa_engine::{Context, Source, js_string};
 
 const PRELUDE: &str = include_str!("../js/prelude.js");
+/// The web-platform globals (`URL`, `TextEncoder`, `crypto`, …), loaded last;
+/// it removes the natives from the global scope.
+const WEB: &str = include_str!("../js/web.js");
 /// lodash, fetched from the npm registry by the build script (pinned version
 /// and integrity hash; not committed).
 const LODASH: &str = include_str!("../vendor/lodash.min.js");
@@ -48,6 +51,8 @@ fn build() -> Context {
     }
     ctx.eval(Source::from_bytes(LODASH))
         .expect("lodash evaluates");
+    ctx.eval(Source::from_bytes(WEB))
+        .expect("the web globals evaluate");
     ctx.run_jobs().expect("no pending jobs at start");
     ctx
 }

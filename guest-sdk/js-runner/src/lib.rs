@@ -13,6 +13,7 @@ mod context;
 mod drive;
 mod natives;
 mod timers;
+mod web;
 
 use sandbot_sdk::{Action, ActionError, Value};
 

@@ -1,5 +1,5 @@
-//! Host functions the prelude builds on, installed as `__sandbot` (removed from
-//! the global scope by the prelude itself).
+//! Host functions the prelude and the web globals build on, installed as
+//! `__sandbot` (removed from the global scope by js/web.js, loaded last).
 
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub fn object(ctx: &mut Context) -> JsObject {
         ),
     ];
     let mut init = ObjectInitializer::new(ctx);
-    for (name, f, arity) in fns {
+    for (name, f, arity) in fns.into_iter().chain(crate::web::functions()) {
         init.function(f, js_string!(name), arity);
     }
     init.build()

@@ -248,7 +248,13 @@ pub async fn session(
                     "this bot's web chat has no `secret`: embed tokens cannot be checked",
                 )
             })?;
-            let e = web_session::verify_jwt(secret.as_bytes(), jwt, now_ms() / 1000)
+            // A JWT (header.payload.signature), else Chatlayer's encrypted token.
+            let check = if jwt.contains('.') {
+                web_session::verify_jwt
+            } else {
+                web_session::decrypt_token
+            };
+            let e = check(secret.as_bytes(), jwt, now_ms() / 1000)
                 .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
             let id = hex::encode(&Sha256::digest(e.session_id.as_bytes())[..16]);
             (format!("{}u{id}", web_session::PREFIX), e.session)

@@ -107,7 +107,43 @@ pub fn verify_jwt(secret: &[u8], jwt: &str, now: u64) -> Result<Embed, String> {
     mac(secret, format!("{header}.{payload}").as_bytes())
         .verify_slice(&sig)
         .map_err(|_| "the embed token's signature is invalid".to_string())?;
-    let claims = json(payload)?;
+    embed(&json(payload)?, now)
+}
+
+/// Chatlayer's encrypted embed token, so existing embeds move over: the IV
+/// as 16 hex characters (their ASCII bytes are the IV, as Node's
+/// `crypto.createCipheriv("aes-256-cbc", key, iv)` takes a 16-character
+/// string), then the hex AES-256-CBC ciphertext (PKCS#7) of `{exp, session,
+/// sessionId}`. The key is the bot's `secret`: 32 characters, or 64 hex digits.
+pub fn decrypt_token(secret: &[u8], token: &str, now: u64) -> Result<Embed, String> {
+    use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+    let key: Vec<u8> = match secret.len() {
+        32 => secret.to_vec(),
+        64 => hex::decode(secret).map_err(|_| AES_KEY.to_string())?,
+        _ => return Err(AES_KEY.into()),
+    };
+    let not_one = || {
+        "the embed token is neither a JWT nor an encrypted token (16 hex characters of IV, then hex)".to_string()
+    };
+    let (iv, data) = token.split_at_checked(16).ok_or_else(not_one)?;
+    if !iv.bytes().all(|b| b.is_ascii_hexdigit()) || data.is_empty() {
+        return Err(not_one());
+    }
+    let data = hex::decode(data).map_err(|_| not_one())?;
+    let plain = cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, iv.as_bytes())
+        .map_err(|_| not_one())?
+        .decrypt_padded_vec_mut::<Pkcs7>(&data)
+        .map_err(|_| "the embed token does not decrypt with this bot's secret".to_string())?;
+    let claims: Value = serde_json::from_slice(&plain)
+        .map_err(|_| "the embed token does not decrypt with this bot's secret".to_string())?;
+    embed(&claims, now)
+}
+
+const AES_KEY: &str = "encrypted embed tokens need the bot's `secret` to be an AES-256 key: 32 characters or 64 hex digits";
+
+/// The claims every embed token carries: `exp` in the future, `sessionId`,
+/// optional `session` data.
+fn embed(claims: &Value, now: u64) -> Result<Embed, String> {
     match claims["exp"].as_u64() {
         None => return Err("the embed token needs an `exp` (epoch seconds)".into()),
         Some(exp) if exp <= now => return Err("the embed token has expired".into()),
@@ -132,6 +168,38 @@ pub fn verify_jwt(secret: &[u8], jwt: &str, now: u64) -> Result<Embed, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Made with `openssl enc -aes-256-cbc` (key `0123456789abcdef0123456789abcdef`,
+    /// IV the ASCII of `a1b2c3d4e5f60718`), as Chatlayer's Node snippet does.
+    #[test]
+    fn chatlayer_encrypted_tokens_both_ways() {
+        let key = b"0123456789abcdef0123456789abcdef";
+        let good = "a1b2c3d4e5f6071884ec7721497443d5dee28149eb28cfcdc98877120ab2ccd2a4047f55358d801f91e6b831fcf2d30ce6fd2cd98c4d92d43bc5c0504f39c5aded01e3b40aae91182663d45e859008d9ab92f7aa43496e51";
+        let e = decrypt_token(key, good, 1_900_000_000).unwrap();
+        assert_eq!(e.session_id, "user-42");
+        assert_eq!(e.session["plan"], "gold");
+        // The same key as 64 hex digits.
+        let hex_key = hex::encode(key);
+        assert!(decrypt_token(hex_key.as_bytes(), good, 1_900_000_000).is_ok());
+        let expired = "a1b2c3d4e5f6071878263a8e102fad1483861696abf7c3709044bb6181d98c2696dee423afbbd22018d7770b433fcd731269373c79002214";
+        assert_eq!(
+            decrypt_token(key, expired, 1_900_000_000).unwrap_err(),
+            "the embed token has expired"
+        );
+        assert_eq!(
+            decrypt_token(b"another key of 32 characters!!!!", good, 0).unwrap_err(),
+            "the embed token does not decrypt with this bot's secret"
+        );
+        // A flipped IV character changes the first block: refused, not misread.
+        let tampered = format!("b{}", &good[1..]);
+        assert!(decrypt_token(key, &tampered, 0).is_err());
+        assert!(
+            decrypt_token(key, "not-a-token", 0)
+                .unwrap_err()
+                .starts_with("the embed token is neither a JWT nor an encrypted token")
+        );
+        assert_eq!(decrypt_token(b"short", good, 0).unwrap_err(), AES_KEY);
+    }
 
     fn jwt(secret: &[u8], header: Value, claims: Value) -> String {
         let h = B64.encode(header.to_string());

@@ -68,11 +68,12 @@ enum ComponentCommand {
 /// Parses the arguments, runs the command, prints an error once.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The chat shows turn errors in its transcript; other commands log warnings.
-    init_tracing(if matches!(cli.command, Command::Chat(_)) {
-        "error"
-    } else {
-        "warn"
+    // The chat shows turn errors in its transcript; `serve` logs a line per
+    // turn (and its own start, reloads, failures); other commands warnings.
+    init_tracing(match cli.command {
+        Command::Chat(_) => "error",
+        Command::Serve(_) => "warn,sandbot=info",
+        _ => "warn",
     });
     let result = match cli.command {
         Command::Action(ActionCommand::Run(args)) => action_run::run(*args),
@@ -104,8 +105,11 @@ fn init_tracing(default: &str) {
     // SANDBOT_LOG_FORMAT=json: one JSON object per line (tenant, bot and
     // conversation are fields of every turn's line).
     let json = std::env::var("SANDBOT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // Colours only on a terminal (never into files or log collectors).
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

@@ -46,7 +46,7 @@ impl Sandbox {
         let Ok(Ok(_permit)) = permit else {
             let mut f = timeout(limits);
             f.message = format!(
-                "no sandbox slot freed up within the {} ms deadline ({} invocations running)",
+                "no sandbox slot freed up within the {} ms deadline (all {} slots busy: raise `maxInstances` or lower the load)",
                 limits.timeout.as_millis(),
                 self.config.max_instances
             );

@@ -150,10 +150,13 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::new)?;
         }
-        let db = Arc::new(
-            Database::create(path)
-                .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?,
-        );
+        let db = Arc::new(Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+                "{} is in use by another process (another `sandbot serve` or `sandbot chat` on the same data folder): one process per data folder — stop the other one, give this one another `--data`, or run several nodes on PostgreSQL (README: Run several nodes)",
+                path.display()
+            )),
+            e => StoreError(format!("opening {}: {e}", path.display())),
+        })?);
         let tx = db.begin_write().map_err(StoreError::new)?;
         tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
         tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
