@@ -43,11 +43,18 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     if seg[..5] == [0; 5] && (seg[5] == 0xffff || seg[5] == 0) {
         return Some("IPv4-mapped or IPv4-compatible IPv6");
     }
+    // ::ffff:0:a.b.c.d (RFC 6145/2765 "IPv4-translated"): IPv4 in disguise too.
+    if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+        return Some("IPv4-translated IPv6 (::ffff:0:0/96)");
+    }
     Some(match seg[0] {
         0x0064 if seg[1] == 0xff9b => "NAT64 (IPv4 embedded in IPv6)",
+        s if s & 0xff00 == 0 => "reserved (::/8, incl. IPv4 embeddings)",
         0x0100 if seg[1..4] == [0, 0, 0] => "discard-only (100::/64)",
         0x2001 if seg[1] == 0 => "Teredo (IPv4 embedded in IPv6)",
         0x2001 if seg[1] == 0x0db8 => "documentation",
+        0x2001 if seg[1] == 0x0002 && seg[2] == 0 => "benchmarking (2001:2::/48)",
+        s if s & 0xfff0 == 0x3ff0 => "documentation (3fff::/20)",
         0x2002 => "6to4 (IPv4 embedded in IPv6)",
         s if s & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
         s if s & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
@@ -89,7 +96,14 @@ mod tests {
             "fe80::1",
             "ff02::1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
             "2002:7f00:1::1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:8.8.8.8",
+            "::ffff:0:7f00:1",
+            "2001:2::1",
+            "3fff::1",
+            "::fffe:0:8.8.8.8",
         ] {
             assert!(reason(ip).is_some(), "{ip} must be refused");
         }
@@ -103,6 +117,10 @@ mod tests {
             "172.32.0.1",
             "100.128.0.1",
             "2606:4700:4700::1111",
+            // Near the refused ranges, but public.
+            "2001:3::1",
+            "2003::1",
+            "4000::1",
         ] {
             assert_eq!(reason(ip), None, "{ip} is public");
         }
