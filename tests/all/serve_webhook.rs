@@ -141,10 +141,13 @@ async fn webhook_round_trip_auth_and_bad_input() {
 
     let intro = r#"{"conversationId": "c1", "message": {"introMessage": {}}}"#;
     // Auth matrix: no token, a wrong one, another tenant's, the right one.
-    assert_eq!(post(&addr, "hook", None, intro).await.0, 401);
-    assert_eq!(post(&addr, "hook", Some("nope"), intro).await.0, 401);
-    assert_eq!(post(&addr, "hook", Some("token-two"), intro).await.0, 401);
-    assert_eq!(post(&addr, "nope", Some("token-one"), intro).await.0, 404);
+    // An unknown channel answers exactly as a wrong token (no enumeration).
+    let refused = post(&addr, "hook", None, intro).await;
+    assert_eq!(refused.0, 401);
+    assert_eq!(post(&addr, "hook", Some("nope"), intro).await, refused);
+    assert_eq!(post(&addr, "hook", Some("token-two"), intro).await, refused);
+    assert_eq!(post(&addr, "nope", None, intro).await, refused);
+    assert_eq!(post(&addr, "nope", Some("token-one"), intro).await, refused);
     let (status, body) = post(&addr, "hook", Some("token-one"), "{not json").await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");

@@ -36,14 +36,19 @@ pub async fn inbound(
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
+    // An unknown channel and a wrong token answer alike: channel ids cannot
+    // be found out by probing (they used to be 404 against 401).
     let bot_id = state
         .webhooks
         .get(&channel_id)
         .map(|(bot, _)| bot.clone())
-        .ok_or_else(|| AppError::not_found(format!("no webhook channel `{channel_id}`")))?;
-    if !state.authorized(&bot_id, bearer(&headers)) {
-        return Err(AppError::unauthorized());
-    }
+        .filter(|bot| state.authorized(bot, bearer(&headers)))
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown webhook channel, or a missing or invalid bearer token for it (Authorization: Bearer <token>)",
+            )
+        })?;
     let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let inbound = parse(&body)?;
     let conversation = inbound.conversation.clone();
