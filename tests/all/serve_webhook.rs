@@ -304,3 +304,34 @@ async fn a_tenant_memory_limit_below_the_js_runner_is_refused_at_start() {
     let server = start(needed.div_ceil(1 << 20)).await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+/// With a `metricsToken`, `/metrics` (every tenant's figures) needs it, on
+/// this machine too; without one it answers this machine only (unit test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_their_token_when_one_is_set() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config(bot.path(), &data.path().join("data"), "http://127.0.0.1:9/");
+    config.metrics_token = Some("m-secret".into());
+    let server = Server::start(&config).await.unwrap();
+    let url = format!("http://{}/metrics", server.addr);
+    let get = |token: Option<&'static str>| {
+        let mut req = reqwest::Client::new().get(url.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    for token in [None, Some("wrong")] {
+        let (status, body) = get(token).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("/metrics needs its bearer token"), "{body}");
+    }
+    let (status, body) = get(Some("m-secret")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("# TYPE"), "{body}");
+    server.shutdown().await.unwrap();
+}

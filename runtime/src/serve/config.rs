@@ -36,6 +36,10 @@ pub struct ServeConfig {
     /// is kept in the data folder (`web-session.key`).
     #[serde(default)]
     pub web_session_secret: Option<String>,
+    /// The bearer token `/metrics` asks for (`SANDBOT_METRICS_TOKEN`
+    /// overrides). Without one, `/metrics` answers only this machine.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -398,6 +402,7 @@ impl ServeConfig {
             session_idle_days: default_idle_days(),
             reload_ms: default_reload_ms(),
             web_session_secret: None,
+            metrics_token: None,
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
             tenants: vec![TenantConfig {

@@ -85,6 +85,8 @@ pub struct AppState {
     pub replies: super::inbox::Replies,
     /// The key web session tokens are signed with.
     pub web_key: Vec<u8>,
+    /// What `/metrics` asks for (none: this machine only).
+    pub metrics_token: Option<String>,
     /// How long this node's lease on a conversation lasts without renewal.
     pub lease: Duration,
     /// How often the delivery worker looks at the queue without news: often
@@ -190,6 +192,10 @@ impl AppState {
             metrics: Default::default(),
             replies: Default::default(),
             web_key: web_key(config)?,
+            metrics_token: std::env::var("SANDBOT_METRICS_TOKEN")
+                .ok()
+                .or_else(|| config.metrics_token.clone())
+                .filter(|t| !t.is_empty()),
             lease,
             delivery_idle,
         })
