@@ -446,3 +446,25 @@ async fn chatlayer_encrypted_embed_tokens_both_ways() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// A visitor's message has at most 2,000 characters: at the limit it is
+/// answered, one more is refused and nothing is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_message_longer_than_the_limit_is_refused() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let mut web = Web::new(&format!("http://{}", server.addr), None);
+    let (s, a) = web
+        .send("test", json!({"textMessage": {"text": "é".repeat(2000)}}))
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let (s, a) = web
+        .send("test", json!({"textMessage": {"text": "é".repeat(2001)}}))
+        .await;
+    assert_eq!(
+        (s, error(&a)),
+        (400, "a web chat message has at most 2000 characters")
+    );
+    server.shutdown().await.unwrap();
+}

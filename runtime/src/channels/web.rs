@@ -29,6 +29,10 @@ use crate::serve::state::{AppState, Deployment};
 use crate::store::now_ms;
 
 const PAGE: &str = include_str!("web_chat.html");
+
+/// Characters in one visitor's message, at most (a person types less; the
+/// NLP reads no more).
+pub const MAX_TEXT_CHARS: usize = crate::flow::nlp::MAX_NLP_CHARS;
 const WIDGET: &str = include_str!("widget.js");
 
 /// `GET /widget.js`: the embeddable launcher (see the README).
@@ -359,6 +363,11 @@ pub async fn message(
     body["conversationId"] = json!(claims.c);
     let mut inbound = parse(&body)?;
     match &inbound.kind {
+        InboundKind::Text { text } if text.chars().count() > MAX_TEXT_CHARS => {
+            return Err(AppError::bad_request(format!(
+                "a web chat message has at most {MAX_TEXT_CHARS} characters"
+            )));
+        }
         InboundKind::Goto { .. } => {
             return Err(AppError::bad_request(
                 "the web chat takes only the payload of a button the bot showed (no `nextDialogstateId`)",

@@ -71,6 +71,9 @@ pub struct Nlp {
     slots: HashMap<String, String>,
 }
 
+/// Characters of a message the NLP reads, at most.
+pub const MAX_NLP_CHARS: usize = 2_000;
+
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[^\s@,;<>]+@[^\s@,;<>]+\.[A-Za-z]{2,}").expect("valid"));
 static URL: LazyLock<Regex> =
@@ -138,8 +141,14 @@ impl Nlp {
     }
 
     /// Analyses `text` in `language` (falling back to `primary` when the bot
-    /// has no examples in that language).
+    /// has no examples in that language): its first [`MAX_NLP_CHARS`]
+    /// characters (the matching's cost grows with the words, so a huge
+    /// message cannot burn CPU).
     pub fn analyse(&self, text: &str, language: &str, primary: &str) -> Analysis {
+        let text = match text.char_indices().nth(MAX_NLP_CHARS) {
+            Some((end, _)) => &text[..end],
+            None => text,
+        };
         let entities = self.entities(text, &words(text));
         // Intents are matched without the exact entities' text (an email
         // address or an order number says nothing about the intent); where
@@ -384,6 +393,33 @@ mod tests {
         assert!(get("sys.number").is_some());
         let a = n.analyse("rotterdam", "en", "en");
         assert!(a.entities.iter().all(|e| e.name != "city"));
+    }
+
+    /// Only the first MAX_NLP_CHARS characters are read: an intent inside them
+    /// is found, one after them is not (whatever the message's size).
+    #[test]
+    fn only_the_first_characters_are_analysed() {
+        let n = nlp();
+        let pad = "x".repeat(MAX_NLP_CHARS - "track my package ".len());
+        let inside = format!("track my package {pad}");
+        assert_eq!(inside.chars().count(), MAX_NLP_CHARS);
+        let a = n.analyse(&format!("{inside} and more"), "en", "en");
+        assert_eq!(a.expression, inside);
+        assert!(
+            a.intents
+                .iter()
+                .any(|i| i.name == "order_status" && i.score > 0.0)
+        );
+        let after = format!("{} track my package", "x ".repeat(MAX_NLP_CHARS));
+        let a = n.analyse(&after, "en", "en");
+        assert!(
+            a.intents
+                .iter()
+                .all(|i| i.name != "order_status" || i.score < 0.3),
+            "{:?}",
+            a.intents
+        );
+        assert_eq!(a.expression.chars().count(), MAX_NLP_CHARS);
     }
 
     /// An entity named in an expression (`where is {order}`) matches by its
