@@ -311,7 +311,60 @@ impl Reader<'_> {
     }
 }
 
+/// Flow-style nesting (`[`, `{`) a bot file may have, at most (the parser
+/// itself stops at 128 levels of any kind): far more than
+/// any bot needs, and the YAML parser's time grows with the square of it (a
+/// 100,000-deep file took 40 s).
+const MAX_NESTING: usize = 100;
+
+/// The line where flow-style nesting first goes past `max` (brackets inside
+/// quotes and comments do not count).
+fn too_deep(bytes: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let mut prev = b'\n';
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\n' {
+            line += 1;
+            comment = false;
+        } else if comment {
+        } else if let Some(q) = quote {
+            if c == b'\\' && q == b'"' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'"' | b'\'' if !prev.is_ascii_alphanumeric() => quote = Some(c),
+                b'#' if prev.is_ascii_whitespace() => comment = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return Some(line);
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = c;
+        i += 1;
+    }
+    None
+}
+
 fn parse_yaml<T: serde::de::DeserializeOwned>(bytes: &[u8], rel: &str) -> Result<T, Problem> {
+    if let Some(line) = too_deep(bytes, MAX_NESTING) {
+        return Err(Problem::new(
+            rel,
+            format!("line {line}"),
+            format!("nested more than {MAX_NESTING} levels deep"),
+        ));
+    }
     serde_norway::from_slice(bytes).map_err(|e| {
         let path = e
             .location()
@@ -347,4 +400,38 @@ fn list(dir: &Path, sub: &str, exts: &[&str]) -> Vec<String> {
 
 fn file_name(rel: &str) -> String {
     rel.rsplit('/').next().unwrap_or(rel).to_string()
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_bounded_both_ways() {
+        let nested = |n: usize| format!("a: {}1{}\n", "[".repeat(n), "]".repeat(n));
+        assert_eq!(too_deep(nested(MAX_NESTING).as_bytes(), MAX_NESTING), None);
+        assert_eq!(
+            too_deep(nested(MAX_NESTING + 1).as_bytes(), MAX_NESTING),
+            Some(1)
+        );
+        // Brackets in quotes and comments are text.
+        let quoted = format!(
+            "a: \"{}\"\nb: '{}' # {}\n",
+            "[".repeat(500),
+            "{".repeat(500),
+            "[".repeat(500)
+        );
+        assert_eq!(too_deep(quoted.as_bytes(), MAX_NESTING), None);
+        let e = parse_yaml::<Value>(
+            format!("ok: 1\n{}", nested(100_000)).as_bytes(),
+            "flows/deep.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flows/deep.yaml: line 2: nested more than 100 levels deep"
+        );
+        let r = parse_yaml::<Value>(nested(MAX_NESTING).as_bytes(), "f.yaml");
+        assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
+    }
 }
