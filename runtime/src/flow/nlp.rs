@@ -62,13 +62,22 @@ struct ListEntity {
 pub struct Nlp {
     intent_threshold: f64,
     entity_threshold: f64,
-    /// language → (intent name, example words)
-    examples: HashMap<String, Vec<(String, Vec<String>)>>,
+    /// language → its examples
+    examples: HashMap<String, Vec<Example>>,
     lists: Vec<ListEntity>,
     regexes: Vec<(String, Regex)>,
     system: Vec<SystemEntity>,
     /// Entities that expressions name as slots (`{order_id}`) → their slot words.
     slots: HashMap<String, String>,
+}
+
+/// One example expression of an intent, compiled.
+struct Example {
+    intent: String,
+    words: Vec<String>,
+    /// The slot words it names (`{order_id}`): it matches only a message
+    /// that carries those entities.
+    slots: Vec<String>,
 }
 
 /// Characters of a message the NLP reads, at most.
@@ -89,14 +98,18 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
 impl Nlp {
     /// Compiles `config`; regex entities must already be valid (see validation).
     pub fn new(config: &NlpConfig) -> Self {
-        let mut examples: HashMap<String, Vec<(String, Vec<String>)>> = HashMap::new();
+        let mut examples: HashMap<String, Vec<Example>> = HashMap::new();
         let mut slots = Vec::new();
         for intent in &config.intents {
             for (lang, list) in &intent.expressions {
                 let entry = examples.entry(lang.clone()).or_default();
                 for e in list {
                     slots.extend(slot_names(e).map(str::to_string));
-                    entry.push((intent.name.clone(), words(&with_slot_words(e))));
+                    entry.push(Example {
+                        intent: intent.name.clone(),
+                        words: words(&with_slot_words(e)),
+                        slots: slot_names(e).map(slot_word).collect(),
+                    });
                 }
             }
         }
@@ -172,16 +185,12 @@ impl Nlp {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let mut best: HashMap<&str, f64> = HashMap::new();
-        for (name, example) in examples {
-            // An expression with slots needs those entities in the message.
-            let unfilled = example.iter().any(|w| {
-                w.starts_with("slot") && self.slots.values().any(|s| s == w) && !input.contains(w)
-            });
-            if unfilled {
+        for example in examples {
+            if !example.slots.iter().all(|w| input.contains(w)) {
                 continue;
             }
-            let score = phrase_similarity(&input, example);
-            let slot = best.entry(name.as_str()).or_insert(0.0);
+            let score = phrase_similarity(&input, &example.words);
+            let slot = best.entry(example.intent.as_str()).or_insert(0.0);
             *slot = slot.max(score);
         }
         let mut intents: Vec<IntentScore> = best

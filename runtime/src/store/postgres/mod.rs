@@ -308,15 +308,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        Ok(row.map(|r| InboxEntry {
-            id: r.get::<i64, _>(0) as u64,
-            tenant: r.get(1),
-            bot: bot.to_string(),
-            conversation: conversation.to_string(),
-            dedupe: None,
-            accepted_ms: r.get::<i64, _>(2) as u64,
-            job: r.get::<Json<Value>, _>(3).0,
-        }))
+        Ok(row.map(|r| write::inbox_entry(&r, 0, bot, conversation)))
     }
 
     async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
 
 use super::{db, text};
@@ -139,22 +139,27 @@ pub async fn take_next(
     let Some(r) = row else {
         return Ok(Next::Busy);
     };
-    let Some(id) = r.get::<Option<i64>, _>(1) else {
+    if r.get::<Option<i64>, _>(1).is_none() {
         return Ok(Next::Empty);
-    };
+    }
     Ok(Next::Entry {
         epoch: r.get::<i64, _>(0) as u64,
-        entry: InboxEntry {
-            id: id as u64,
-            tenant: r.get(2),
-            bot: bot.to_string(),
-            conversation: conversation.to_string(),
-            dedupe: None,
-            accepted_ms: r.get::<i64, _>(3) as u64,
-            job: r.get::<Json<Value>, _>(4).0,
-        },
+        entry: inbox_entry(&r, 1, bot, conversation),
         state: Some(r.get::<Option<Json<ConversationState>>, _>(5).map(|j| j.0)),
     })
+}
+
+/// The inbox entry in `r`'s columns `at..at + 4` (id, tenant, accepted_ms, job).
+pub fn inbox_entry(r: &PgRow, at: usize, bot: &str, conversation: &str) -> InboxEntry {
+    InboxEntry {
+        id: r.get::<i64, _>(at) as u64,
+        tenant: r.get(at + 1),
+        bot: bot.to_string(),
+        conversation: conversation.to_string(),
+        dedupe: None,
+        accepted_ms: r.get::<i64, _>(at + 2) as u64,
+        job: r.get::<Json<Value>, _>(at + 3).0,
+    }
 }
 
 /// Claims, for `claim` time, the oldest delivery of each conversation that
