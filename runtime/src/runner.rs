@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::flow::{
     ActionCall, ActionEffects, ActionFailure, ActionFuture, ActionOutcome, ActionRunner,
@@ -18,6 +20,9 @@ pub struct SandboxRunner {
     limits: Limits,
     /// Plugins by content hash, compiled once.
     plugins: RwLock<HashMap<String, Arc<ActionModule>>>,
+    /// This tenant's actions at once, at most: one tenant cannot take every
+    /// sandbox slot of the process.
+    running: Option<(Arc<Semaphore>, usize)>,
 }
 
 impl SandboxRunner {
@@ -26,7 +31,15 @@ impl SandboxRunner {
             sandbox,
             limits,
             plugins: RwLock::new(HashMap::new()),
+            running: None,
         }
+    }
+
+    /// At most `cap` of these actions at once; the next waits for one to
+    /// finish within its own deadline (the wait counts against it).
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.running = Some((Arc::new(Semaphore::new(cap)), cap));
+        self
     }
 
     fn module(&self, call: &ActionCall) -> anyhow::Result<Arc<ActionModule>> {
@@ -48,17 +61,33 @@ impl SandboxRunner {
     }
 
     async fn invoke(&self, call: ActionCall, session: &Value) -> ActionOutcome {
+        let started = Instant::now();
+        let deadline = started + self.limits.timeout;
+        let _turn = match &self.running {
+            Some((slots, cap)) => {
+                let permit =
+                    tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned());
+                match permit.await {
+                    Ok(Ok(permit)) if deadline > Instant::now() => Some(permit),
+                    _ => {
+                        let message = format!(
+                            "this tenant already runs {cap} actions at once (maxConcurrentActions) and none finished within the {} ms deadline",
+                            self.limits.timeout.as_millis()
+                        );
+                        return failed("timeout", message);
+                    }
+                }
+            }
+            None => None,
+        };
+        let waited = started.elapsed();
         let module = match self.module(&call) {
             Ok(m) => m,
             Err(e) => {
-                return ActionOutcome {
-                    result: Err(ActionFailure {
-                        kind: "crashed".into(),
-                        message: format!("loading the {} action: {e:#}", call.kind()),
-                    }),
-                    stats: ActionStats::default(),
-                    logs: Vec::new(),
-                };
+                return failed(
+                    "crashed",
+                    format!("loading the {} action: {e:#}", call.kind()),
+                );
             }
         };
         let invocation = match call {
@@ -67,7 +96,34 @@ impl SandboxRunner {
             ActionCall::Plugin { input, .. } => Invocation::new(input),
         }
         .with_session(session.clone());
-        convert(self.sandbox.invoke(&module, invocation, &self.limits).await)
+        if waited.as_millis() == 0 {
+            return convert(self.sandbox.invoke(&module, invocation, &self.limits).await);
+        }
+        // The wait for a slot counts against the action's deadline.
+        let mut limits = self.limits.clone();
+        limits.timeout = self.limits.timeout.saturating_sub(waited);
+        let mut outcome = convert(self.sandbox.invoke(&module, invocation, &limits).await);
+        if let Err(f) = &mut outcome.result
+            && f.kind == "timeout"
+        {
+            f.message = format!(
+                "the action did not finish within its {} ms deadline, {} ms of which it waited for one of this tenant's maxConcurrentActions slots",
+                self.limits.timeout.as_millis(),
+                waited.as_millis()
+            );
+        }
+        outcome
+    }
+}
+
+fn failed(kind: &str, message: String) -> ActionOutcome {
+    ActionOutcome {
+        result: Err(ActionFailure {
+            kind: kind.into(),
+            message,
+        }),
+        stats: ActionStats::default(),
+        logs: Vec::new(),
     }
 }
 

@@ -98,3 +98,65 @@ async fn a_full_pool_makes_callers_wait_within_their_deadline() {
     assert!(waited.is_ok(), "{waited:?}");
     assert_eq!(busy.await.unwrap().kind(), Some(FailureKind::Timeout));
 }
+
+/// A JS code action for the flow runner.
+fn js(source: &str) -> sandbot::flow::ActionCall {
+    sandbot::flow::ActionCall::Code {
+        name: "a.js".into(),
+        source: source.into(),
+        args: json!({}),
+    }
+}
+
+/// A tenant's cap on actions at once, both ways: under it each action gets
+/// its own deadline; a caller over it waits within its deadline (and is
+/// served when a slot frees in time), or ends with `timeout` naming the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_action_cap_waits_within_its_deadline() {
+    use sandbot::flow::ActionRunner;
+    use sandbot::runner::SandboxRunner;
+    use std::sync::Arc;
+
+    let sandbox = crate::flow_conversations::SANDBOX.clone();
+    let mut limits = Limits::deny_all();
+    limits.fuel = u64::MAX / 4;
+    limits.timeout = Duration::from_millis(800);
+    let session = json!({});
+    let spin = "while (true) {}";
+    let done = "return 'ok';";
+    let cap_message = "this tenant already runs 1 actions at once (maxConcurrentActions) and none finished within the 800 ms deadline";
+
+    // Inside the cap (2): two spinners each run to their own deadline.
+    let two = Arc::new(SandboxRunner::new(sandbox.clone(), limits.clone()).with_cap(2));
+    let (a, b) = tokio::join!(two.run(js(spin), &session), two.run(js(spin), &session));
+    for outcome in [a, b] {
+        let failure = outcome.result.unwrap_err();
+        assert_eq!(failure.kind, "timeout");
+        assert!(
+            !failure.message.contains("maxConcurrentActions"),
+            "{failure:?}"
+        );
+    }
+
+    // Over the cap (1): a quick action behind a spinner waits, then runs.
+    let one = Arc::new(SandboxRunner::new(sandbox.clone(), limits.clone()).with_cap(1));
+    let (spun, quick) = tokio::join!(one.run(js(spin), &session), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        one.run(js(done), &session).await
+    });
+    assert_eq!(spun.result.unwrap_err().kind, "timeout");
+    assert!(quick.result.is_ok(), "{:?}", quick.result);
+
+    // Over the cap with no slot freeing in time: the cap is named.
+    let (a, b, c) = tokio::join!(
+        one.run(js(spin), &session),
+        one.run(js(spin), &session),
+        one.run(js(spin), &session)
+    );
+    let failures = [a, b, c].map(|o| o.result.unwrap_err());
+    assert!(failures.iter().all(|f| f.kind == "timeout"), "{failures:?}");
+    assert!(
+        failures.iter().any(|f| f.message == cap_message),
+        "{failures:?}"
+    );
+}

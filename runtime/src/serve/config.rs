@@ -40,6 +40,9 @@ pub struct ServeConfig {
     /// overrides). Without one, `/metrics` answers only this machine.
     #[serde(default)]
     pub metrics_token: Option<String>,
+    /// The HTTP front's timeouts and connection caps.
+    #[serde(default)]
+    pub http: super::front::HttpLimits,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -72,6 +75,19 @@ pub struct TenantConfig {
     /// Accepted messages waiting for their turn, at most (then 429).
     #[serde(default)]
     pub backlog: BacklogLimit,
+    /// Messages accepted per window from all the tenant's channels, per
+    /// node (then 429 with `Retry-After`); unlimited when unset.
+    #[serde(default)]
+    pub inbound_rate: Option<RateLimit>,
+    /// The tenant's actions running at once, at most (the process has
+    /// `maxInstances` sandbox slots for all tenants); the next one waits
+    /// within its own deadline.
+    #[serde(default = "default_max_concurrent_actions")]
+    pub max_concurrent_actions: usize,
+}
+
+fn default_max_concurrent_actions() -> usize {
+    32
 }
 
 /// How many accepted messages may wait for their turn: per conversation and
@@ -101,7 +117,8 @@ impl Default for BacklogLimit {
     }
 }
 
-/// A fixed window: `requests` per `seconds`, per API token.
+/// A fixed window: `requests` per `seconds` (per API token for the REST
+/// API, per tenant for `inboundRate`).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
@@ -403,6 +420,7 @@ impl ServeConfig {
             reload_ms: default_reload_ms(),
             web_session_secret: None,
             metrics_token: None,
+            http: Default::default(),
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
             tenants: vec![TenantConfig {
@@ -414,6 +432,8 @@ impl ServeConfig {
                 },
                 rate_limit: RateLimit::default(),
                 backlog: BacklogLimit::default(),
+                inbound_rate: None,
+                max_concurrent_actions: default_max_concurrent_actions(),
             }],
             bots: bots
                 .iter()
@@ -440,7 +460,11 @@ impl ServeConfig {
     }
 
     fn check(&self) -> anyhow::Result<()> {
+        self.http.check()?;
         for t in &self.tenants {
+            if t.max_concurrent_actions == 0 {
+                bail!("tenant `{}`: maxConcurrentActions must be at least 1", t.id);
+            }
             for token in &t.tokens {
                 let ok = token
                     .strip_prefix("sha256:")

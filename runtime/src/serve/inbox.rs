@@ -95,7 +95,24 @@ pub async fn accept(
         .bots
         .get(bot_id)
         .ok_or_else(|| AppError::not_found(format!("no bot `{bot_id}`")))?;
-    let limit = state.tenants[&d.tenant].backlog;
+    let tenant = &state.tenants[&d.tenant];
+    let limit = tenant.backlog;
+    if let Some(rate) = tenant.inbound_rate {
+        let now = now_ms() / 1000;
+        let window = state
+            .rate
+            .check(&format!("inbound\0{}", d.tenant), rate, now);
+        if !window.allowed {
+            state.metrics.refused(&d.tenant, bot_id);
+            return Err(AppError::too_many(
+                format!(
+                    "tenant `{}` is past its inbound rate ({} messages per {} s); retry later",
+                    d.tenant, rate.requests, rate.seconds
+                ),
+                window.reset.saturating_sub(now).max(1),
+            ));
+        }
+    }
     let conversation = job.conversation().to_string();
     let entry = InboxEntry {
         id: 0,

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod front;
 pub mod inbox;
 pub mod metrics;
 pub mod rate;
@@ -45,16 +46,8 @@ impl Server {
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let mut http_stop = stopped.clone();
-        let router = app::app(state.clone());
-        let http = tokio::spawn(async move {
-            let router = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let router = front::guard(app::app(state.clone()), &config.http);
+        let http = tokio::spawn(front::serve(listener, router, config.http, stopped.clone()));
         let dead_state = state.clone();
         let on_dead: delivery::OnDead = Arc::new(move |d| {
             if let Some(b) = dead_state.bots.get(&d.bot) {

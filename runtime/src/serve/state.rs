@@ -25,6 +25,7 @@ pub struct Tenant {
     token_hashes: Vec<[u8; 32]>,
     pub rate_limit: RateLimit,
     pub backlog: BacklogLimit,
+    pub inbound_rate: Option<RateLimit>,
 }
 
 impl Tenant {
@@ -136,6 +137,7 @@ impl AppState {
                     token_hashes: hashes,
                     rate_limit: t.rate_limit,
                     backlog: t.backlog,
+                    inbound_rate: t.inbound_rate,
                 },
             );
             let limits = t
@@ -145,7 +147,9 @@ impl AppState {
                 .with_context(|| format!("tenant `{}` limits", t.id))?;
             runners.insert(
                 t.id.clone(),
-                Arc::new(SandboxRunner::new(sandbox.clone(), limits)),
+                Arc::new(
+                    SandboxRunner::new(sandbox.clone(), limits).with_cap(t.max_concurrent_actions),
+                ),
             );
         }
         let mut bots = HashMap::new();
@@ -293,6 +297,7 @@ mod tests {
             token_hashes: vec![bytes.try_into().unwrap()],
             rate_limit: RateLimit::default(),
             backlog: BacklogLimit::default(),
+            inbound_rate: None,
         };
         assert!(t.accepts("s3cret"));
         assert!(!t.accepts("s3cret "));
