@@ -7,7 +7,7 @@
 //! 2. a 100,000-iteration numeric loop, with fuel metering on: median wall time,
 //!    and the ratio to native Boa.
 //!
-//! `cargo bench -p sandbot --bench js [-- --calls N --loops N]`; figures in
+//! `cargo bench -p sandbot --features native-floor --bench js [-- --calls N --loops N]`; figures in
 //! docs/BENCHMARKS.md.
 
 use std::time::Instant;

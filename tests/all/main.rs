@@ -22,6 +22,7 @@ mod serve_delivery;
 mod serve_front;
 mod serve_inbox;
 mod serve_nodes;
+mod serve_offloading;
 mod serve_sinch;
 mod serve_web;
 mod serve_web_security;

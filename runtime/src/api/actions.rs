@@ -169,6 +169,16 @@ pub async fn apply(
                 s.message_counter += messages.len() as u64;
                 if let Some(p) = pause {
                     s.paused = p;
+                    if !p {
+                        // Resuming hands an offloaded conversation back.
+                        s.offload = None;
+                    }
+                    if let Some(internal) = s.session.get_mut("internal") {
+                        internal["isPaused"] = json!(p);
+                        if !p {
+                            internal["offload"] = Value::Null;
+                        }
+                    }
                 }
                 let events: Vec<Value> = messages
                     .iter()

@@ -50,6 +50,7 @@ pub async fn list(
                 conversation_id: id,
                 updated_at: s.updated_ms,
                 paused: s.paused,
+                offloaded_to: s.offload.map(|o| o.provider),
             });
         }
     }

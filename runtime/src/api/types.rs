@@ -22,6 +22,9 @@ pub struct ConversationSummary {
     /// Last activity, epoch milliseconds.
     pub updated_at: u64,
     pub paused: bool,
+    /// The offloading provider an agent has it through, while offloaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offloaded_to: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

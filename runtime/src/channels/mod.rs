@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod messenger;
+pub mod offloading;
 pub mod plain_text;
 pub mod sinch;
 pub mod web;

@@ -85,6 +85,27 @@ impl Bot {
         self.system[&which]
     }
 
+    /// The providers the bot's offload actions name.
+    pub fn offload_providers(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .blocks
+            .iter()
+            .filter_map(|b| match &b.kind {
+                super::model::BlockKind::Action(a) => a.offload.as_ref(),
+                _ => None,
+            })
+            .map(|o| o.provider.as_str())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The system block, when the bot has one (offloading blocks are optional).
+    pub fn has_system(&self, which: SystemBlock) -> Option<usize> {
+        self.system.get(&which).copied()
+    }
+
     /// Reads and checks a bot folder.
     pub fn load(dir: &Path) -> Result<Bot, Problems> {
         let mut problems = Vec::new();
@@ -255,7 +276,7 @@ impl Bot {
                 }
             }
         }
-        for sys in SystemBlock::ALL {
+        for sys in SystemBlock::REQUIRED {
             if !self.system.contains_key(&sys) {
                 problems.push(
                     Problem::new(

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::action::ActionRunner;
 use super::bot::Bot;
 use super::inbound::{Inbound, InboundKind};
+use super::offload::Offloader;
 use super::postback::{self, Target};
 use super::turn::{Resolved, Turn, TurnOutput};
 use crate::store::{
@@ -19,6 +20,7 @@ use crate::store::{
 pub struct FlowEngine {
     store: Arc<dyn Store>,
     runner: Arc<dyn ActionRunner>,
+    offloader: Option<Arc<dyn Offloader>>,
     /// `DRAFT` or `LIVE` (`internal.version`).
     version: String,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -29,9 +31,16 @@ impl FlowEngine {
         Self {
             store,
             runner,
+            offloader: None,
             version: version.to_string(),
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Offload actions ask `offloader`.
+    pub fn with_offloader(mut self, offloader: Arc<dyn Offloader>) -> Self {
+        self.offloader = Some(offloader);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -87,6 +96,7 @@ impl FlowEngine {
             &inbound.conversation,
             state,
         );
+        turn.offloader = self.offloader.as_deref();
         turn.run(&inbound, resolved).await;
         let (mut state, out, postbacks) = turn.finish();
         state.updated_ms = now;

@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod input;
 pub mod model;
 pub mod nlp;
+pub mod offload;
 pub mod postback;
 pub mod problem;
 mod render;
@@ -27,6 +28,7 @@ pub use action::{
 pub use bot::Bot;
 pub use engine::FlowEngine;
 pub use inbound::{Inbound, InboundKind, UserInfo};
+pub use offload::{Offload, OffloadAnswer, OffloadFuture, OffloadRequest, Offloader};
 pub use problem::{Problem, Problems};
 pub use turn::{MAX_SESSION_BYTES, TurnOutput};
 

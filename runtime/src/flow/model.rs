@@ -181,14 +181,27 @@ pub enum SystemBlock {
     NotUnderstood,
     ErrorOccurred,
     BotDisabled,
+    /// An offload action's provider accepted: an agent takes over.
+    OffloadingOpened,
+    /// The provider answered that no agent is available.
+    OffloadingClosed,
+    /// No provider configured, or it is down or failed.
+    OffloadingDisabled,
 }
 
 impl SystemBlock {
-    pub const ALL: [SystemBlock; 4] = [
+    /// Every bot has these.
+    pub const REQUIRED: [SystemBlock; 4] = [
         Self::Introduction,
         Self::NotUnderstood,
         Self::ErrorOccurred,
         Self::BotDisabled,
+    ];
+    /// A bot with an offload action has these.
+    pub const OFFLOADING: [SystemBlock; 3] = [
+        Self::OffloadingOpened,
+        Self::OffloadingClosed,
+        Self::OffloadingDisabled,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -196,6 +209,9 @@ impl SystemBlock {
             Self::NotUnderstood => "notUnderstood",
             Self::ErrorOccurred => "errorOccurred",
             Self::BotDisabled => "botDisabled",
+            Self::OffloadingOpened => "offloadingOpened",
+            Self::OffloadingClosed => "offloadingClosed",
+            Self::OffloadingDisabled => "offloadingDisabled",
         }
     }
 }
@@ -427,7 +443,7 @@ pub enum InputType {
 }
 
 /// An Action block: exactly one of `code`, `api`, `plugin`, `set`,
-/// `clearSession`, `gotoVariable`.
+/// `clearSession`, `gotoVariable`, `offload`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionSpec {
@@ -456,6 +472,22 @@ pub struct ActionSpec {
     /// Go to the block whose id or label is stored at this session path.
     #[serde(default)]
     pub goto_variable: Option<String>,
+    /// Hand the conversation to a human through an offloading provider; the
+    /// answer picks the `offloadingOpened`, `offloadingClosed` or
+    /// `offloadingDisabled` system block.
+    #[serde(default)]
+    pub offload: Option<OffloadSpec>,
     #[serde(default)]
     pub goto: Option<Goto>,
+}
+
+/// An offload action.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OffloadSpec {
+    /// The provider's id (`offloading` in the serve config).
+    pub provider: String,
+    /// Sent to the provider with the transcript (strings templated).
+    #[serde(default)]
+    pub payload: Map<String, Value>,
 }

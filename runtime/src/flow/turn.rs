@@ -11,8 +11,9 @@ use super::bot::Bot;
 use super::condition;
 use super::inbound::{Inbound, InboundKind};
 use super::input;
-use super::model::{ActionSpec, BlockKind, Goto, SystemBlock};
+use super::model::{ActionSpec, BlockKind, Goto, OffloadSpec, SystemBlock};
 use super::nlp::Analysis;
+use super::offload::{Offload, OffloadAnswer, OffloadRequest, Offloader};
 use super::postback::{self, Target};
 use super::render::Renderer;
 use super::template;
@@ -54,6 +55,8 @@ pub struct Turn<'a> {
     pub state: ConversationState,
     pub out: TurnOutput,
     pub postbacks: Vec<(String, Value)>,
+    /// Where offload actions go (none: they go to `offloadingDisabled`).
+    pub offloader: Option<&'a dyn Offloader>,
     seed: u64,
 }
 
@@ -83,6 +86,7 @@ impl<'a> Turn<'a> {
                 ..TurnOutput::default()
             },
             postbacks: Vec::new(),
+            offloader: None,
             seed,
         }
     }
@@ -184,6 +188,8 @@ impl<'a> Turn<'a> {
                 internal.insert("locale".into(), json!(l));
             }
         }
+        internal.insert("isPaused".into(), json!(self.state.paused));
+        internal.insert("offload".into(), offload_json(&self.state.offload));
         if !internal.contains_key("preferredLanguage") {
             internal.insert("preferredLanguage".into(), json!(bot.primary_language()));
         }
@@ -402,6 +408,9 @@ impl<'a> Turn<'a> {
                 ),
             };
         }
+        if let Some(offload) = &spec.offload {
+            return self.offload(i, offload).await;
+        }
         let session = &self.state.session;
         let call = if let Some(name) = &spec.code {
             ActionCall::Code {
@@ -539,6 +548,55 @@ impl<'a> Turn<'a> {
         self.out.messages.push(message);
     }
 
+    /// Asks the provider to hand the conversation to a human; its answer
+    /// picks the offloading system block (validated to exist).
+    async fn offload(&mut self, i: usize, spec: &OffloadSpec) -> Step {
+        let bot = self.bot;
+        let block = &bot.blocks[i];
+        let internal = &self.state.session["internal"];
+        let request = OffloadRequest {
+            provider: spec.provider.clone(),
+            payload: Value::Object(template::resolve_map(&spec.payload, &self.state.session)),
+            bot: bot.id().to_string(),
+            version: self.version.to_string(),
+            conversation: internal["sessionId"].as_str().unwrap_or_default().into(),
+            channel: internal["channel"].as_str().unwrap_or_default().into(),
+            events: self.out.events.clone(),
+            session: self.state.session.clone(),
+        };
+        let answer = match self.offloader {
+            Some(o) => o.offload(request).await,
+            None => OffloadAnswer::Disabled("no offloading provider is configured".into()),
+        };
+        let which = match answer {
+            OffloadAnswer::Opened { pause } => {
+                self.state.offload = Some(Offload {
+                    provider: spec.provider.clone(),
+                    since_ms: crate::store::now_ms(),
+                });
+                self.state.paused = pause;
+                let internal = internal_mut(&mut self.state.session);
+                internal.insert("isPaused".into(), json!(pause));
+                internal.insert("offload".into(), offload_json(&self.state.offload));
+                SystemBlock::OffloadingOpened
+            }
+            OffloadAnswer::Closed => SystemBlock::OffloadingClosed,
+            OffloadAnswer::Disabled(why) => {
+                self.error(Some(&block.id), "offloading_disabled", why);
+                SystemBlock::OffloadingDisabled
+            }
+        };
+        self.event(json!({"offload": {"provider": spec.provider, "block": block.id, "result": which.as_str()}}));
+        match bot.has_system(which) {
+            Some(j) => Some(j),
+            None => self.fail(
+                &block.id,
+                "unknown_block",
+                format!("no `{}` system block", which.as_str()),
+            ),
+        }
+    }
+
     fn error(&mut self, block: Option<&str>, kind: &str, message: String) {
         tracing::warn!(bot = self.bot.id(), block, kind, %message, "turn error");
         self.event(json!({"error": {"block": block, "kind": kind, "message": message}}));
@@ -570,6 +628,14 @@ fn user_event(kind: &InboundKind) -> Value {
         } => {
             json!({"location": {"latitude": latitude, "longitude": longitude}})
         }
+    }
+}
+
+/// `internal.offload`: the provider and since when, or null.
+fn offload_json(offload: &Option<Offload>) -> Value {
+    match offload {
+        Some(o) => json!({"provider": o.provider, "status": "opened", "sinceMs": o.since_ms}),
+        None => Value::Null,
     }
 }
 

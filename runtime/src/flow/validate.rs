@@ -5,7 +5,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::bot::Bot;
-use super::model::{ActionSpec, BlockKind, ButtonSpec, Goto, MessageSpec, Operator};
+use super::model::{ActionSpec, BlockKind, ButtonSpec, Goto, MessageSpec, Operator, SystemBlock};
 use super::problem::Problem;
 use super::similarity::word_similarity;
 use super::text::Text;
@@ -198,10 +198,11 @@ impl Checker<'_> {
             ("set", spec.set.is_some()),
             ("clearSession", spec.clear_session),
             ("gotoVariable", spec.goto_variable.is_some()),
+            ("offload", spec.offload.is_some()),
         ];
         let chosen: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         if chosen.len() != 1 {
-            self.out.push(Problem::new(file, at, format!("an action block needs exactly one of code, api, plugin, set, clearSession, gotoVariable (found {})", if chosen.is_empty() { "none".to_string() } else { chosen.join(", ") })));
+            self.out.push(Problem::new(file, at, format!("an action block needs exactly one of code, api, plugin, set, clearSession, gotoVariable, offload (found {})", if chosen.is_empty() { "none".to_string() } else { chosen.join(", ") })));
         }
         if let Some(name) = &spec.code {
             match self.bot.scripts.get(name) {
@@ -222,6 +223,33 @@ impl Checker<'_> {
                         ));
                     }
                 }
+            }
+        }
+        if spec.offload.is_some() {
+            let missing: Vec<&str> = SystemBlock::OFFLOADING
+                .iter()
+                .filter(|s| self.bot.has_system(**s).is_none())
+                .map(|s| s.as_str())
+                .collect();
+            if !missing.is_empty() {
+                self.out.push(
+                    Problem::new(
+                        file,
+                        format!("{at}.offload"),
+                        format!(
+                            "an offload action needs the system blocks offloadingOpened, offloadingClosed and offloadingDisabled (missing: {})",
+                            missing.join(", ")
+                        ),
+                    )
+                    .hint("add a block with `system: offloadingOpened` (and the others): what the bot says in each case"),
+                );
+            }
+            if spec.goto.is_some() {
+                self.out.push(Problem::new(
+                    file,
+                    format!("{at}.goto"),
+                    "an offload action goes to the offloading system block its provider's answer picks; it takes no `goto`",
+                ));
             }
         }
         if let Some(name) = &spec.plugin

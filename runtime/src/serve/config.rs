@@ -162,6 +162,26 @@ pub struct BotConfig {
     pub version: Version,
     #[serde(default)]
     pub channels: Channels,
+    /// Where offload actions hand conversations to humans.
+    #[serde(default)]
+    pub offloading: Vec<OffloadingProvider>,
+}
+
+/// An offloading provider: Chatlayer's generic offloading webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OffloadingProvider {
+    /// What offload actions name (`offload: { provider: ID }`).
+    pub id: String,
+    pub webhook: OffloadingWebhook,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OffloadingWebhook {
+    pub url: String,
+    /// Sent with every call as `?challenge.verifyToken=…`.
+    pub verify_token: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -454,6 +474,7 @@ impl ServeConfig {
                         }),
                         sinch: Vec::new(),
                     },
+                    offloading: Vec::new(),
                 })
                 .collect(),
         })
@@ -461,6 +482,33 @@ impl ServeConfig {
 
     fn check(&self) -> anyhow::Result<()> {
         self.http.check()?;
+        for b in &self.bots {
+            let mut ids = std::collections::HashSet::new();
+            for p in &b.offloading {
+                if !ids.insert(&p.id) {
+                    bail!(
+                        "{}: offloading provider `{}` is listed twice",
+                        b.folder.display(),
+                        p.id
+                    );
+                }
+                let url = reqwest::Url::parse(&p.webhook.url).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: offloading provider `{}`: url `{}`: {e}",
+                        b.folder.display(),
+                        p.id,
+                        p.webhook.url
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!(
+                        "{}: offloading provider `{}`: the url must be http(s)",
+                        b.folder.display(),
+                        p.id
+                    );
+                }
+            }
+        }
         for t in &self.tenants {
             if t.max_concurrent_actions == 0 {
                 bail!("tenant `{}`: maxConcurrentActions must be at least 1", t.id);

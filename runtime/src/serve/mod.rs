@@ -35,6 +35,7 @@ pub struct Server {
     reloader: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
     recorder: tokio::task::JoinHandle<()>,
+    desks: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -66,7 +67,11 @@ impl Server {
         let every = Duration::from_millis(config.reload_ms);
         let reloader = tokio::spawn(reload::run(state.clone(), every, stopped.clone()));
         let sweeper = tokio::spawn(inbox::sweep(state.clone(), stopped.clone()));
-        let recorder = tokio::spawn(metrics::record(state.clone(), stopped));
+        let recorder = tokio::spawn(metrics::record(state.clone(), stopped.clone()));
+        let desks = tokio::spawn(crate::channels::offloading::watch(
+            state.offloading.clone(),
+            stopped,
+        ));
         Ok(Server {
             addr,
             state,
@@ -76,6 +81,7 @@ impl Server {
             reloader,
             sweeper,
             recorder,
+            desks,
         })
     }
 
@@ -91,6 +97,7 @@ impl Server {
         self.worker.await?;
         self.reloader.await?;
         self.recorder.await?;
+        self.desks.await?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use super::config::{
 };
 use super::dispatch::Dispatcher;
 use super::rate::RateLimiter;
+use crate::channels::offloading::Providers;
 use crate::channels::sinch::oauth::SinchTokens;
 use crate::flow::{Bot, FlowEngine};
 use crate::runner::SandboxRunner;
@@ -93,6 +94,8 @@ pub struct AppState {
     /// How often the delivery worker looks at the queue without news: often
     /// when other nodes share it.
     pub delivery_idle: Duration,
+    /// Every bot's offloading providers (agent desks).
+    pub offloading: Arc<Providers>,
 }
 
 impl AppState {
@@ -152,18 +155,41 @@ impl AppState {
                 ),
             );
         }
+        let loaded = config
+            .bots
+            .iter()
+            .map(|b| {
+                Bot::load(&b.folder).map_err(|p| anyhow::anyhow!("{}: {p}", b.folder.display()))
+            })
+            .collect::<anyhow::Result<Vec<Bot>>>()?;
+        let offloading = Arc::new(Providers::new(
+            store.clone(),
+            loaded
+                .iter()
+                .zip(&config.bots)
+                .map(|(bot, b)| (bot.id().to_string(), b.offloading.clone()))
+                .collect(),
+        ));
         let mut bots = HashMap::new();
         let mut webhooks = HashMap::new();
         let mut sinch = HashMap::new();
-        for b in &config.bots {
-            let bot =
-                Bot::load(&b.folder).map_err(|p| anyhow::anyhow!("{}: {p}", b.folder.display()))?;
+        for (bot, b) in loaded.into_iter().zip(&config.bots) {
             let id = bot.id().to_string();
             let engine = FlowEngine::new(
                 store.clone(),
                 runners[&b.tenant].clone(),
                 b.version.as_str(),
-            );
+            )
+            .with_offloader(offloading.clone());
+            for provider in bot.offload_providers() {
+                if !b.offloading.iter().any(|p| p.id == provider) {
+                    tracing::warn!(
+                        bot = id,
+                        provider,
+                        "an offload action names a provider the serve config does not list under `offloading`: it goes to offloadingDisabled"
+                    );
+                }
+            }
             for w in &b.channels.webhook {
                 webhooks.insert(w.id.clone(), (id.clone(), w.clone()));
             }
@@ -196,6 +222,7 @@ impl AppState {
             metrics: Default::default(),
             replies: Default::default(),
             web_key: web_key(config)?,
+            offloading,
             metrics_token: std::env::var("SANDBOT_METRICS_TOKEN")
                 .ok()
                 .or_else(|| config.metrics_token.clone())
@@ -219,7 +246,15 @@ impl AppState {
         let started = std::time::Instant::now();
         let conversation = inbound.conversation.clone();
         let bot = d.bot();
-        let out = d.engine.turn_with_outbox(&bot, inbound, outbox).await?;
+        let offloading = &self.offloading;
+        let out = d
+            .engine
+            .turn_with_outbox(&bot, inbound, |out, st| {
+                let mut deliveries = outbox(out, st);
+                deliveries.extend(offloading.messages(&st.session, &out.events));
+                deliveries
+            })
+            .await?;
         let took = started.elapsed();
         self.metrics.turn(&d.tenant, bot.id(), &out, took);
         tracing::info!(

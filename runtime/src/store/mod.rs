@@ -52,9 +52,12 @@ pub struct ConversationState {
     /// Transcript entries so far (the next entry's sequence number).
     #[serde(default)]
     pub transcript_len: u64,
-    /// The bot does not answer while paused (REST API).
+    /// The bot does not answer while paused (REST API, an offload).
     #[serde(default)]
     pub paused: bool,
+    /// Handed to a human through an offloading provider, until handed back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload: Option<Offload>,
     pub created_ms: u64,
     pub updated_ms: u64,
 }
@@ -67,10 +70,21 @@ impl ConversationState {
             message_counter: 0,
             transcript_len: 0,
             paused: false,
+            offload: None,
             created_ms: now_ms,
             updated_ms: now_ms,
         }
     }
+}
+
+/// A conversation's offload (`internal.offload`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offload {
+    /// The provider's id in the serve config.
+    pub provider: String,
+    /// When it was opened (ms since the epoch).
+    pub since_ms: u64,
 }
 
 /// One transcript entry: `{"user": …}`, `{"bot": …}`, `{"block": …}` or
