@@ -246,6 +246,24 @@ bots:
     assert_eq!(s["appId"], "app-1");
     assert_eq!(s["conversationId"], "conv-SMS");
     assert_eq!(state.session["internal"]["channel"], "sinchConversationAPI");
+    // An agent's message (REST) goes back on the conversation's own channel.
+    let agent = reqwest::Client::new()
+        .post(format!(
+            "{base}/v1/bots/test/conversations/conv-SMS/actions"
+        ))
+        .header("authorization", "Bearer x")
+        .header("content-type", "application/json")
+        .body(json!({"sendMessages": [{"textMessageTemplate": {"text": "Ann here"}}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(agent.status(), 200);
+    let sent = sinch.wait_for(5).await;
+    assert_eq!(sent[4].1["recipient"], json!({"contact_id": "contact-SMS"}));
+    assert_eq!(
+        sent[4].1["message"],
+        json!({"text_message": {"text": "Ann here"}})
+    );
     // A callback that is not an inbound message is acknowledged and ignored.
     let receipt =
         json!({"app_id": "app-1", "message_delivery_report": {"status": "DELIVERED"}}).to_string();

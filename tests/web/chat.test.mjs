@@ -210,6 +210,46 @@ test("on a 390 px phone the chat keeps its bubbles and Send button (emulator bel
   }
 });
 
+test("an agent takes over the shop's chat, answers in it, and hands back", async () => {
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/chat/shop`);
+    await page.getByText("Welcome to the shop!").waitFor();
+    await page.getByLabel("message").fill("talk to a human");
+    await page.getByRole("button", { name: "Send" }).click();
+    // The example backend's stand-in desk accepts: the bot pauses.
+    await page.getByText("A colleague will take over here in a moment.").waitFor();
+    const token = await page.evaluate(() => localStorage.getItem("sandbot-web-shop"));
+    const history = await (await fetch(`${base}/v1/channels/web/shop/messages`, {
+      headers: { Authorization: `Bearer ${token}` },
+    })).json();
+    assert.equal(history.paused, true);
+    // The visitor writes; the bot stays quiet while the agent has the chat.
+    await page.getByLabel("message").fill("hello?");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".msg.user", { hasText: "hello?" }).waitFor();
+    // The agent answers through the REST API: the page shows it.
+    const actions = `${base}/v1/bots/shop/conversations/${history.conversationId}/actions?version=DRAFT`;
+    const rest = (body) => fetch(actions, {
+      method: "POST",
+      headers: { Authorization: "Bearer demo-token", "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answered = await rest({ sendMessages: [{ textMessageTemplate: { text: "Hi, Ann from the shop here." } }] });
+    assert.equal(answered.status, 200, await answered.text());
+    await page.getByText("Hi, Ann from the shop here.").waitFor({ timeout: 10000 });
+    // And hands back: the bot greets again.
+    const back = await rest({ pause: false, goToDialogstate: "intro" });
+    assert.equal(back.status, 200, await back.text());
+    await page.locator(".msg.bot", { hasText: "Welcome to the shop!" }).nth(1).waitFor({ timeout: 10000 });
+    const bubbles = await page.locator(".msg").allTextContents();
+    assert.ok(!bubbles.some((b) => b.includes("Sorry, I didn't get that")), bubbles.join(" | "));
+  } finally {
+    await browser.close();
+  }
+});
+
 test("an unknown bot has no web chat", async () => {
   const res = await fetch(`${base}/chat/nope`);
   assert.equal(res.status, 404);

@@ -5,6 +5,10 @@
 //!   Bearer demo-token`, else 401.
 //! - `POST /orders/status` `{"orderId": "ORD-1234"}` → an API-action response
 //!   (`session`, `messages`, `action.nextDialogstate`); unknown orders → 404.
+//! - `/desk`: a stand-in agent desk behind Chatlayer's offloading webhook
+//!   (`?challenge.verifyToken=demo-desk`): `GET` is its health check, `POST`
+//!   takes `messages` events and accepts every `offload` (an agent "takes
+//!   over"; answer as the agent with the REST API).
 
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
@@ -20,6 +24,44 @@ pub fn router() -> Router {
         .route("/meetups", get(meetups))
         .route("/orders/status", post(order_status))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/desk", get(desk_health).post(desk_event))
+}
+
+/// The desk's verify token (the example serve config sends it).
+pub const DESK_TOKEN: &str = "demo-desk";
+
+fn desk_token(q: &[(String, String)]) -> bool {
+    q.iter()
+        .any(|(k, v)| k == "challenge.verifyToken" && v == DESK_TOKEN)
+}
+
+async fn desk_health(Query(q): Query<Vec<(String, String)>>) -> (StatusCode, Json<Value>) {
+    if !desk_token(&q) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"status": "wrong verify token"})),
+        );
+    }
+    (StatusCode::OK, Json(json!({"status": "ok"})))
+}
+
+async fn desk_event(
+    Query(q): Query<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if !desk_token(&q) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "wrong verify token"})),
+        );
+    }
+    match body["event"].as_str() {
+        Some("offload") => (
+            StatusCode::OK,
+            Json(json!({"offloadSuccess": true, "pauseBot": true})),
+        ),
+        _ => (StatusCode::OK, Json(json!({}))),
+    }
 }
 
 const MEETUPS: &[(&str, &str, &str, &str)] = &[

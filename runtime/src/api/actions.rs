@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 use super::auth::{TenantId, deployment};
 use super::templates;
 use super::types::{ActionsRequest, ActionsResponse, Page};
-use crate::channels::webhook;
+use crate::channels::{sinch, webhook};
 use crate::flow::postback;
 use crate::flow::{Inbound, InboundKind};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept};
 use crate::serve::state::{AppState, Deployment};
-use crate::store::{InboxClaim, StoreError};
+use crate::store::{ConversationState, Delivery, InboxClaim, StoreError};
 
 /// A REST conversation action as it waits in the inbox: checked, its
 /// templates already messages.
@@ -123,6 +123,38 @@ pub async fn run(
     }
 }
 
+/// Deliveries of `messages` (an agent's, or the flow's after a go-to) on
+/// the conversation's own channel: Sinch when its messages came from Sinch,
+/// else the bot's webhook channel (the web chat's page asks for them).
+fn own_channel(
+    state: &AppState,
+    bot: &str,
+    messages: &[Value],
+    first_number: u64,
+    s: &ConversationState,
+) -> Vec<Delivery> {
+    let conversation = s.session["internal"]["sessionId"]
+        .as_str()
+        .unwrap_or_default();
+    if s.session["internal"]["channel"] == "sinchConversationAPI"
+        && let Some((recipient, channel_name)) = sinch::recipient_of(&s.session)
+        && let Some((_, channel)) = state.sinch.values().find(|(b, _)| b == bot)
+    {
+        return sinch::outbound(
+            channel,
+            messages,
+            &recipient,
+            &channel_name,
+            bot,
+            conversation,
+        );
+    }
+    match state.bots.get(bot).and_then(|d| d.webhook.as_ref()) {
+        Some(c) => webhook::deliveries(c, messages, first_number, None, s),
+        None => Vec::new(),
+    }
+}
+
 /// Runs a REST action's inbox entry under the conversation's lease: the
 /// changes and messages in one commit, then the flow from the block asked
 /// for (the entry is done with the last commit). `None` when the
@@ -136,7 +168,6 @@ pub async fn apply(
 ) -> Result<Option<ActionsResponse>, StoreError> {
     let bot = d.bot();
     let sent = a.messages.len();
-    let channel = d.webhook.clone();
     let first = InboxClaim {
         entry: if a.goto.is_some() { None } else { claim.entry },
         ..claim
@@ -186,15 +217,9 @@ pub async fn apply(
                     .collect();
                 (events, s.paused)
             },
-            |s| match &channel {
-                Some(c) => webhook::deliveries(
-                    c,
-                    &messages,
-                    s.message_counter + 1 - messages.len() as u64,
-                    None,
-                    s,
-                ),
-                None => Vec::new(),
+            |s| {
+                let first_number = s.message_counter + 1 - messages.len() as u64;
+                own_channel(state, bot.id(), &messages, first_number, s)
             },
         )
         .await?;
@@ -213,9 +238,8 @@ pub async fn apply(
         );
         inbound.inbox = Some(claim);
         let out = state
-            .turn(d, inbound, |out, s| match &channel {
-                Some(c) => webhook::outbound(c, out, s),
-                None => Vec::new(),
+            .turn(d, inbound, |out, s| {
+                own_channel(state, bot.id(), &out.messages, out.first_message_number, s)
             })
             .await?;
         flow_messages = out.messages;

@@ -20,8 +20,9 @@ use crate::store::{Delivery, Store, TranscriptEntry, now_ms};
 
 /// How often providers are checked.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(30);
-/// An unhealthy provider is checked again at an offload once this old.
-const RECHECK_AFTER: Duration = Duration::from_secs(5);
+/// An unhealthy provider is checked again at an offload once its last
+/// check is this old.
+const RECHECK_AFTER: Duration = Duration::from_millis(500);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Transcript entries sent with an offload, at most (the latest).
 const TRANSCRIPT_MAX: u64 = 500;

@@ -398,8 +398,15 @@ pub async fn message(
         ));
     };
     let (session, expires) = session_token(&state, web, &bot_id, &claims.c, claims.d);
-    let mut answer =
-        json!({ "messages": out["messages"].take(), "session": session, "expiresAt": expires });
+    let mut answer = json!({
+        "messages": out["messages"].take(),
+        "session": session,
+        "expiresAt": expires,
+        // While an agent has the conversation the page asks for what comes
+        // after `cursor` (their messages) now and then.
+        "cursor": out["cursor"].take(),
+        "paused": out["paused"].take(),
+    });
     let tenant_token = headers
         .get("x-sandbot-tenant-token")
         .and_then(|t| t.to_str().ok());

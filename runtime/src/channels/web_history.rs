@@ -1,13 +1,15 @@
-//! `GET /v1/channels/web/{botId}/messages`: the conversation so far, for a
-//! page that was reloaded (or a widget opened again): what the visitor said
-//! and the bot's messages, from the transcript of the session token's
-//! conversation only.
+//! `GET /v1/channels/web/{botId}/messages[?after=CURSOR]`: the conversation
+//! so far, for a page that was reloaded (or a widget opened again): what the
+//! visitor said and the bot's messages, from the transcript of the session
+//! token's conversation only. With `after`, only what came after that
+//! cursor: the page asks so while an agent has the conversation (`paused`),
+//! and shows the agent's messages as they come.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -19,34 +21,42 @@ use crate::serve::state::AppState;
 /// Transcript entries a page gets back, at most (the latest).
 const HISTORY: u64 = 200;
 
+#[derive(serde::Deserialize)]
+pub struct After {
+    after: Option<u64>,
+}
+
 pub async fn history(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Query(q): Query<After>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
     let web = d.web.as_ref().expect("web_bot checked");
     let claims = visitor(&state, web, &bot_id, client, &headers).await?;
-    let len = state
+    let conversation = state
         .store
         .load(&bot_id, &claims.c)
         .await
-        .map_err(AppError::internal)?
-        .map_or(0, |s| s.transcript_len);
+        .map_err(AppError::internal)?;
+    let len = conversation.as_ref().map_or(0, |s| s.transcript_len);
+    let paused = conversation.as_ref().is_some_and(|s| s.paused);
+    let from = len.saturating_sub(HISTORY).max(q.after.unwrap_or(0));
     let events = state
         .store
-        .transcript(
-            &bot_id,
-            &claims.c,
-            len.saturating_sub(HISTORY),
-            HISTORY as usize,
-        )
+        .transcript(&bot_id, &claims.c, from, HISTORY as usize)
         .await
         .map_err(AppError::internal)?;
     let messages: Vec<Value> = events.iter().filter_map(|e| shown(&e.event)).collect();
-    let mut response =
-        Json(json!({"conversationId": claims.c, "messages": messages})).into_response();
+    let mut response = Json(json!({
+        "conversationId": claims.c,
+        "messages": messages,
+        "cursor": events.last().map_or(len, |e| (e.seq + 1).max(len)),
+        "paused": paused,
+    }))
+    .into_response();
     cors(web, &headers, &mut response);
     Ok(response)
 }

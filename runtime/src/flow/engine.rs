@@ -98,9 +98,10 @@ impl FlowEngine {
         );
         turn.offloader = self.offloader.as_deref();
         turn.run(&inbound, resolved).await;
-        let (mut state, out, postbacks) = turn.finish();
+        let (mut state, mut out, postbacks) = turn.finish();
         state.updated_ms = now;
         let transcript = self.number(&mut state, &out.events, now);
+        out.transcript_len = state.transcript_len;
         let outbox = outbox(&out, &state);
         self.store
             .commit(TurnCommit {

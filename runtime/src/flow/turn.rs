@@ -39,6 +39,9 @@ pub struct TurnOutput {
     pub nlp: Option<Analysis>,
     /// The webhook `messageCounter` of the first message of this turn.
     pub first_message_number: u64,
+    /// Transcript entries of the conversation after this turn (a cursor
+    /// for what comes next).
+    pub transcript_len: u64,
 }
 
 /// What a postback payload resolved to before the turn (the store is the

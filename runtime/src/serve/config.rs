@@ -474,7 +474,17 @@ impl ServeConfig {
                         }),
                         sinch: Vec::new(),
                     },
-                    offloading: Vec::new(),
+                    // The shop's "talk to a human" goes to the example backend's desk.
+                    offloading: match *b {
+                        "shop" => vec![OffloadingProvider {
+                            id: "desk".into(),
+                            webhook: OffloadingWebhook {
+                                url: "http://127.0.0.1:8787/desk".into(),
+                                verify_token: sandbot_example_backend::DESK_TOKEN.into(),
+                            },
+                        }],
+                        _ => Vec::new(),
+                    },
                 })
                 .collect(),
         })

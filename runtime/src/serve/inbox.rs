@@ -69,6 +69,8 @@ pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 fn web_outcome(out: &TurnOutput) -> Value {
     json!({
         "messages": out.messages,
+        "cursor": out.transcript_len,
+        "paused": out.session["internal"]["isPaused"] == true,
         "emulator": {
             "block": out.session["internal"]["currentDialogstate"],
             "waiting": out.waiting,
@@ -303,7 +305,14 @@ async fn run(
             .await;
             state
                 .turn(d, inbound, |out, _| {
-                    sinch::outbound(channel, out, &recipient, &channel_name, bot, conversation)
+                    sinch::outbound(
+                        channel,
+                        &out.messages,
+                        &recipient,
+                        &channel_name,
+                        bot,
+                        conversation,
+                    )
                 })
                 .await?;
         }

@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::flow::{Inbound, InboundKind, TurnOutput};
+use crate::flow::{Inbound, InboundKind};
 use crate::serve::config::SinchChannel;
 use crate::serve::error::AppError;
 use crate::serve::inbox::{Job, accept};
@@ -80,12 +80,11 @@ pub async fn callback(
         "conversationId": message["conversation_id"],
         "metadata": metadata,
     });
-    let recipient = match message["contact_id"].as_str() {
-        Some(c) => json!({"contact_id": c}),
-        None => {
-            json!({"identified_by": {"channel_identities": [{"channel": channel_name, "identity": ident["identity"]}]}})
-        }
-    };
+    let recipient = recipient(
+        message["contact_id"].as_str(),
+        &channel_name,
+        &ident["identity"],
+    );
     let mut inbound = Inbound::new(&conversation, "sinchConversationAPI", kind);
     inbound.internal = Map::from_iter([("sinchConversationAPI".to_string(), sinch)]);
     let job = Job::Sinch {
@@ -181,10 +180,34 @@ pub async fn numbered_reply(
     }
 }
 
+/// Where a conversation's later messages (an agent's, a REST go-to's) go
+/// on Sinch: the recipient and channel its last inbound message came from,
+/// kept in `internal.sinchConversationAPI`.
+pub fn recipient_of(session: &Value) -> Option<(Value, String)> {
+    let sinch = session["internal"].get("sinchConversationAPI")?;
+    let channel = sinch["channelIdentifier"].as_str()?.to_string();
+    let to = recipient(
+        sinch["contactId"].as_str(),
+        &channel,
+        &sinch["channelIdentity"],
+    );
+    Some((to, channel))
+}
+
+/// The contact, or else the channel identity.
+fn recipient(contact: Option<&str>, channel: &str, identity: &Value) -> Value {
+    match contact {
+        Some(c) => json!({"contact_id": c}),
+        None => {
+            json!({"identified_by": {"channel_identities": [{"channel": channel, "identity": identity}]}})
+        }
+    }
+}
+
 /// One `messages:send` per bot message.
 pub fn outbound(
     channel: &SinchChannel,
-    out: &TurnOutput,
+    messages: &[Value],
     recipient: &Value,
     channel_name: &str,
     bot: &str,
@@ -195,7 +218,7 @@ pub fn outbound(
         channel.api_url().trim_end_matches('/'),
         channel.project_id
     );
-    out.messages
+    messages
         .iter()
         .map(|m| render::render(m, channel_name))
         .filter(|rendered| rendered["text_message"]["text"] != "")
