@@ -519,3 +519,72 @@ async fn postbacks_opaque_legacy_and_unknown() {
         .unwrap();
     assert_eq!(said(&out.events), ["B direct"]);
 }
+
+#[tokio::test]
+async fn variables_changed_runs_its_block_once_per_change_then_goes_on() {
+    let dir = write_bot(
+        r#"events:
+  variablesChanged:
+    - { variables: [user.email, plan], goto: changed }
+"#,
+        &(intro("ask")
+            + r#"
+  - { id: ask, type: input, variable: user.email, question: "Email?", nlp: false, goto: plan }
+  - { id: plan, type: action, set: { plan: gold }, goto: done }
+  - { id: done, type: message, messages: [{ text: "Done {plan}" }] }
+  - { id: changed, type: message, messages: [{ text: "Changed {events.variablesChanged[0]}" }] }
+"#),
+        &[],
+    );
+    let bot = load(&dir);
+    // The answer changes user.email, the action then plan: each runs the
+    // event's block once, and the flow goes on where it was going. The
+    // second introduction writes the same values: nothing fires.
+    let (events, session) = crate::flow_support::talk_session(
+        &bot,
+        FakeRunner::ok(),
+        "/intro\nann@example.com\n/intro",
+    )
+    .await;
+    assert_eq!(
+        said(&events),
+        [
+            "Hi",
+            "Email?",
+            "Changed user.email",
+            "Changed plan",
+            "Done gold",
+            "Hi",
+            "Done gold"
+        ]
+    );
+    assert_eq!(
+        blocks(&events),
+        [
+            "intro", "ask", "changed", "plan", "changed", "done", "intro", "ask", "plan", "done"
+        ]
+    );
+    assert_eq!(
+        session["events"]["variablesChanged"],
+        serde_json::json!(["plan"])
+    );
+
+    // Validation: the block must exist, the paths must be paths.
+    let broken = write_bot(
+        "events:\n  variablesChanged:\n    - { variables: [\"a..b\"], goto: nope }\n",
+        &intro("intro"),
+        &[],
+    );
+    let problems = sandbot::flow::Bot::load(broken.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        problems.contains("bot.yaml: events.variablesChanged[0].goto: unknown block `nope`"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("events.variablesChanged[0].variables[0]: `a..b` is not a session path"),
+        "{problems}"
+    );
+}

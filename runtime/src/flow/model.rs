@@ -23,6 +23,30 @@ pub struct BotFile {
     pub nlp: NlpConfig,
     #[serde(default)]
     pub settings: Settings,
+    /// Blocks that run on events rather than on a user's message.
+    #[serde(default)]
+    pub events: Events,
+}
+
+/// Events (Chatlayer's *Variables changed*).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Events {
+    /// When any of `variables` changes during a turn (an answer, postback
+    /// parameters, an entity, an action), `goto` runs, then the flow
+    /// continues where it was going; `events.variablesChanged` lists the
+    /// paths that changed.
+    #[serde(default)]
+    pub variables_changed: Vec<VariablesChanged>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariablesChanged {
+    /// Session paths to watch.
+    pub variables: Vec<String>,
+    /// The block to run (id or label).
+    pub goto: String,
 }
 
 fn default_languages() -> Vec<String> {

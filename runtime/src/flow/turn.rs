@@ -60,6 +60,11 @@ pub struct Turn<'a> {
     pub postbacks: Vec<(String, Value)>,
     /// Where offload actions go (none: they go to `offloadingDisabled`).
     pub offloader: Option<&'a dyn Offloader>,
+    /// Per *Variables changed* event, the watched values when it last fired
+    /// (or the turn began).
+    watched: Vec<Vec<Option<Value>>>,
+    /// Blocks to go on with once an event's blocks are done.
+    resume: Vec<usize>,
     seed: u64,
 }
 
@@ -90,11 +95,21 @@ impl<'a> Turn<'a> {
             },
             postbacks: Vec::new(),
             offloader: None,
+            watched: Vec::new(),
+            resume: Vec::new(),
             seed,
         }
     }
 
     pub async fn run(&mut self, inbound: &Inbound, resolved: Resolved) {
+        self.watched = self
+            .bot
+            .file
+            .events
+            .variables_changed
+            .iter()
+            .map(|e| e.variables.iter().map(|v| self.read(v)).collect())
+            .collect();
         self.prepare(inbound);
         self.event(json!({"user": user_event(&inbound.kind)}));
         if self.bot.file.settings.disabled {
@@ -310,7 +325,22 @@ impl<'a> Turn<'a> {
         let max = self.bot.file.settings.max_blocks_per_turn;
         let error_block = self.bot.system(SystemBlock::ErrorOccurred);
         let (mut steps, mut in_error) = (0usize, false);
-        while let Some(i) = next {
+        loop {
+            // A watched change (before the next block, or after the last one)
+            // runs its event's blocks first; the flow then goes on.
+            if let Some((block, changed)) = self.variables_changed() {
+                self.set("events.variablesChanged", json!(changed));
+                self.event(json!({"event": {"variablesChanged": changed}}));
+                self.resume.extend(next);
+                next = Some(block);
+            }
+            let Some(i) = next.or_else(|| {
+                (self.state.waiting.is_none())
+                    .then(|| self.resume.pop())
+                    .flatten()
+            }) else {
+                break;
+            };
             steps += 1;
             if steps > max {
                 self.error(
@@ -328,6 +358,34 @@ impl<'a> Turn<'a> {
             in_error |= i == error_block;
             next = self.step(i).await;
         }
+    }
+
+    /// The first *Variables changed* event whose watched values differ from
+    /// when it last fired: its block and the paths that changed.
+    fn variables_changed(&mut self) -> Option<(usize, Vec<String>)> {
+        let bot = self.bot;
+        for (k, e) in bot.file.events.variables_changed.iter().enumerate() {
+            let mut changed = Vec::new();
+            for (j, path) in e.variables.iter().enumerate() {
+                let now = self.read(path);
+                if now != self.watched[k][j] {
+                    changed.push(path.clone());
+                    self.watched[k][j] = now;
+                }
+            }
+            if !changed.is_empty() {
+                let block = bot.find(&e.goto)?;
+                return Some((block, changed));
+            }
+        }
+        None
+    }
+
+    /// A session value by path.
+    fn read(&self, path: &str) -> Option<Value> {
+        JsonPath::parse(path)
+            .ok()
+            .and_then(|p| p.get(&self.state.session).cloned())
     }
 
     async fn step(&mut self, i: usize) -> Step {

@@ -14,6 +14,20 @@ use super::{script_check, template};
 /// Appends every problem of `bot` to `out`.
 pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
     let mut c = Checker { bot, out };
+    for (i, e) in bot.file.events.variables_changed.iter().enumerate() {
+        let at = format!("events.variablesChanged[{i}]");
+        c.target("bot.yaml", &format!("{at}.goto"), &e.goto);
+        if e.variables.is_empty() {
+            c.out.push(Problem::new(
+                "bot.yaml",
+                format!("{at}.variables"),
+                "list at least one session path to watch",
+            ));
+        }
+        for (j, v) in e.variables.iter().enumerate() {
+            c.path("bot.yaml", &format!("{at}.variables[{j}]"), v);
+        }
+    }
     for (i, intent) in bot.file.nlp.intents.iter().enumerate() {
         let at = format!("nlp.intents[{i}] ({})", intent.name);
         c.target("bot.yaml", &format!("{at}.goto"), &intent.goto);
