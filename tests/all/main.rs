@@ -19,6 +19,7 @@ mod sandbox_cases;
 mod sandbox_concurrency;
 mod serve_api;
 mod serve_delivery;
+mod serve_events;
 mod serve_front;
 mod serve_inbox;
 mod serve_nodes;

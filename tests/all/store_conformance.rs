@@ -396,6 +396,58 @@ async fn dead_letters(b: &Backend) {
     );
 }
 
+/// *Silence detected* timers: found when due, not before; gone once a
+/// commit clears them; they survive reopening the store.
+async fn silence_timers(b: &Backend) {
+    let store = b.open().await;
+    let commit = |conv: &str, due: Option<u64>| {
+        let mut state = ConversationState::new(now_ms());
+        state.silence_due_ms = due;
+        TurnCommit {
+            bot: "b".into(),
+            conversation: conv.into(),
+            state,
+            transcript: Vec::new(),
+            postbacks: Vec::new(),
+            outbox: Vec::new(),
+            inbox: None,
+        }
+    };
+    store.commit(commit("early", Some(1_000))).await.unwrap();
+    store.commit(commit("late", Some(5_000))).await.unwrap();
+    store.commit(commit("none", None)).await.unwrap();
+    drop(store);
+    let store = b.open().await;
+    let due = |v: Vec<(String, String, u64)>| v.into_iter().map(|d| (d.1, d.2)).collect::<Vec<_>>();
+    assert_eq!(due(store.silence_due(999, 10).await.unwrap()), []);
+    assert_eq!(
+        due(store.silence_due(1_000, 10).await.unwrap()),
+        [("early".to_string(), 1_000)]
+    );
+    assert_eq!(due(store.silence_due(9_000, 10).await.unwrap()).len(), 2);
+    assert_eq!(
+        due(store.silence_due(9_000, 1).await.unwrap()).len(),
+        1,
+        "limit"
+    );
+    store.commit(commit("early", None)).await.unwrap();
+    assert_eq!(
+        due(store.silence_due(9_000, 10).await.unwrap()),
+        [("late".to_string(), 5_000)]
+    );
+}
+
+#[tokio::test]
+async fn embedded_silence_timers() {
+    let (_dir, b) = embedded();
+    silence_timers(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_silence_timers() {
+    silence_timers(&postgres(Duration::from_secs(30)).await).await;
+}
+
 #[tokio::test]
 async fn embedded_dead_letters() {
     let (_dir, b) = embedded();

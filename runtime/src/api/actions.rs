@@ -126,7 +126,7 @@ pub async fn run(
 /// Deliveries of `messages` (an agent's, or the flow's after a go-to) on
 /// the conversation's own channel: Sinch when its messages came from Sinch,
 /// else the bot's webhook channel (the web chat's page asks for them).
-fn own_channel(
+pub fn own_channel(
     state: &AppState,
     bot: &str,
     messages: &[Value],
@@ -136,8 +136,7 @@ fn own_channel(
     let conversation = s.session["internal"]["sessionId"]
         .as_str()
         .unwrap_or_default();
-    if s.session["internal"]["channel"] == "sinchConversationAPI"
-        && let Some((recipient, channel_name)) = sinch::recipient_of(&s.session)
+    if let Some((recipient, channel_name)) = sinch::recipient_of(&s.session)
         && let Some((_, channel)) = state.sinch.values().find(|(b, _)| b == bot)
     {
         return sinch::outbound(

@@ -21,6 +21,8 @@ pub struct FlowEngine {
     store: Arc<dyn Store>,
     runner: Arc<dyn ActionRunner>,
     offloader: Option<Arc<dyn Offloader>>,
+    /// Milliseconds in a minute of *Silence detected*.
+    minute_ms: u64,
     /// `DRAFT` or `LIVE` (`internal.version`).
     version: String,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -32,9 +34,16 @@ impl FlowEngine {
             store,
             runner,
             offloader: None,
+            minute_ms: 60_000,
             version: version.to_string(),
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A minute of *Silence detected* lasts `ms` (tests and demos).
+    pub fn with_minute_ms(mut self, ms: u64) -> Self {
+        self.minute_ms = ms;
+        self
     }
 
     /// Offload actions ask `offloader`.
@@ -97,6 +106,7 @@ impl FlowEngine {
             state,
         );
         turn.offloader = self.offloader.as_deref();
+        turn.minute_ms = self.minute_ms;
         turn.run(&inbound, resolved).await;
         let (mut state, mut out, postbacks) = turn.finish();
         state.updated_ms = now;

@@ -27,6 +27,10 @@ pub enum InboundKind {
     Upload { url: String },
     /// A location the user shared.
     Location { latitude: f64, longitude: f64 },
+    /// No user message since the conversation began waiting: the bot's
+    /// *Silence detected* event, due at `due_ms` (stale when a later turn
+    /// replaced the timer).
+    Silence { due_ms: u64 },
 }
 
 impl InboundKind {
@@ -38,6 +42,7 @@ impl InboundKind {
             InboundKind::Postback { .. } | InboundKind::Goto { .. } => "postback",
             InboundKind::Upload { .. } => "upload",
             InboundKind::Location { .. } => "location",
+            InboundKind::Silence { .. } => "silence",
         }
     }
 
@@ -55,6 +60,7 @@ impl InboundKind {
                 latitude,
                 longitude,
             } => json!({"latitude": latitude, "longitude": longitude}),
+            InboundKind::Silence { .. } => Value::Null,
         }
     }
 }

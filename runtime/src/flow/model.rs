@@ -28,7 +28,7 @@ pub struct BotFile {
     pub events: Events,
 }
 
-/// Events (Chatlayer's *Variables changed*).
+/// Events (Chatlayer's *Variables changed* and *Silence detected*).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Events {
@@ -38,6 +38,20 @@ pub struct Events {
     /// paths that changed.
     #[serde(default)]
     pub variables_changed: Vec<VariablesChanged>,
+    /// When a conversation waits for input and no user message comes for
+    /// `minutes`, `goto` runs and its messages are delivered (once; a
+    /// user message first cancels it).
+    #[serde(default)]
+    pub silence_detected: Option<SilenceDetected>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SilenceDetected {
+    /// 1 to 1440.
+    pub minutes: u64,
+    /// The block to run (id or label).
+    pub goto: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -65,6 +65,12 @@ pub struct Turn<'a> {
     watched: Vec<Vec<Option<Value>>>,
     /// Blocks to go on with once an event's blocks are done.
     resume: Vec<usize>,
+    /// This turn ran *Silence detected* (it does not arm it again).
+    fired_silence: bool,
+    /// A stale *Silence detected*: the timer to keep as it is.
+    stale_silence: Option<Option<u64>>,
+    /// Milliseconds in a minute of *Silence detected* (shorter in tests).
+    pub minute_ms: u64,
     seed: u64,
 }
 
@@ -97,6 +103,9 @@ impl<'a> Turn<'a> {
             offloader: None,
             watched: Vec::new(),
             resume: Vec::new(),
+            fired_silence: false,
+            stale_silence: None,
+            minute_ms: 60_000,
             seed,
         }
     }
@@ -111,6 +120,9 @@ impl<'a> Turn<'a> {
             .map(|e| e.variables.iter().map(|v| self.read(v)).collect())
             .collect();
         self.prepare(inbound);
+        if let InboundKind::Silence { due_ms } = inbound.kind {
+            return self.silence(due_ms).await;
+        }
         self.event(json!({"user": user_event(&inbound.kind)}));
         if self.bot.file.settings.disabled {
             let start = self.bot.system(SystemBlock::BotDisabled);
@@ -148,12 +160,45 @@ impl<'a> Turn<'a> {
             (InboundKind::Postback { .. }, Resolved::None) => {
                 Some(self.bot.system(SystemBlock::NotUnderstood))
             }
+            // Handled above.
+            (InboundKind::Silence { .. }, _) => None,
         };
+        self.flow(start).await;
+    }
+
+    /// *Silence detected*: the event's blocks, once, if this timer is still
+    /// the conversation's (a later turn replaced or cancelled it otherwise).
+    async fn silence(&mut self, due_ms: u64) {
+        self.fired_silence = true;
+        let Some(s) = &self.bot.file.events.silence_detected else {
+            return;
+        };
+        if self.state.silence_due_ms != Some(due_ms) || self.state.paused {
+            // Stale: a later turn set the timer there is now; leave it.
+            self.stale_silence = Some(self.state.silence_due_ms);
+            return;
+        }
+        self.event(json!({"event": {"silenceDetected": s.minutes}}));
+        let start = self.resolve(&s.goto);
         self.flow(start).await;
     }
 
     /// The result; the session is the turn's last.
     pub fn finish(mut self) -> (ConversationState, TurnOutput, Vec<(String, Value)>) {
+        // Waiting for input arms *Silence detected* (a user's message, or
+        // the event itself, replaces the timer).
+        self.state.silence_due_ms =
+            match (&self.bot.file.events.silence_detected, self.stale_silence) {
+                (_, Some(kept)) => kept,
+                (Some(s), None)
+                    if self.state.waiting.is_some()
+                        && !self.state.paused
+                        && !self.fired_silence =>
+                {
+                    Some(crate::store::now_ms() + s.minutes * self.minute_ms)
+                }
+                _ => None,
+            };
         self.out.session = self.state.session.clone();
         self.out.waiting = self.state.waiting.as_ref().map(|w| w.block.clone());
         (self.state, self.out, self.postbacks)
@@ -682,6 +727,7 @@ fn user_event(kind: &InboundKind) -> Value {
             json!({"postback": title.clone().unwrap_or_else(|| payload.clone())})
         }
         InboundKind::Goto { next, .. } => json!({"goto": next}),
+        InboundKind::Silence { .. } => json!({"silence": true}),
         InboundKind::Upload { url } => json!({"upload": url}),
         InboundKind::Location {
             latitude,

@@ -14,6 +14,17 @@ use super::{script_check, template};
 /// Appends every problem of `bot` to `out`.
 pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
     let mut c = Checker { bot, out };
+    if let Some(s) = &bot.file.events.silence_detected {
+        let at = "events.silenceDetected";
+        c.target("bot.yaml", &format!("{at}.goto"), &s.goto);
+        if !(1..=1440).contains(&s.minutes) {
+            c.out.push(Problem::new(
+                "bot.yaml",
+                format!("{at}.minutes"),
+                format!("{} minutes: between 1 and 1440", s.minutes),
+            ));
+        }
+    }
     for (i, e) in bot.file.events.variables_changed.iter().enumerate() {
         let at = format!("events.variablesChanged[{i}]");
         c.target("bot.yaml", &format!("{at}.goto"), &e.goto);

@@ -43,6 +43,10 @@ pub struct ServeConfig {
     /// The HTTP front's timeouts and connection caps.
     #[serde(default)]
     pub http: super::front::HttpLimits,
+    /// How long a minute of *Silence detected* lasts, in milliseconds
+    /// (60,000; shorter for tests and demos).
+    #[serde(default = "default_silence_minute_ms")]
+    pub silence_minute_ms: u64,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -52,6 +56,9 @@ fn default_listen() -> String {
 }
 fn default_data() -> PathBuf {
     PathBuf::from("sandbot-data")
+}
+fn default_silence_minute_ms() -> u64 {
+    60_000
 }
 fn default_idle_days() -> u64 {
     30
@@ -441,6 +448,7 @@ impl ServeConfig {
             web_session_secret: None,
             metrics_token: None,
             http: Default::default(),
+            silence_minute_ms: default_silence_minute_ms(),
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
             tenants: vec![TenantConfig {
@@ -492,6 +500,9 @@ impl ServeConfig {
 
     fn check(&self) -> anyhow::Result<()> {
         self.http.check()?;
+        if self.silence_minute_ms == 0 {
+            bail!("silenceMinuteMs must be at least 1");
+        }
         for b in &self.bots {
             let mut ids = std::collections::HashSet::new();
             for p in &b.offloading {

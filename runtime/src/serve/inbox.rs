@@ -16,7 +16,7 @@ use super::error::AppError;
 use super::state::AppState;
 use crate::api::actions::{self, RestAction};
 use crate::channels::{sinch, webhook};
-use crate::flow::{Inbound, TurnOutput};
+use crate::flow::{Inbound, InboundKind, TurnOutput};
 use crate::store::{
     Accepted, Backlog, ConversationState, InboxClaim, InboxEntry, Next, Store, StoreError, now_ms,
 };
@@ -48,6 +48,9 @@ pub enum Job {
         action: RestAction,
         reply: String,
     },
+    /// The bot's *Silence detected* timer, due at `due_ms`.
+    #[serde(rename_all = "camelCase")]
+    Silence { conversation: String, due_ms: u64 },
 }
 
 impl Job {
@@ -56,7 +59,7 @@ impl Job {
             Job::Webhook { inbound, .. }
             | Job::Sinch { inbound, .. }
             | Job::Web { inbound, .. } => &inbound.conversation,
-            Job::Rest { conversation, .. } => conversation,
+            Job::Rest { conversation, .. } | Job::Silence { conversation, .. } => conversation,
         }
     }
 }
@@ -172,6 +175,33 @@ pub async fn wake_all(state: &Arc<AppState>) -> Result<usize, StoreError> {
         wake(state, bot, conversation);
     }
     Ok(pending.len())
+}
+
+/// Fires the *Silence detected* timers that are due, each once (the inbox
+/// dedupes it across nodes), until `stop`.
+pub async fn silence(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = Duration::from_millis((state.silence_minute_ms / 10).clamp(20, 5_000));
+    loop {
+        match state.store.silence_due(now_ms(), 500).await {
+            Ok(due) => {
+                for (bot, conversation, due_ms) in due {
+                    let dedupe = Some(format!("silence\0{bot}\0{conversation}\0{due_ms}"));
+                    let job = Job::Silence {
+                        conversation,
+                        due_ms,
+                    };
+                    if let Err(e) = accept(&state, &bot, dedupe, job).await {
+                        tracing::warn!(bot, error = e.message, "firing a silence timer");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(%e, "reading the silence timers"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// How often conversations left with work are woken again (at most).
@@ -321,6 +351,31 @@ async fn run(
             inbound.state = read;
             let out = state.turn(d, inbound, |_, _| Vec::new()).await?;
             answer(state, &reply, web_outcome(&out)).await;
+        }
+        Job::Silence {
+            conversation,
+            due_ms,
+        } => {
+            let stored = match read {
+                Some(r) => r,
+                None => state.store.load(bot, &conversation).await?,
+            };
+            let Some(stored) = stored else {
+                return drop_entry(state, &entry, "the conversation is gone").await;
+            };
+            let channel = stored.session["internal"]["channel"]
+                .as_str()
+                .unwrap_or("event")
+                .to_string();
+            let mut inbound =
+                Inbound::new(&conversation, &channel, InboundKind::Silence { due_ms });
+            inbound.inbox = Some(claim);
+            inbound.state = Some(Some(stored));
+            state
+                .turn(d, inbound, |out, s| {
+                    actions::own_channel(state, bot, &out.messages, out.first_message_number, s)
+                })
+                .await?;
         }
         Job::Rest {
             conversation,

@@ -36,6 +36,7 @@ pub struct Server {
     sweeper: tokio::task::JoinHandle<()>,
     recorder: tokio::task::JoinHandle<()>,
     desks: tokio::task::JoinHandle<()>,
+    timers: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -67,6 +68,7 @@ impl Server {
         let every = Duration::from_millis(config.reload_ms);
         let reloader = tokio::spawn(reload::run(state.clone(), every, stopped.clone()));
         let sweeper = tokio::spawn(inbox::sweep(state.clone(), stopped.clone()));
+        let timers = tokio::spawn(inbox::silence(state.clone(), stopped.clone()));
         let recorder = tokio::spawn(metrics::record(state.clone(), stopped.clone()));
         let desks = tokio::spawn(crate::channels::offloading::watch(
             state.offloading.clone(),
@@ -82,6 +84,7 @@ impl Server {
             sweeper,
             recorder,
             desks,
+            timers,
         })
     }
 
@@ -92,6 +95,7 @@ impl Server {
         let _ = self.stop.send(true);
         self.http.await??;
         self.sweeper.await?;
+        self.timers.await?;
         self.state.dispatcher.wait_idle().await;
         self.state.deliveries.notify_one();
         self.worker.await?;

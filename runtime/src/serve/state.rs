@@ -96,6 +96,8 @@ pub struct AppState {
     pub delivery_idle: Duration,
     /// Every bot's offloading providers (agent desks).
     pub offloading: Arc<Providers>,
+    /// How long a minute of *Silence detected* lasts.
+    pub silence_minute_ms: u64,
 }
 
 impl AppState {
@@ -180,7 +182,8 @@ impl AppState {
                 runners[&b.tenant].clone(),
                 b.version.as_str(),
             )
-            .with_offloader(offloading.clone());
+            .with_offloader(offloading.clone())
+            .with_minute_ms(config.silence_minute_ms);
             for provider in bot.offload_providers() {
                 if !b.offloading.iter().any(|p| p.id == provider) {
                     tracing::warn!(
@@ -223,6 +226,7 @@ impl AppState {
             replies: Default::default(),
             web_key: web_key(config)?,
             offloading,
+            silence_minute_ms: config.silence_minute_ms,
             metrics_token: std::env::var("SANDBOT_METRICS_TOKEN")
                 .ok()
                 .or_else(|| config.metrics_token.clone())

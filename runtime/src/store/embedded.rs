@@ -27,6 +27,8 @@ const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conver
 const TRANSCRIPTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("transcripts");
 /// `bot \0 id` → postback target (JSON).
 const POSTBACKS: TableDefinition<&str, &[u8]> = TableDefinition::new("postbacks");
+/// Conversation key → when its *Silence detected* event is due.
+const SILENCE: TableDefinition<&str, u64> = TableDefinition::new("silence");
 
 /// Delivery id → Delivery (JSON): the durable outbound queue.
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
@@ -47,6 +49,7 @@ struct Encoded {
     /// Deliveries without their id (the key is the id).
     outbox: Vec<Vec<u8>>,
     entry: Option<u64>,
+    silence_due_ms: Option<u64>,
 }
 
 impl Encoded {
@@ -71,6 +74,7 @@ impl Encoded {
                 .map(json)
                 .collect::<Result<_, StoreError>>()?,
             entry: c.inbox.and_then(|claim| claim.entry),
+            silence_due_ms: c.state.silence_due_ms,
         })
     }
 }
@@ -161,6 +165,7 @@ impl EmbeddedStore {
         tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
         tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
         tx.open_table(POSTBACKS).map_err(StoreError::new)?;
+        tx.open_table(SILENCE).map_err(StoreError::new)?;
         tx.open_table(SEEN).map_err(StoreError::new)?;
         tx.open_table(DEAD).map_err(StoreError::new)?;
         let writer_state = Writer::read(&tx).map_err(StoreError)?;
@@ -266,6 +271,7 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
         let mut postbacks = tx.open_table(POSTBACKS).map_err(|e| e.to_string())?;
         let mut inbox = tx.open_table(INBOX).map_err(|e| e.to_string())?;
         let mut seen = tx.open_table(SEEN).map_err(|e| e.to_string())?;
+        let mut silence = tx.open_table(SILENCE).map_err(|e| e.to_string())?;
         for op in batch {
             match op {
                 Op::Commit(c, _) => {
@@ -273,6 +279,11 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
                     conversations
                         .insert(k, c.state.as_slice())
                         .map_err(|e| e.to_string())?;
+                    match c.silence_due_ms {
+                        Some(due) => silence.insert(k, due).map(drop),
+                        None => silence.remove(k).map(drop),
+                    }
+                    .map_err(|e| e.to_string())?;
                     for (seq, bytes) in &c.transcript {
                         transcripts
                             .insert((k, *seq), bytes.as_slice())
@@ -401,6 +412,28 @@ impl Store for EmbeddedStore {
         self.db.begin_read().map(drop).map_err(StoreError::new)
     }
 
+    async fn silence_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let tx = self.db.begin_read().map_err(StoreError::new)?;
+        let table = tx.open_table(SILENCE).map_err(StoreError::new)?;
+        let mut due = Vec::new();
+        for item in table.iter().map_err(StoreError::new)? {
+            let (k, at) = item.map_err(StoreError::new)?;
+            if at.value() <= now_ms
+                && let Some((bot, conv)) = k.value().split_once('\0')
+            {
+                due.push((bot.to_string(), conv.to_string(), at.value()));
+                if due.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
     fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture {
         let k = key(bot, conversation);
         self.write(|done| Op::Discard(k, id, done))
@@ -516,6 +549,8 @@ impl Store for EmbeddedStore {
             transcripts
                 .retain_in((k.as_str(), 0)..=(k.as_str(), u64::MAX), |_, _| false)
                 .map_err(StoreError::new)?;
+            let mut silence = tx.open_table(SILENCE).map_err(StoreError::new)?;
+            silence.remove(k.as_str()).map_err(StoreError::new)?;
             conversations
                 .remove(k.as_str())
                 .map_err(StoreError::new)?

@@ -58,6 +58,11 @@ pub struct ConversationState {
     /// Handed to a human through an offloading provider, until handed back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload: Option<Offload>,
+    /// When the bot's *Silence detected* event is due (ms since the epoch):
+    /// set by a turn that leaves the conversation waiting for input,
+    /// replaced by the next turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_due_ms: Option<u64>,
     pub created_ms: u64,
     pub updated_ms: u64,
 }
@@ -71,6 +76,7 @@ impl ConversationState {
             transcript_len: 0,
             paused: false,
             offload: None,
+            silence_due_ms: None,
             created_ms: now_ms,
             updated_ms: now_ms,
         }
@@ -287,6 +293,13 @@ pub trait Store: Send + Sync + 'static {
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Conversations whose `silence_due_ms` is at or before `now_ms`, as
+    /// (bot, conversation, due), at most `limit`.
+    async fn silence_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, u64)>, StoreError>;
 }
 
 /// What a conversation's worker finds before a turn ([`Store::take_next`]).

@@ -460,4 +460,25 @@ impl Store for PostgresStore {
             .map(drop)
             .map_err(db)
     }
+
+    async fn silence_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT bot, conversation, (state->>'silenceDueMs')::bigint FROM conversations
+             WHERE state ? 'silenceDueMs' AND (state->>'silenceDueMs')::bigint <= $1
+             ORDER BY 3 LIMIT $2",
+        )
+        .bind(now_ms as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(b, c, due)| (b, c, due as u64))
+            .collect())
+    }
 }
