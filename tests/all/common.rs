@@ -97,3 +97,12 @@ impl CaseLimits {
         limits
     }
 }
+
+/// Starts `sandbot serve` with the config `yaml`, written as `dir/serve.yaml`
+/// (relative paths in it are relative to `dir`).
+pub async fn serve_yaml(dir: &std::path::Path, yaml: &str) -> sandbot::serve::Server {
+    let path = dir.join("serve.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let config = sandbot::serve::ServeConfig::load(&path).unwrap();
+    sandbot::serve::Server::start(&config).await.unwrap()
+}

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use sandbot::serve::Server;
 use sandbot::serve::config::hash_token;
-use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
 use crate::flow_support::write_bot;
@@ -37,11 +37,7 @@ bots:
         bot = bot.display(),
         t1 = hash_token("token-one"),
     );
-    let path = data.join("serve.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    Server::start(&ServeConfig::load(&path).unwrap())
-        .await
-        .unwrap()
+    crate::common::serve_yaml(data, &yaml).await
 }
 
 /// The texts delivered to `conversation`, in order.

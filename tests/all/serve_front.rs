@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sandbot::serve::Server;
 use sandbot::serve::config::hash_token;
-use sandbot::serve::{ServeConfig, Server};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -44,11 +44,7 @@ bots:
         bot = bot.display(),
         t1 = hash_token("token-one"),
     );
-    let path = data.join("serve.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    Server::start(&ServeConfig::load(&path).unwrap())
-        .await
-        .unwrap()
+    crate::common::serve_yaml(data, &yaml).await
 }
 
 /// A connection to `to` from the loopback address `from` (127.0.0.x).
@@ -231,11 +227,7 @@ bots:
         bot = bot.path().display(),
         t1 = hash_token("token-one"),
     );
-    let path = data.path().join("serve.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let server = Server::start(&ServeConfig::load(&path).unwrap())
-        .await
-        .unwrap();
+    let server = crate::common::serve_yaml(data.path(), &yaml).await;
     let mut web = crate::serve_web::Web::new(&format!("http://{}", server.addr), None);
 
     // Inside: the question comes back at once.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use sandbot::serve::Server;
 use sandbot::serve::config::hash_token;
-use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
 use crate::flow_support::write_bot;
@@ -130,11 +130,7 @@ bots:
         bot = bot.display(),
         t1 = hash_token("token-one"),
     );
-    let path = data.join("serve.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    Server::start(&ServeConfig::load(&path).unwrap())
-        .await
-        .unwrap()
+    crate::common::serve_yaml(data, &yaml).await
 }
 
 fn text(conversation: &str, text: &str) -> Value {
