@@ -20,6 +20,8 @@ use crate::flow_support::write_bot;
 #[derive(Clone, Default)]
 struct Sinch {
     sent: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Conversation metadata updates: (conversation, query, body).
+    patched: Arc<Mutex<Vec<(String, String, Value)>>>,
     token_calls: Arc<Mutex<u32>>,
     reject_next: Arc<Mutex<u32>>,
 }
@@ -61,10 +63,29 @@ async fn send(State(s): State<Sinch>, headers: HeaderMap, Json(body): Json<Value
     StatusCode::OK
 }
 
+async fn patch_conversation(
+    State(s): State<Sinch>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    if headers.get("authorization").is_none() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let query = uri.query().unwrap_or_default().to_string();
+    s.patched.lock().unwrap().push((id, query, body));
+    StatusCode::OK
+}
+
 impl Sinch {
     async fn start() -> (Sinch, String) {
         let s = Sinch::default();
         let app = axum::Router::new()
+            .route(
+                "/v1/projects/proj-1/conversations/{id}",
+                axum::routing::patch(patch_conversation),
+            )
             .route("/oauth2/token", axum::routing::post(token))
             .route(
                 "/v1/projects/proj-1/messages:send",
@@ -268,5 +289,170 @@ bots:
     let receipt =
         json!({"app_id": "app-1", "message_delivery_report": {"status": "DELIVERED"}}).to_string();
     assert_eq!(callback(&base, &receipt, Some("whsec"), now).await, 200);
+    server.shutdown().await.unwrap();
+}
+
+/// Sinch Contact Pro against the stand-in: the offload writes the
+/// sinchContactPro variables as the conversation's metadata and pauses the
+/// bot; agent events are noted; the conversation's stop hands it back; a
+/// custom field that is no XML name leads to offloadingDisabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_pro_takes_over_and_the_stop_hands_back() {
+    let bot = write_bot(
+        "nlp:\n  intents:\n    - { name: human, goto: prep, expressions: { en: [talk to a human] } }\n    - { name: bad, goto: prep-bad, expressions: { en: [broken fields please] } }\n",
+        r#"
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
+  - { id: prep, type: action, set: { sinchContactPro.firstName: Ann, sinchContactPro.customFields.orderId: "ORD-1" }, goto: human }
+  - { id: prep-bad, type: action, set: { sinchContactPro.customFields.1st: "x" }, goto: human }
+  - { id: human, type: action, offload: { provider: contactpro } }
+  - { id: opened, system: offloadingOpened, type: message, messages: [{ text: "An agent will join" }] }
+  - { id: closed, system: offloadingClosed, type: message, messages: [{ text: "Closed" }] }
+  - { id: no-desk, system: offloadingDisabled, type: message, messages: [{ text: "Nobody can take over" }] }
+"#,
+        &[],
+    );
+    let (sinch, sinch_base) = Sinch::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+data: {data}
+tenants: [{{ id: one, tokens: ["{t}"] }}]
+bots:
+  - folder: {bot}
+    tenant: one
+    channels:
+      sinch:
+        - {{ id: sinch-1, projectId: proj-1, appId: app-1, clientId: cid, clientSecret: csecret, region: eu,
+            webhookSecret: whsec, authUrl: "{sinch_base}/oauth2/token", apiUrl: "{sinch_base}" }}
+    offloading:
+      - {{ id: contactpro, sinchContactPro: {{ channel: sinch-1 }} }}
+"#,
+        data = data.path().join("data").display(),
+        bot = bot.path().display(),
+        t = hash_token("x"),
+    );
+    let server = crate::common::serve_yaml(data.path(), &yaml).await;
+    let base = format!("http://{}", server.addr);
+    let now = sandbot::store::now_ms() / 1000;
+    let text = |id: &str, channel: &str, t: &str| {
+        inbound(id, channel, json!({"text_message": {"text": t}}))
+    };
+    let state = |conv: &'static str| {
+        let store = server.state.store.clone();
+        async move { store.load("test", conv).await.unwrap().unwrap() }
+    };
+
+    assert_eq!(
+        callback(
+            &base,
+            &text("h1", "WHATSAPP", "talk to a human"),
+            Some("whsec"),
+            now
+        )
+        .await,
+        200
+    );
+    let sent = sinch.wait_for(1).await;
+    assert_eq!(
+        sent[0].1["message"]["text_message"]["text"],
+        "An agent will join"
+    );
+    let patched = sinch.patched.lock().unwrap().clone();
+    assert_eq!(patched.len(), 1);
+    assert_eq!(patched[0].0, "conv-WHATSAPP");
+    assert_eq!(patched[0].1, "metadata_update_strategy=MERGE_PATCH");
+    let metadata: Value = serde_json::from_str(patched[0].2["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(metadata, json!({"firstName": "Ann", "orderId": "ORD-1"}));
+    assert!(state("conv-WHATSAPP").await.paused);
+
+    // While the agent has it the bot stays quiet; agent events are noted.
+    assert_eq!(
+        callback(&base, &text("h2", "WHATSAPP", "hello?"), Some("whsec"), now).await,
+        200
+    );
+    let joined = json!({"app_id": "app-1", "event": {"conversation_id": "conv-WHATSAPP",
+        "agent_joined_event": {"agent": {"display_name": "Ann", "type": "HUMAN"}}}})
+    .to_string();
+    assert_eq!(callback(&base, &joined, Some("whsec"), now).await, 200);
+    assert_eq!(
+        callback(&base, &joined, Some("whsec"), now).await,
+        200,
+        "a retry is processed once"
+    );
+    let left = json!({"app_id": "app-1", "event": {"conversation_id": "conv-WHATSAPP",
+        "agent_left_event": {"agent": {"display_name": "Ann"}}}})
+    .to_string();
+    assert_eq!(callback(&base, &left, Some("whsec"), now).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state("conv-WHATSAPP").await.transcript_len < 9 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = state("conv-WHATSAPP").await;
+    assert!(s.paused, "agentLeft does not hand back unless configured");
+    assert_eq!(s.offload.unwrap().agent.unwrap()["display_name"], "Ann");
+    assert_eq!(
+        sinch.sent.lock().unwrap().len(),
+        1,
+        "the bot does not answer"
+    );
+
+    // The conversation's stop hands it back to the bot.
+    let stop = json!({"app_id": "app-1", "conversation_stop_notification":
+        {"conversation": {"id": "conv-WHATSAPP"}}})
+    .to_string();
+    assert_eq!(callback(&base, &stop, Some("whsec"), now).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state("conv-WHATSAPP").await.paused && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = state("conv-WHATSAPP").await;
+    assert!(!s.paused && s.offload.is_none());
+    assert_eq!(s.session["internal"]["isPaused"], false);
+    assert_eq!(
+        callback(
+            &base,
+            &text("h3", "WHATSAPP", "what now"),
+            Some("whsec"),
+            now
+        )
+        .await,
+        200
+    );
+    let sent = sinch.wait_for(2).await;
+    assert_eq!(sent[1].1["message"]["text_message"]["text"], "NU");
+
+    // A custom field that is no XML name: refused, the bot says so.
+    assert_eq!(
+        callback(
+            &base,
+            &text("b1", "SMS", "broken fields please"),
+            Some("whsec"),
+            now
+        )
+        .await,
+        200
+    );
+    let sent = sinch.wait_for(3).await;
+    assert_eq!(
+        sent[2].1["message"]["text_message"]["text"],
+        "Nobody can take over"
+    );
+    assert!(!state("conv-SMS").await.paused);
+    let events = server
+        .state
+        .store
+        .transcript("test", "conv-SMS", 0, 100)
+        .await
+        .unwrap();
+    let error = events.iter().find_map(|e| e.event.get("error")).unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("`1st` is not a valid XML element name"),
+        "{error}"
+    );
+    assert_eq!(sinch.patched.lock().unwrap().len(), 1);
     server.shutdown().await.unwrap();
 }

@@ -30,7 +30,7 @@ pub use engine::FlowEngine;
 pub use inbound::{Inbound, InboundKind, UserInfo};
 pub use offload::{Offload, OffloadAnswer, OffloadFuture, OffloadRequest, Offloader};
 pub use problem::{Problem, Problems};
-pub use turn::{MAX_SESSION_BYTES, TurnOutput};
+pub use turn::{MAX_SESSION_BYTES, TurnOutput, offload_json};
 
 /// The JSON Schema of `bot.yaml` and `flows/*.yaml`, from the Rust types.
 pub fn schema() -> serde_json::Value {

@@ -679,6 +679,7 @@ impl<'a> Turn<'a> {
                 self.state.offload = Some(Offload {
                     provider: spec.provider.clone(),
                     since_ms: crate::store::now_ms(),
+                    agent: None,
                 });
                 self.state.paused = pause;
                 let internal = internal_mut(&mut self.state.session);
@@ -739,9 +740,11 @@ fn user_event(kind: &InboundKind) -> Value {
 }
 
 /// `internal.offload`: the provider and since when, or null.
-fn offload_json(offload: &Option<Offload>) -> Value {
+pub fn offload_json(offload: &Option<Offload>) -> Value {
     match offload {
-        Some(o) => json!({"provider": o.provider, "status": "opened", "sinceMs": o.since_ms}),
+        Some(o) => {
+            json!({"provider": o.provider, "status": "opened", "sinceMs": o.since_ms, "agent": o.agent})
+        }
         None => Value::Null,
     }
 }

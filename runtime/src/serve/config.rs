@@ -174,13 +174,41 @@ pub struct BotConfig {
     pub offloading: Vec<OffloadingProvider>,
 }
 
-/// An offloading provider: Chatlayer's generic offloading webhook.
+/// An offloading provider: Chatlayer's generic offloading webhook, or
+/// Sinch Contact Pro behind one of the bot's Sinch channels.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OffloadingProvider {
     /// What offload actions name (`offload: { provider: ID }`).
     pub id: String,
-    pub webhook: OffloadingWebhook,
+    #[serde(default)]
+    pub webhook: Option<OffloadingWebhook>,
+    #[serde(default)]
+    pub sinch_contact_pro: Option<ContactPro>,
+}
+
+/// Sinch Contact Pro: agents take Sinch conversations over in the
+/// Conversation API app's CONVERSATION processing mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactPro {
+    /// The bot's Sinch channel (its app, credentials and API base URL).
+    pub channel: String,
+    /// What hands the conversation back to the bot: `conversationStop` (the
+    /// default) and/or `agentLeft`.
+    #[serde(default = "default_resume_on")]
+    pub resume_on: Vec<ResumeOn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResumeOn {
+    ConversationStop,
+    AgentLeft,
+}
+
+fn default_resume_on() -> Vec<ResumeOn> {
+    vec![ResumeOn::ConversationStop]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -486,10 +514,11 @@ impl ServeConfig {
                     offloading: match *b {
                         "shop" => vec![OffloadingProvider {
                             id: "desk".into(),
-                            webhook: OffloadingWebhook {
+                            webhook: Some(OffloadingWebhook {
                                 url: "http://127.0.0.1:8787/desk".into(),
                                 verify_token: sandbot_example_backend::DESK_TOKEN.into(),
-                            },
+                            }),
+                            sinch_contact_pro: None,
                         }],
                         _ => Vec::new(),
                     },
@@ -513,20 +542,24 @@ impl ServeConfig {
                         p.id
                     );
                 }
-                let url = reqwest::Url::parse(&p.webhook.url).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: offloading provider `{}`: url `{}`: {e}",
-                        b.folder.display(),
-                        p.id,
-                        p.webhook.url
-                    )
-                })?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    bail!(
-                        "{}: offloading provider `{}`: the url must be http(s)",
-                        b.folder.display(),
-                        p.id
-                    );
+                let at = format!("{}: offloading provider `{}`", b.folder.display(), p.id);
+                match (&p.webhook, &p.sinch_contact_pro) {
+                    (Some(w), None) => {
+                        let url = reqwest::Url::parse(&w.url)
+                            .map_err(|e| anyhow::anyhow!("{at}: url `{}`: {e}", w.url))?;
+                        if !matches!(url.scheme(), "http" | "https") {
+                            bail!("{at}: the url must be http(s)");
+                        }
+                    }
+                    (None, Some(cp)) => {
+                        if !b.channels.sinch.iter().any(|s| s.id == cp.channel) {
+                            bail!(
+                                "{at}: sinchContactPro.channel `{}` is not one of this bot's Sinch channels",
+                                cp.channel
+                            );
+                        }
+                    }
+                    _ => bail!("{at}: give exactly one of `webhook` and `sinchContactPro`"),
                 }
             }
         }

@@ -51,6 +51,13 @@ pub enum Job {
     /// The bot's *Silence detected* timer, due at `due_ms`.
     #[serde(rename_all = "camelCase")]
     Silence { conversation: String, due_ms: u64 },
+    /// Sinch Contact Pro's agent joined or left, or the conversation stopped.
+    #[serde(rename_all = "camelCase")]
+    AgentEvent {
+        conversation: String,
+        kind: String,
+        agent: Value,
+    },
 }
 
 impl Job {
@@ -59,7 +66,9 @@ impl Job {
             Job::Webhook { inbound, .. }
             | Job::Sinch { inbound, .. }
             | Job::Web { inbound, .. } => &inbound.conversation,
-            Job::Rest { conversation, .. } | Job::Silence { conversation, .. } => conversation,
+            Job::Rest { conversation, .. }
+            | Job::Silence { conversation, .. }
+            | Job::AgentEvent { conversation, .. } => conversation,
         }
     }
 }
@@ -377,6 +386,28 @@ async fn run(
                 })
                 .await?;
         }
+        Job::AgentEvent {
+            conversation,
+            kind,
+            agent,
+        } => {
+            let bot_now = d.bot();
+            let offloading = &state.offloading;
+            let done = d
+                .engine
+                .update(
+                    &bot_now,
+                    &conversation,
+                    Some(claim),
+                    Vec::new(),
+                    |s| agent_event(offloading, bot, s, &kind, agent),
+                    |_| Vec::new(),
+                )
+                .await?;
+            if done.is_none() {
+                state.store.inbox_discard(bot, &conversation, id).await?;
+            }
+        }
         Job::Rest {
             conversation,
             action,
@@ -395,6 +426,35 @@ async fn run(
     }
     state.deliveries.notify_one();
     Ok(())
+}
+
+/// Applies a Contact Pro agent event to the conversation: the agent is
+/// noted while it is offloaded; the configured events hand it back to the
+/// bot. One transcript event either way.
+fn agent_event(
+    offloading: &crate::channels::offloading::Providers,
+    bot: &str,
+    s: &mut ConversationState,
+    kind: &str,
+    agent: Value,
+) -> (Vec<Value>, ()) {
+    let event = json!({"agent": {"event": kind, "agent": agent}});
+    let Some(offload) = s.offload.as_mut() else {
+        return (vec![event], ());
+    };
+    if kind == "agentJoined" {
+        offload.agent = Some(agent);
+    }
+    if offloading.resumes(bot, &offload.provider, kind) {
+        s.offload = None;
+        s.paused = false;
+    }
+    let (paused, offload) = (s.paused, crate::flow::offload_json(&s.offload));
+    if let Some(internal) = s.session.get_mut("internal") {
+        internal["isPaused"] = json!(paused);
+        internal["offload"] = offload;
+    }
+    (vec![event], ())
 }
 
 /// Hands a turn's outcome to the request waiting for it: here, or through

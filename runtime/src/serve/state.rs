@@ -164,6 +164,13 @@ impl AppState {
                 Bot::load(&b.folder).map_err(|p| anyhow::anyhow!("{}: {p}", b.folder.display()))
             })
             .collect::<anyhow::Result<Vec<Bot>>>()?;
+        let sinch_channels: HashMap<String, SinchChannel> = config
+            .bots
+            .iter()
+            .flat_map(|b| &b.channels.sinch)
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect();
+        let tokens = Arc::new(SinchTokens::new(sinch_channels.values().cloned()));
         let offloading = Arc::new(Providers::new(
             store.clone(),
             loaded
@@ -171,6 +178,8 @@ impl AppState {
                 .zip(&config.bots)
                 .map(|(bot, b)| (bot.id().to_string(), b.offloading.clone()))
                 .collect(),
+            sinch_channels,
+            tokens.clone(),
         ));
         let mut bots = HashMap::new();
         let mut webhooks = HashMap::new();
@@ -215,7 +224,7 @@ impl AppState {
         Ok(Self {
             tenants,
             bots,
-            tokens: Arc::new(SinchTokens::new(sinch.values().map(|(_, c)| c.clone()))),
+            tokens,
             webhooks,
             sinch,
             store,

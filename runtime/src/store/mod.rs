@@ -91,6 +91,9 @@ pub struct Offload {
     pub provider: String,
     /// When it was opened (ms since the epoch).
     pub since_ms: u64,
+    /// The agent who joined (Sinch Contact Pro's agent events), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Value>,
 }
 
 /// One transcript entry: `{"user": …}`, `{"bot": …}`, `{"block": …}` or

@@ -40,6 +40,18 @@ pub async fn callback(
     }
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("invalid JSON: {e}")))?;
+    if let Some(event) = crate::channels::offloading::contact_pro::agent_event(&v) {
+        // Sinch's retries of the same callback are processed once.
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+        let dedupe = Some(format!("sinch-event\0{channel_id}\0{digest}"));
+        let job = Job::AgentEvent {
+            conversation: event.conversation,
+            kind: event.kind,
+            agent: event.agent,
+        };
+        accept(&state, &bot_id, dedupe, job).await?;
+        return Ok((StatusCode::OK, Json(json!({"accepted": true}))));
+    }
     let message = match v.get("message") {
         Some(m) if m["direction"] == "TO_APP" => m,
         _ => {

@@ -5,7 +5,10 @@
 //! (its answer picks the block and whether the bot pauses), and a health
 //! check (`GET`, answer `{"status":"ok"}`) at start and every 30 s. Every
 //! call carries `?challenge.verifyToken=…`. Agents answer with the REST API's
-//! `sendMessages` and hand back with `unpause` or `goto`.
+//! `sendMessages` and hand back with `unpause` or `goto`. Sinch Contact Pro
+//! is the other kind of provider (`contact_pro.rs`).
+
+pub mod contact_pro;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,8 +17,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::messenger;
+use super::sinch::oauth::SinchTokens;
 use crate::flow::{OffloadAnswer, OffloadFuture, OffloadRequest, Offloader};
-use crate::serve::config::OffloadingProvider;
+use crate::serve::config::{OffloadingProvider, OffloadingWebhook, SinchChannel};
 use crate::store::{Delivery, Store, TranscriptEntry, now_ms};
 
 /// How often providers are checked.
@@ -37,12 +41,20 @@ struct Provider {
 pub struct Providers {
     client: reqwest::Client,
     store: Arc<dyn Store>,
+    /// Sinch channels by id, and their OAuth tokens (Contact Pro).
+    sinch: HashMap<String, SinchChannel>,
+    tokens: Arc<SinchTokens>,
     /// Bot id → its providers by id.
     by_bot: HashMap<String, HashMap<String, Arc<Provider>>>,
 }
 
 impl Providers {
-    pub fn new(store: Arc<dyn Store>, bots: Vec<(String, Vec<OffloadingProvider>)>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bots: Vec<(String, Vec<OffloadingProvider>)>,
+        sinch: HashMap<String, SinchChannel>,
+        tokens: Arc<SinchTokens>,
+    ) -> Self {
         let by_bot = bots
             .into_iter()
             .map(|(bot, list)| {
@@ -72,6 +84,8 @@ impl Providers {
         Providers {
             client,
             store,
+            sinch,
+            tokens,
             by_bot,
         }
     }
@@ -91,13 +105,17 @@ impl Providers {
         }
     }
 
-    /// The health check: `GET url?challenge.verifyToken=…` → `{"status":"ok"}`.
+    /// The health check: `GET url?challenge.verifyToken=…` → `{"status":"ok"}`
+    /// (Contact Pro: its Sinch channel, checked at start).
     async fn check(&self, p: &Provider) -> Result<(), String> {
+        let Some(w) = &p.config.webhook else {
+            return Ok(());
+        };
         let got = async {
             let res = self
                 .client
-                .get(&p.config.webhook.url)
-                .query(&[("challenge.verifyToken", &p.config.webhook.verify_token)])
+                .get(&w.url)
+                .query(&[("challenge.verifyToken", &w.verify_token)])
                 .timeout(Duration::from_secs(5))
                 .send()
                 .await
@@ -150,13 +168,14 @@ impl Providers {
         });
         providers
             .values()
-            .map(|p| Delivery {
+            .filter_map(|p| p.config.webhook.as_ref().map(|w| (p, w)))
+            .map(|(p, w)| Delivery {
                 id: 0,
                 bot: bot.to_string(),
                 // Its own ordered lane: a desk that is down holds back only
                 // its own events, never the user's channel.
                 conversation: format!("{conversation}#offloading:{}", p.config.id),
-                url: url(&p.config),
+                url: url(w),
                 headers: Vec::new(),
                 auth: None,
                 body: body.clone(),
@@ -181,6 +200,16 @@ impl Providers {
         if let Err(why) = health {
             return OffloadAnswer::Disabled(format!("provider `{}`: {why}", r.provider));
         }
+        let w = match (&p.config.webhook, &p.config.sinch_contact_pro) {
+            (Some(w), _) => w,
+            (None, Some(cp)) => return contact_pro::offload(self, cp, &r).await,
+            (None, None) => {
+                return OffloadAnswer::Disabled(format!(
+                    "provider `{}` has neither `webhook` nor `sinchContactPro`",
+                    r.provider
+                ));
+            }
+        };
         let mut transcript = self.transcript(&r).await;
         let now = now_ms();
         transcript.extend(
@@ -201,7 +230,7 @@ impl Providers {
         let answer = async {
             let res = self
                 .client
-                .post(url(&p.config))
+                .post(url(w))
                 .header("content-type", "application/json")
                 .body(body.to_string())
                 .send()
@@ -270,10 +299,10 @@ pub async fn watch(providers: Arc<Providers>, mut stop: tokio::sync::watch::Rece
     }
 }
 
-fn url(p: &OffloadingProvider) -> String {
-    let mut url = reqwest::Url::parse(&p.webhook.url).expect("checked at start");
+fn url(w: &OffloadingWebhook) -> String {
+    let mut url = reqwest::Url::parse(&w.url).expect("checked at start");
     url.query_pairs_mut()
-        .append_pair("challenge.verifyToken", &p.webhook.verify_token);
+        .append_pair("challenge.verifyToken", &w.verify_token);
     url.into()
 }
 
