@@ -11,8 +11,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use sandbot::channels::sinch::signature::sign;
+use sandbot::serve::Server;
 use sandbot::serve::config::hash_token;
-use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
 use crate::flow_support::write_bot;
@@ -139,6 +139,34 @@ async fn callback(base: &str, body: &str, secret: Option<&str>, timestamp: u64) 
     req.send().await.unwrap().status().as_u16()
 }
 
+/// A server for `bot` with the Sinch channel `sinch-1` against the stand-in
+/// at `sinch_base`; `more` is added to the bot's entry.
+async fn serve(
+    dir: &std::path::Path,
+    bot: &std::path::Path,
+    sinch_base: &str,
+    more: &str,
+) -> Server {
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+data: {data}
+tenants: [{{ id: one, tokens: ["{t}"] }}]
+bots:
+  - folder: {bot}
+    tenant: one
+    channels:
+      sinch:
+        - {{ id: sinch-1, projectId: proj-1, appId: app-1, clientId: cid, clientSecret: csecret, region: eu,
+            webhookSecret: whsec, authUrl: "{sinch_base}/oauth2/token", apiUrl: "{sinch_base}" }}
+{more}"#,
+        data = dir.join("data").display(),
+        bot = bot.display(),
+        t = hash_token("x"),
+    );
+    crate::common::serve_yaml(dir, &yaml).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_callbacks_answered_with_messages_send() {
     let bot = write_bot(
@@ -157,28 +185,7 @@ async fn signed_callbacks_answered_with_messages_send() {
     );
     let (sinch, sinch_base) = Sinch::start().await;
     let data = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-data: {data}
-tenants: [{{ id: one, tokens: ["{t}"] }}]
-bots:
-  - folder: {bot}
-    tenant: one
-    channels:
-      sinch:
-        - {{ id: sinch-1, projectId: proj-1, appId: app-1, clientId: cid, clientSecret: csecret, region: eu,
-            webhookSecret: whsec, authUrl: "{sinch_base}/oauth2/token", apiUrl: "{sinch_base}" }}
-"#,
-        data = data.path().join("data").display(),
-        bot = bot.path().display(),
-        t = hash_token("x"),
-    );
-    let path = data.path().join("serve.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let server = Server::start(&ServeConfig::load(&path).unwrap())
-        .await
-        .unwrap();
+    let server = serve(data.path(), bot.path(), &sinch_base, "").await;
     let base = format!("http://{}", server.addr);
     let now = sandbot::store::now_ms() / 1000;
 
@@ -313,26 +320,9 @@ async fn contact_pro_takes_over_and_the_stop_hands_back() {
     );
     let (sinch, sinch_base) = Sinch::start().await;
     let data = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-data: {data}
-tenants: [{{ id: one, tokens: ["{t}"] }}]
-bots:
-  - folder: {bot}
-    tenant: one
-    channels:
-      sinch:
-        - {{ id: sinch-1, projectId: proj-1, appId: app-1, clientId: cid, clientSecret: csecret, region: eu,
-            webhookSecret: whsec, authUrl: "{sinch_base}/oauth2/token", apiUrl: "{sinch_base}" }}
-    offloading:
-      - {{ id: contactpro, sinchContactPro: {{ channel: sinch-1 }} }}
-"#,
-        data = data.path().join("data").display(),
-        bot = bot.path().display(),
-        t = hash_token("x"),
-    );
-    let server = crate::common::serve_yaml(data.path(), &yaml).await;
+    let offloading =
+        "    offloading:\n      - { id: contactpro, sinchContactPro: { channel: sinch-1 } }\n";
+    let server = serve(data.path(), bot.path(), &sinch_base, offloading).await;
     let base = format!("http://{}", server.addr);
     let now = sandbot::store::now_ms() / 1000;
     let text = |id: &str, channel: &str, t: &str| {
