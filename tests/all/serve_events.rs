@@ -126,3 +126,57 @@ fn silence_detected_minutes_are_checked() {
     );
     assert!(sandbot::flow::Bot::load(ok.path()).is_ok());
 }
+
+/// REST `setSessionData` fires *Variables changed* too: the event's block
+/// runs and its messages go out; writing the same value again does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_session_write_fires_variables_changed_once() {
+    let bot = write_bot(
+        "events:\n  variablesChanged:\n    - { variables: [crm.status], goto: sync }\n",
+        BLOCKS,
+        &[],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(0).await;
+    let blocks = bot.path().join("flows/main.yaml");
+    let flows = std::fs::read_to_string(&blocks).unwrap();
+    std::fs::write(
+        &blocks,
+        flows + "  - { id: sync, type: message, messages: [{ text: \"CRM {crm.status}\" }] }\n",
+    )
+    .unwrap();
+    let server = serve(bot.path(), data.path(), &url).await;
+    let addr = server.addr.to_string();
+    accepted(&addr, intro("c1")).await;
+    assert_eq!(wait_texts(&receiver, "c1", 1).await, ["Your name?"]);
+    let set = |status: &str| {
+        let body = json!({"setSessionData": {"crm.status": status}}).to_string();
+        let url = format!("http://{addr}/v1/bots/test/conversations/c1/actions");
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("authorization", "Bearer token-one")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            serde_json::from_str::<Value>(&res.text().await.unwrap()).unwrap()
+        }
+    };
+    let out = set("gold").await;
+    assert_eq!(
+        out["flowMessages"][0]["config"]["textMessages"][0]["text"],
+        "CRM gold"
+    );
+    assert_eq!(
+        wait_texts(&receiver, "c1", 2).await,
+        ["Your name?", "CRM gold"]
+    );
+    let out = set("gold").await;
+    assert_eq!(out["flowMessages"], json!([]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(texts(&receiver, "c1"), ["Your name?", "CRM gold"]);
+    server.shutdown().await.unwrap();
+}

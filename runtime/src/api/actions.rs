@@ -167,8 +167,15 @@ pub async fn apply(
 ) -> Result<Option<ActionsResponse>, StoreError> {
     let bot = d.bot();
     let sent = a.messages.len();
+    // Session writes may fire *Variables changed*: a turn then follows, and
+    // the last commit marks the entry done.
+    let watching = !a.writes.is_empty() && !bot.file.events.variables_changed.is_empty();
     let first = InboxClaim {
-        entry: if a.goto.is_some() { None } else { claim.entry },
+        entry: if a.goto.is_some() || watching {
+            None
+        } else {
+            claim.entry
+        },
         ..claim
     };
     let messages = a.messages;
@@ -186,6 +193,7 @@ pub async fn apply(
                     s.session = json!({ "internal": internal });
                     s.waiting = None;
                 }
+                let before = bot.watched(&s.session);
                 for (path, v) in writes {
                     let Ok(p) = JsonPath::parse(&path) else {
                         continue;
@@ -194,6 +202,17 @@ pub async fn apply(
                         p.remove(&mut s.session);
                     } else {
                         let _ = p.set(&mut s.session, v);
+                    }
+                }
+                let fired = bot
+                    .first_change(&before, &bot.watched(&s.session))
+                    .map(|(k, paths)| (bot.file.events.variables_changed[k].goto.clone(), paths));
+                if let Some((_, paths)) = &fired
+                    && let Some(root) = s.session.as_object_mut()
+                {
+                    let events = root.entry("events").or_insert_with(|| json!({}));
+                    if events.is_object() {
+                        events["variablesChanged"] = json!(paths);
                     }
                 }
                 s.message_counter += messages.len() as u64;
@@ -210,11 +229,14 @@ pub async fn apply(
                         }
                     }
                 }
-                let events: Vec<Value> = messages
+                let mut events: Vec<Value> = messages
                     .iter()
                     .map(|m| json!({ "bot": m, "agent": true }))
                     .collect();
-                (events, s.paused)
+                if let Some((_, paths)) = &fired {
+                    events.push(json!({"event": {"variablesChanged": paths}}));
+                }
+                (events, (s.paused, fired.map(|f| f.0)))
             },
             |s| {
                 let first_number = s.message_counter + 1 - messages.len() as u64;
@@ -222,11 +244,25 @@ pub async fn apply(
             },
         )
         .await?;
-    let Some(paused) = done else {
+    let Some((paused, event)) = done else {
         return Ok(None);
     };
     let mut flow_messages = Vec::new();
-    if let Some(target) = a.goto {
+    let jumps: Vec<(String, bool)> = match (event, a.goto) {
+        (Some(e), Some(g)) => vec![(e, false), (g, true)],
+        (Some(e), None) => vec![(e, true)],
+        (None, Some(g)) => vec![(g, true)],
+        (None, None) => {
+            if let (true, Some(id)) = (watching, claim.entry) {
+                state
+                    .store
+                    .inbox_discard(bot.id(), conversation, id)
+                    .await?;
+            }
+            Vec::new()
+        }
+    };
+    for (target, last) in jumps {
         let mut inbound = Inbound::new(
             conversation,
             "api",
@@ -235,13 +271,20 @@ pub async fn apply(
                 params: Default::default(),
             },
         );
-        inbound.inbox = Some(claim);
+        inbound.inbox = Some(if last {
+            claim
+        } else {
+            InboxClaim {
+                entry: None,
+                ..claim
+            }
+        });
         let out = state
             .turn(d, inbound, |out, s| {
                 own_channel(state, bot.id(), &out.messages, out.first_message_number, s)
             })
             .await?;
-        flow_messages = out.messages;
+        flow_messages.extend(out.messages);
     }
     Ok(Some(ActionsResponse {
         messages_sent: sent,

@@ -5,6 +5,7 @@ pub mod action;
 pub mod bot;
 pub mod condition;
 pub mod engine;
+pub mod events;
 pub mod inbound;
 pub mod input;
 pub mod model;

@@ -62,7 +62,7 @@ pub struct Turn<'a> {
     pub offloader: Option<&'a dyn Offloader>,
     /// Per *Variables changed* event, the watched values when it last fired
     /// (or the turn began).
-    watched: Vec<Vec<Option<Value>>>,
+    watched: super::events::Watched,
     /// Blocks to go on with once an event's blocks are done.
     resume: Vec<usize>,
     /// This turn ran *Silence detected* (it does not arm it again).
@@ -111,14 +111,7 @@ impl<'a> Turn<'a> {
     }
 
     pub async fn run(&mut self, inbound: &Inbound, resolved: Resolved) {
-        self.watched = self
-            .bot
-            .file
-            .events
-            .variables_changed
-            .iter()
-            .map(|e| e.variables.iter().map(|v| self.read(v)).collect())
-            .collect();
+        self.watched = self.bot.watched(&self.state.session);
         self.prepare(inbound);
         if let InboundKind::Silence { due_ms } = inbound.kind {
             return self.silence(due_ms).await;
@@ -409,28 +402,11 @@ impl<'a> Turn<'a> {
     /// when it last fired: its block and the paths that changed.
     fn variables_changed(&mut self) -> Option<(usize, Vec<String>)> {
         let bot = self.bot;
-        for (k, e) in bot.file.events.variables_changed.iter().enumerate() {
-            let mut changed = Vec::new();
-            for (j, path) in e.variables.iter().enumerate() {
-                let now = self.read(path);
-                if now != self.watched[k][j] {
-                    changed.push(path.clone());
-                    self.watched[k][j] = now;
-                }
-            }
-            if !changed.is_empty() {
-                let block = bot.find(&e.goto)?;
-                return Some((block, changed));
-            }
-        }
-        None
-    }
-
-    /// A session value by path.
-    fn read(&self, path: &str) -> Option<Value> {
-        JsonPath::parse(path)
-            .ok()
-            .and_then(|p| p.get(&self.state.session).cloned())
+        let now = bot.watched(&self.state.session);
+        let (k, paths) = bot.first_change(&self.watched, &now)?;
+        self.watched[k] = now[k].clone();
+        let block = bot.find(&bot.file.events.variables_changed[k].goto)?;
+        Some((block, paths))
     }
 
     async fn step(&mut self, i: usize) -> Step {
