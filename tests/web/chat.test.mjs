@@ -5,6 +5,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const base = process.env.SANDBOT_URL || "http://127.0.0.1:18080";
@@ -247,6 +253,57 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
     assert.ok(!bubbles.some((b) => b.includes("Sorry, I didn't get that")), bubbles.join(" | "));
   } finally {
     await browser.close();
+  }
+});
+
+test("the web chat shows a Silence detected message when it is due, once", async () => {
+  // Its own server: a bot with the event, and a minute of 500 ms.
+  const bin = process.env.SANDBOT_BIN || fileURLToPath(new URL("../../target/debug/sandbot", import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), "sandbot-silence-"));
+  mkdirSync(join(dir, "bot/flows"), { recursive: true });
+  writeFileSync(join(dir, "bot/bot.yaml"), "id: quiet\nname: Quiet\nevents:\n  silenceDetected: { minutes: 2, goto: nudge }\n");
+  writeFileSync(join(dir, "bot/flows/main.yaml"), `blocks:
+  - { id: intro, system: introduction, type: input, variable: name, question: "Your name?", nlp: false, goto: hello }
+  - { id: hello, type: message, messages: [{ text: "Hello {name}" }] }
+  - { id: nudge, type: message, messages: [{ text: "Still there?" }] }
+  - { id: nu, system: notUnderstood, type: message, messages: [{ text: "NU" }] }
+  - { id: err, system: errorOccurred, type: message, messages: [{ text: "ERR" }] }
+  - { id: off, system: botDisabled, type: message, messages: [{ text: "OFF" }] }
+`);
+  const hash = createHash("sha256").update("t").digest("hex");
+  writeFileSync(join(dir, "serve.yaml"), `listen: 127.0.0.1:18091
+data: data
+silenceMinuteMs: 500
+tenants: [{ id: t, tokens: ["sha256:${hash}"] }]
+bots: [{ folder: bot, tenant: t, channels: { web: true } }]
+`);
+  const server = spawn(bin, ["serve", "--config", join(dir, "serve.yaml")], { stdio: "ignore" });
+  const url = "http://127.0.0.1:18091";
+  try {
+    for (let i = 0; i < 100; i++) {
+      try { if ((await fetch(`${url}/healthz`)).ok) break; } catch { /* not up yet */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const browser = await chromium.launch({ executablePath, args });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${url}/chat/quiet`);
+      await page.getByText("Your name?").waitFor();
+      await page.getByText("Still there?").waitFor({ timeout: 15000 });
+      const nudges = () => page.locator(".msg.bot", { hasText: "Still there?" }).count();
+      assert.equal(await nudges(), 1);
+      // An answer: no more nudges.
+      await page.getByLabel("message").fill("Ann");
+      await page.getByRole("button", { name: "Send" }).click();
+      await page.getByText("Hello Ann").waitFor();
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(await nudges(), 1);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -405,6 +405,8 @@ pub async fn message(
         // While an agent has the conversation the page asks for what comes
         // after `cursor` (their messages) now and then.
         "cursor": out["cursor"].take(),
+        // A *Silence detected* timer: the page looks for its message then.
+        "wakeInMs": out["wakeInMs"].take(),
         "paused": out["paused"].take(),
     });
     let tenant_token = headers

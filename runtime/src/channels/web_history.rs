@@ -43,6 +43,7 @@ pub async fn history(
         .map_err(AppError::internal)?;
     let len = conversation.as_ref().map_or(0, |s| s.transcript_len);
     let paused = conversation.as_ref().is_some_and(|s| s.paused);
+    let wake = crate::serve::inbox::wake_in(conversation.as_ref().and_then(|s| s.silence_due_ms));
     let from = len.saturating_sub(HISTORY).max(q.after.unwrap_or(0));
     let events = state
         .store
@@ -55,6 +56,7 @@ pub async fn history(
         "messages": messages,
         "cursor": events.last().map_or(len, |e| (e.seq + 1).max(len)),
         "paused": paused,
+        "wakeInMs": wake,
     }))
     .into_response();
     cors(web, &headers, &mut response);

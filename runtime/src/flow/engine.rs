@@ -112,6 +112,7 @@ impl FlowEngine {
         state.updated_ms = now;
         let transcript = self.number(&mut state, &out.events, now);
         out.transcript_len = state.transcript_len;
+        out.silence_due_ms = state.silence_due_ms;
         let outbox = outbox(&out, &state);
         self.store
             .commit(TurnCommit {

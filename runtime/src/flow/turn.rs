@@ -42,6 +42,9 @@ pub struct TurnOutput {
     /// Transcript entries of the conversation after this turn (a cursor
     /// for what comes next).
     pub transcript_len: u64,
+    /// When *Silence detected* is due after this turn, if it is armed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silence_due_ms: Option<u64>,
 }
 
 /// What a postback payload resolved to before the turn (the store is the

@@ -73,6 +73,12 @@ impl Job {
     }
 }
 
+/// How long until the page should look for news (a *Silence detected*
+/// message), if a timer is armed.
+pub fn wake_in(due_ms: Option<u64>) -> Option<u64> {
+    due_ms.map(|due| due.saturating_sub(now_ms()))
+}
+
 /// How long a request waits for its turn (the message is durable either way).
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
@@ -82,6 +88,7 @@ fn web_outcome(out: &TurnOutput) -> Value {
     json!({
         "messages": out.messages,
         "cursor": out.transcript_len,
+        "wakeInMs": wake_in(out.silence_due_ms),
         "paused": out.session["internal"]["isPaused"] == true,
         "emulator": {
             "block": out.session["internal"]["currentDialogstate"],
