@@ -220,12 +220,15 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
   const browser = await chromium.launch({ executablePath, args });
   try {
     const page = await browser.newPage();
+    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-shop-tenant", "demo-token"));
     await page.goto(`${base}/chat/shop`);
     await page.getByText("Welcome to the shop!").waitFor();
     await page.getByLabel("message").fill("talk to a human");
     await page.getByRole("button", { name: "Send" }).click();
     // The example backend's stand-in desk accepts: the bot pauses.
     await page.getByText("A colleague will take over here in a moment.").waitFor();
+    // The emulator panel says so.
+    await page.locator("#emu-block", { hasText: "bot paused — offloaded to desk" }).waitFor();
     const token = await page.evaluate(() => localStorage.getItem("sandbot-web-shop"));
     const history = await (await fetch(`${base}/v1/channels/web/shop/messages`, {
       headers: { Authorization: `Bearer ${token}` },
