@@ -344,3 +344,89 @@ impl JsonText for reqwest::Response {
         serde_json::from_str(&self.text().await.unwrap()).unwrap()
     }
 }
+
+/// Every REST route × every kind of caller: no token and a wrong one are
+/// 401; the other tenant's token finds no bot of this tenant (404, the same
+/// as a bot that does not exist) and sees none of its data; the owner gets
+/// through. Then every channel: a wrong token or signature is 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_and_channel_refuses_strangers_and_other_tenants() {
+    let (server, api, receiver, _b, _d) = start(1000).await;
+    let addr = server.addr.to_string();
+    accepted(
+        &addr,
+        json!({"conversationId": "a", "message": {"introMessage": {}}}),
+    )
+    .await;
+    receiver.wait_for(1).await;
+    let extract = json!({"language": "en", "expression": "good morning"});
+    let actions = json!({"setSessionData": {"k": 1}});
+    // (method, path, body, the owner's status, the other tenant's status)
+    let routes: [(&str, &str, Option<Value>, u16, u16); 9] = [
+        ("GET", "/v1/bots/test/conversations", None, 200, 404),
+        (
+            "GET",
+            "/v1/bots/test/conversations/a/messages",
+            None,
+            200,
+            404,
+        ),
+        (
+            "GET",
+            "/v1/bots/test/conversations/a/session-data",
+            None,
+            200,
+            404,
+        ),
+        (
+            "POST",
+            "/v1/bots/test/conversations/a/actions",
+            Some(actions),
+            200,
+            404,
+        ),
+        ("POST", "/v1/bots/test/nlp/extract", Some(extract), 200, 404),
+        (
+            "DELETE",
+            "/v1/bots/test/conversations/a/session-data",
+            None,
+            204,
+            404,
+        ),
+        ("GET", "/v1/usage", None, 200, 200),
+        ("GET", "/v1/deliveries/dead", None, 200, 200),
+        ("POST", "/v1/deliveries/dead/1/requeue", None, 404, 404),
+    ];
+    for (method, path, body, owner, other) in routes {
+        // Two wrong credentials per route keep this address under the failed-auth
+        // throttle (30 a minute).
+        for token in [None, Some("Token-one")] {
+            let (status, _, answer) = api.call(method, path, token, body.clone()).await;
+            assert_eq!(status, 401, "{method} {path} with {token:?}: {answer}");
+        }
+        let (status, _, answer) = api
+            .call(method, path, Some("token-two"), body.clone())
+            .await;
+        assert_eq!(status, other, "{method} {path} as tenant two: {answer}");
+        assert!(
+            !answer.to_string().contains("\"a\""),
+            "{method} {path} leaks: {answer}"
+        );
+        if other == 404 && path.starts_with("/v1/bots/") {
+            assert_eq!(answer["error"], "no bot `test`", "{method} {path}");
+        }
+        let (status, _, answer) = api.call(method, path, Some("token-one"), body).await;
+        assert_eq!(status, owner, "{method} {path} as the owner: {answer}");
+    }
+    // Tenant two's usage and dead letters name none of tenant one's bots.
+    let (_, _, usage) = api.call("GET", "/v1/usage", Some("token-two"), None).await;
+    assert!(!usage.to_string().contains("test"), "{usage}");
+
+    // Channels: the webhook's bearer token, the web chat's session token.
+    let intro = r#"{"conversationId": "c9", "message": {"introMessage": {}}}"#;
+    for token in [None, Some("wrong"), Some("token-two")] {
+        let (status, _) = crate::serve_webhook::post(&addr, "hook", token, intro).await;
+        assert_eq!(status, 401, "webhook with {token:?}");
+    }
+    server.shutdown().await.unwrap();
+}

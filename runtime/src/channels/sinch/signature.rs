@@ -95,4 +95,47 @@ mod tests {
                 .starts_with("missing header")
         );
     }
+
+    /// A known answer from outside this project: the callback, secret,
+    /// nonce, timestamp and signature in Sinch's .NET SDK tests
+    /// (`WebhooksTests.ValidateRequest`), which Sinch's own signer produced.
+    #[test]
+    fn sinchs_own_vector_verifies() {
+        let body = br#"{"app_id":"","accepted_time":"2021-10-18T17:49:13.813615Z","project_id":"e2df3a34-a71b-4448-9db5-a8d2baad28e4","contact_create_notification":{"contact":{"id":"01FJA8B466Y0R2GNXD78MD9SM1","channel_identities":[{"channel":"SMS","identity":"48123456789","app_id":""}],"display_name":"New Test Contact","email":"new.contact@email.com","external_id":"","metadata":"","language":"EN_US"}},"message_metadata":""}"#;
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-sinch-webhook-signature-timestamp",
+            "1634579353".parse().unwrap(),
+        );
+        h.insert(
+            "x-sinch-webhook-signature-nonce",
+            "01FJA8B4A7BM43YGWSG9GBV067".parse().unwrap(),
+        );
+        h.insert(
+            "x-sinch-webhook-signature-algorithm",
+            "HmacSHA256".parse().unwrap(),
+        );
+        h.insert(
+            "x-sinch-webhook-signature",
+            "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE="
+                .parse()
+                .unwrap(),
+        );
+        let now = 1_634_579_353 + 30;
+        assert_eq!(verify("foo_secret1234", &h, body, now), Ok(()));
+        assert_eq!(
+            sign(
+                "foo_secret1234",
+                body,
+                "01FJA8B4A7BM43YGWSG9GBV067",
+                "1634579353"
+            ),
+            "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE="
+        );
+        // One byte changed, or another secret: refused.
+        let mut changed = body.to_vec();
+        changed[10] = b'X';
+        assert!(verify("foo_secret1234", &h, &changed, now).is_err());
+        assert!(verify("foo_secret12345", &h, body, now).is_err());
+    }
 }
