@@ -2,6 +2,7 @@
 //! data live in `tests/cases/`.
 
 mod common;
+mod egress_redirects;
 mod example_plugin;
 mod flow_conversations;
 mod flow_engine;
