@@ -258,7 +258,16 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
 
     // A broken change is refused; the previous version keeps serving.
     std::fs::write(&flows, original.replace("goto: done", "goto: nowhere")).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Wait until the reloader has seen and refused it (a metric says so).
+    let refused = "sandbot_bot_reloads_refused_total{tenant=\"one\",bot=\"test\"} 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.state.metrics.render().contains(refused) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change was not refused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (_, again) = web.send("test", json!({"introMessage": {}})).await;
     assert_eq!(text(&again, 0), "Version one");
     // `name` is set, so the input is skipped and version two's `done` answers.

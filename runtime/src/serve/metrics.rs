@@ -48,6 +48,9 @@ pub struct Usage {
     pub refused_messages: u64,
     /// Deliveries given up after their retry period (dead letters).
     pub dead_letters: u64,
+    /// Changes to the bot's folder refused by hot reload (invalid).
+    #[serde(default)]
+    pub reloads_refused: u64,
     #[serde(skip)]
     turn_latency: Histogram,
     #[serde(skip)]
@@ -63,6 +66,7 @@ impl Usage {
         self.action_time_us += other.action_time_us;
         self.refused_messages += other.refused_messages;
         self.dead_letters += other.dead_letters;
+        self.reloads_refused += other.reloads_refused;
         for (kind, n) in &other.action_failures {
             *self.action_failures.entry(kind.clone()).or_default() += n;
         }
@@ -116,6 +120,14 @@ impl Metrics {
             .dead_letters += 1;
     }
 
+    /// Records a change to a bot's folder that hot reload refused.
+    pub fn reload_refused(&self, tenant: &str, bot: &str) {
+        let mut all = self.usage.lock().expect("not poisoned");
+        all.entry((tenant.to_string(), bot.to_string()))
+            .or_default()
+            .reloads_refused += 1;
+    }
+
     /// Every (tenant, bot)'s figures since this process started.
     pub fn snapshot(&self) -> Vec<(String, String, serde_json::Value)> {
         let all = self.usage.lock().expect("not poisoned");
@@ -143,7 +155,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let all = self.usage.lock().expect("not poisoned");
         let mut out = String::new();
-        let counters: [Counter; 6] = [
+        let counters: [Counter; 7] = [
             ("sandbot_turns_total", "Turns committed", |u| u.turns),
             (
                 "sandbot_action_invocations_total",
@@ -167,6 +179,11 @@ impl Metrics {
                 "sandbot_dead_letters_total",
                 "Deliveries given up after their retry period (dead letters)",
                 |u| u.dead_letters,
+            ),
+            (
+                "sandbot_bot_reloads_refused_total",
+                "Changes to a bot folder refused by hot reload (the previous version keeps serving)",
+                |u| u.reloads_refused,
             ),
         ];
         for (name, help, get) in counters {

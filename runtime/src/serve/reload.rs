@@ -43,6 +43,7 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut stop: watch::Receive
                         new_id = bot.id(),
                         "bot change refused: its id changed; restart to rename a bot"
                     );
+                    state.metrics.reload_refused(&d.tenant, id);
                     refused.insert(id.clone(), now);
                 }
                 Ok(Err(problems)) => {
@@ -50,6 +51,7 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut stop: watch::Receive
                         bot = id,
                         "bot change refused, the previous version keeps serving: {problems}"
                     );
+                    state.metrics.reload_refused(&d.tenant, id);
                     refused.insert(id.clone(), now);
                 }
                 Err(_) => {}
