@@ -430,3 +430,47 @@ async fn every_route_and_channel_refuses_strangers_and_other_tenants() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// `/v1/usage` survives a restart on the embedded store: the figures of
+/// earlier runs are kept in the store and added to this run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_survives_a_restart() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(0).await;
+    let config = config_with_rate(bot.path(), &data.path().join("data"), &url, 1000);
+    // Waits (at most 10 s) until the usage shows `n` turns; what it shows.
+    let turns = |server: &Server, n: u64| {
+        let api = Api {
+            base: format!("http://{}", server.addr),
+            client: reqwest::Client::new(),
+        };
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let (status, usage) = api.get("/v1/usage").await;
+                assert_eq!(status, 200, "{usage}");
+                let got = usage["bots"]["test"]["turns"].as_u64().unwrap_or(0);
+                if got == n || std::time::Instant::now() > deadline {
+                    return got;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Each run: what it shows at start, then one conversation's turn.
+    for (conversation, before) in [("a", 0), ("b", 1)] {
+        let server = Server::start(&config).await.unwrap();
+        assert_eq!(turns(&server, before).await, before, "kept across restarts");
+        let addr = server.addr.to_string();
+        let intro = json!({"conversationId": conversation, "message": {"introMessage": {}}});
+        accepted(&addr, intro).await;
+        assert_eq!(turns(&server, before + 1).await, before + 1);
+        server.shutdown().await.unwrap();
+    }
+    assert_eq!(
+        receiver.wait_for(4).await.len(),
+        4,
+        "two messages per introduction"
+    );
+}

@@ -106,6 +106,9 @@ pub struct EmbeddedStore {
     writer: Option<mpsc::Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
     ttl: Duration,
+    /// This run's key for its usage rows, and the figures last written.
+    run: String,
+    recorded: std::sync::Mutex<Vec<(String, String, Value)>>,
 }
 
 /// Closing waits for the writer to finish the commits already handed to it,
@@ -117,6 +120,13 @@ impl Drop for EmbeddedStore {
             let _ = t.join();
         }
     }
+}
+
+/// A fresh id for this run's usage rows.
+fn run_id() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source");
+    hex::encode(bytes)
 }
 
 pub(super) fn key(bot: &str, conversation: &str) -> String {
@@ -169,6 +179,7 @@ impl EmbeddedStore {
         tx.open_table(SEEN).map_err(StoreError::new)?;
         tx.open_table(DEAD).map_err(StoreError::new)?;
         let writer_state = Writer::read(&tx).map_err(StoreError)?;
+        super::usage::compact(&tx).map_err(StoreError)?;
         tx.commit().map_err(StoreError::new)?;
         let (writer, rx) = mpsc::channel::<Op>();
         let wdb = db.clone();
@@ -181,6 +192,8 @@ impl EmbeddedStore {
             writer: Some(writer),
             thread: Some(thread),
             ttl,
+            run: run_id(),
+            recorded: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -388,12 +401,18 @@ impl Store for EmbeddedStore {
         Ok(self.inbox_next(bot, conversation).await?.is_some())
     }
 
-    async fn record_usage(&self, _: &[(String, String, Value)]) -> Result<(), StoreError> {
+    async fn record_usage(&self, figures: &[(String, String, Value)]) -> Result<(), StoreError> {
+        let mut recorded = self.recorded.lock().expect("not poisoned");
+        if figures.is_empty() || *recorded == figures {
+            return Ok(());
+        }
+        super::usage::record(&self.db, &self.run, figures)?;
+        *recorded = figures.to_vec();
         Ok(())
     }
 
-    async fn usage(&self, _: &str) -> Result<Option<Vec<(String, Value)>>, StoreError> {
-        Ok(None)
+    async fn usage(&self, tenant: &str) -> Result<Option<Vec<(String, Value)>>, StoreError> {
+        super::usage::read(&self.db, tenant).map(Some)
     }
 
     async fn put_reply(&self, _: &str, _: &Value) -> Result<(), StoreError> {

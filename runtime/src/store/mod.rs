@@ -6,6 +6,7 @@ mod embedded;
 mod inbox;
 mod outbox;
 mod postgres;
+mod usage;
 
 use std::future::Future;
 use std::pin::Pin;
