@@ -421,7 +421,7 @@ async fn loop_protection_goes_to_error_occurred() {
     assert_eq!(errors(&events), ["loop_limit"]);
     assert_eq!(said(&events), ["Hi", "ERR"]);
     assert_eq!(blocks(&events).len(), 10 + 1); // 10 blocks, then Error occurred
-    assert_eq!(session["n"], "5");
+    assert_eq!(session["n"], 5, "a counter stays a number");
     // Within the limit: no error.
     let dir = write_bot(
         "settings: { maxBlocksPerTurn: 3 }\n",

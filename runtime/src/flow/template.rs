@@ -36,11 +36,22 @@ pub fn render(text: &str, session: &Value) -> String {
 
 /// Like [`render`] for every string inside `value`, except that a string that
 /// is exactly one `{path}` placeholder becomes the session value itself (its
-/// JSON type kept; `null` when missing).
+/// JSON type kept; `null` when missing), and one that is exactly a
+/// `{path|increment}` placeholder becomes a number (a counter stays a
+/// number: `2`, not `"2"`).
 pub fn resolve(value: &Value, session: &Value) -> Value {
     match value {
         Value::String(s) => match whole_placeholder(s) {
             Some(path) => path.get(session).cloned().unwrap_or(Value::Null),
+            None if whole_increment(s) => {
+                let text = render(s, session);
+                let number = text
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .ok()
+                    .or_else(|| text.parse::<f64>().ok().map(Value::from));
+                number.unwrap_or(Value::String(text))
+            }
             None => Value::String(render(s, session)),
         },
         Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, session)).collect()),
@@ -88,6 +99,17 @@ fn whole_placeholder(s: &str) -> Option<JsonPath> {
         return None;
     }
     JsonPath::parse(inner.trim()).ok()
+}
+
+/// `{path|…|increment}` and nothing else.
+fn whole_increment(s: &str) -> bool {
+    s.strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|inner| {
+            !inner.contains(['{', '}'])
+                && inner.rsplit('|').next().map(str::trim) == Some("increment")
+                && inner.contains('|')
+        })
 }
 
 fn placeholder(inner: &str, session: &Value) -> Option<String> {
@@ -148,6 +170,10 @@ mod tests {
         assert_eq!(render("Hi {user.name|capitalize}!", &s), "Hi Ada!");
         assert_eq!(render("{user.tags[1]|toUpperCase}", &s), "Y");
         assert_eq!(render("{n|increment} {missing|increment}", &s), "5 1");
+        // A value that is only a counter placeholder stays a number.
+        assert_eq!(resolve(&json!("{n|increment}"), &s), json!(5));
+        assert_eq!(resolve(&json!("{missing|increment}"), &s), json!(1));
+        assert_eq!(resolve(&json!("n={n|increment}"), &s), json!("n=5"));
         assert_eq!(render("[{nope}]", &s), "[]");
         assert_eq!(render("{W|toLowerCase}", &s), "");
         assert_eq!(render("{w|toUpperCase|toLowerCase}", &s), "hello world");
