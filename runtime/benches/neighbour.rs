@@ -1,0 +1,251 @@
+//! A noisy neighbour: one `sandbot serve` process, two tenants. Tenant B
+//! runs a closed loop of webhook messages through a JS code action; its
+//! POST→delivery latency is measured alone, then while tenant A floods its
+//! own bot with messages whose code action spins (`while (true) {}`) until
+//! A's deadline. Target (issue 12): B's p99 within 2× of its baseline.
+//! The server's resident memory is read idle before and after the burst.
+//!
+//! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
+//! (`--cap`: tenant A's `maxConcurrentActions`)
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+type Inbox = Arc<Mutex<HashMap<String, (u64, Arc<Notify>)>>>;
+
+const FLOW: &str = r#"blocks:
+  - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
+  - { id: answer, system: notUnderstood, type: action, code: act.js, args: { text: "{internal.messageContent}" } }
+  - { id: error, system: errorOccurred, type: message, messages: [{ text: "ERR" }] }
+  - { id: disabled, system: botDisabled, type: message, messages: [{ text: "off" }] }
+"#;
+
+const QUIET: &str = r#"ChatlayerResponseBuilder().addMessage("You said " + args.text).send();"#;
+const HOSTILE: &str = "while (true) {}";
+
+async fn receive(State(inbox): State<Inbox>, Json(body): Json<Value>) -> &'static str {
+    let conv = body["senderId"].as_str().unwrap_or_default().to_string();
+    let notify = {
+        let mut map = inbox.lock().unwrap();
+        let e = map
+            .entry(conv)
+            .or_insert_with(|| (0, Arc::new(Notify::new())));
+        e.0 += 1;
+        e.1.clone()
+    };
+    notify.notify_one();
+    "ok"
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn bot(dir: &std::path::Path, id: &str, script: &str) {
+    let bot = dir.join(id);
+    std::fs::create_dir_all(bot.join("flows")).unwrap();
+    std::fs::create_dir_all(bot.join("actions")).unwrap();
+    std::fs::write(bot.join("bot.yaml"), format!("id: {id}\nname: {id}\n")).unwrap();
+    std::fs::write(bot.join("flows/main.yaml"), FLOW).unwrap();
+    std::fs::write(bot.join("actions/act.js"), script).unwrap();
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Tenant B's closed loop for `seconds`: POST→delivery latencies.
+async fn quiet_loop(
+    client: &reqwest::Client,
+    base: &str,
+    inbox: &Inbox,
+    seconds: u64,
+    round: &str,
+) -> Vec<Duration> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        let (client, base, inbox, stop) = (
+            client.clone(),
+            base.to_string(),
+            inbox.clone(),
+            stop.clone(),
+        );
+        let conv = format!("b-{round}-{c}");
+        tasks.push(tokio::spawn(async move {
+            let notify = inbox.lock().unwrap().entry(conv.clone()).or_insert_with(|| (0, Arc::new(Notify::new()))).1.clone();
+            let (mut n, mut latencies) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let body = json!({"conversationId": conv, "message": {"textMessage": {"text": format!("m{n}")}}});
+                let res = client
+                    .post(format!("{base}/v1/channels/webhook/quiet/messages"))
+                    .header("authorization", "Bearer token-b")
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 202);
+                n += 1;
+                while inbox.lock().unwrap()[&conv].0 < n {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), notify.notified()).await;
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+fn report(label: &str, l: &[Duration]) -> f64 {
+    let p99 = support::percentile_us(l, 0.99) / 1000.0;
+    println!(
+        "{label}: {} turns, p50 {:.1} ms, p99 {p99:.1} ms",
+        l.len(),
+        support::percentile_us(l, 0.5) / 1000.0
+    );
+    p99
+}
+
+fn main() {
+    let seconds = support::arg("--seconds", 8) as u64;
+    let hostile_rate = support::arg("--hostile", 100) as u64;
+    // Tenant A's maxConcurrentActions (the default is 32).
+    let cap = support::arg("--cap", 32);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        bot(dir.path(), "quiet", QUIET);
+        bot(dir.path(), "hostile", HOSTILE);
+        let inbox: Inbox = Arc::default();
+        let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let hash = sandbot::serve::config::hash_token;
+        let config = format!(
+            "listen: 127.0.0.1:{port}\ndata: data\ntenants:\n  - {{ id: a, tokens: [\"{}\"], maxConcurrentActions: {cap}, limits: {{ timeoutMs: 1000, fuel: 100000000000 }}, backlog: {{ conversation: 1000000, tenant: 1000000 }} }}\n  - {{ id: b, tokens: [\"{}\"] }}\n\
+             bots:\n  - {{ folder: hostile, tenant: a, channels: {{ webhook: [{{ id: hostile, verifyToken: v }}] }} }}\n  - {{ folder: quiet, tenant: b, channels: {{ webhook: [{{ id: quiet, url: \"{hook}\", verifyToken: v }}] }} }}\n",
+            hash("token-a"),
+            hash("token-b"),
+        );
+        std::fs::write(dir.path().join("serve.yaml"), config).unwrap();
+        let server = ServerProcess(
+            Command::new(env!("CARGO_BIN_EXE_sandbot"))
+                .args(["serve", "--config"])
+                .arg(dir.path().join("serve.yaml"))
+                .env("SANDBOT_LOG", "error")
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pid = server.0.id();
+        // Warm up, then the baseline.
+        quiet_loop(&client, &base, &inbox, 1, "warm").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle_before = rss_mib(pid);
+        let alone = quiet_loop(&client, &base, &inbox, seconds, "alone").await;
+        let base_p99 = report("tenant B alone", &alone);
+
+        // Tenant A floods: `hostile_rate` messages a second over 64 conversations.
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let flood = {
+            let (client, base, stop, sent) = (client.clone(), base.clone(), stop.clone(), sent.clone());
+            tokio::spawn(async move {
+                let every = Duration::from_micros(1_000_000 / hostile_rate.max(1));
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = json!({"conversationId": format!("a{}", n % 64), "message": {"textMessage": {"text": "spin"}}});
+                    let (client, base, sent) = (client.clone(), base.clone(), sent.clone());
+                    tokio::spawn(async move {
+                        let r = client
+                            .post(format!("{base}/v1/channels/webhook/hostile/messages"))
+                            .header("authorization", "Bearer token-a")
+                            .header("content-type", "application/json")
+                            .body(body.to_string())
+                            .send()
+                            .await;
+                        if r.is_ok_and(|r| r.status() == 202) {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                    n += 1;
+                    tokio::time::sleep(every).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let peak = rss_mib(pid);
+        let noisy = quiet_loop(&client, &base, &inbox, seconds, "noisy").await;
+        stop.store(true, Ordering::Relaxed);
+        flood.await.unwrap();
+        let noisy_p99 = report(&format!("tenant B while A floods ({hostile_rate} msg/s spinning)"), &noisy);
+        println!(
+            "tenant A messages accepted: {}; B's p99 {:.1}× its baseline (target ≤ 2×)",
+            sent.load(Ordering::Relaxed),
+            noisy_p99 / base_p99
+        );
+        // Let A's backlog drain (each spins to its 1 s deadline), then idle.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let usage: Value = serde_json::from_str(&client.get(format!("{base}/v1/usage")).bearer_auth("token-a").send().await.unwrap().text().await.unwrap()).unwrap();
+            let turns = usage["bots"]["hostile"]["turns"].as_u64().unwrap_or(0);
+            if turns >= sent.load(Ordering::Relaxed) || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let idle_after = rss_mib(pid);
+        println!(
+            "server RSS: idle before {idle_before:.0} MiB, during the flood {peak:.0} MiB, idle after {idle_after:.0} MiB ({:.1}× idle before; target ≤ 2×)",
+            idle_after / idle_before
+        );
+    });
+}
