@@ -15,19 +15,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use support::serve::{self, ServerProcess};
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::State;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
-
-/// Conversation → (answers received, notify).
-type Inbox = Arc<Mutex<HashMap<String, (u64, Arc<Notify>)>>>;
 
 const NO_ACTION: &str = r#"blocks:
   - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
@@ -49,32 +44,6 @@ ChatlayerResponseBuilder()
   .addSessionVariable("last", { text: args.text })
   .addMessage("You said " + args.text)
   .send();"#;
-
-async fn receive(State(inbox): State<Inbox>, Json(body): Json<Value>) -> &'static str {
-    let conv = body["senderId"].as_str().unwrap_or_default().to_string();
-    let notify = {
-        let mut map = inbox.lock().unwrap();
-        let entry = map
-            .entry(conv)
-            .or_insert_with(|| (0, Arc::new(Notify::new())));
-        entry.0 += 1;
-        entry.1.clone()
-    };
-    notify.notify_one();
-    "ok"
-}
-
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 /// A fresh database on the server at `admin`, for one run.
 async fn fresh_database(admin: &str) -> String {
@@ -99,13 +68,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
     std::fs::write(bot.join("flows/main.yaml"), flow).unwrap();
     std::fs::write(bot.join("actions/reply.js"), SCRIPT).unwrap();
 
-    let inbox: Inbox = Arc::default();
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (inbox, hook) = serve::receiver().await;
 
     let store = match std::env::var("SANDBOT_BENCH_DATABASE_URL") {
         Ok(admin) => format!(
@@ -146,17 +109,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         .build()
         .unwrap();
     for base in &bases {
-        for _ in 0..200 {
-            if client
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        serve::ready(&client, base).await;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -173,7 +126,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         );
         tasks.push(tokio::spawn(async move {
             let conv = format!("c{c}");
-            let notify = inbox.lock().unwrap().entry(conv.clone()).or_insert_with(|| (0, Arc::new(Notify::new()))).1.clone();
+            let notify = serve::notifier(&inbox, &conv);
             let mut latencies = Vec::new();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {

@@ -10,18 +10,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use support::serve::{self, Inbox, ServerProcess};
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::State;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
-
-type Inbox = Arc<Mutex<HashMap<String, (u64, Arc<Notify>)>>>;
 
 const FLOW: &str = r#"blocks:
   - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
@@ -32,32 +28,6 @@ const FLOW: &str = r#"blocks:
 
 const QUIET: &str = r#"ChatlayerResponseBuilder().addMessage("You said " + args.text).send();"#;
 const HOSTILE: &str = "while (true) {}";
-
-async fn receive(State(inbox): State<Inbox>, Json(body): Json<Value>) -> &'static str {
-    let conv = body["senderId"].as_str().unwrap_or_default().to_string();
-    let notify = {
-        let mut map = inbox.lock().unwrap();
-        let e = map
-            .entry(conv)
-            .or_insert_with(|| (0, Arc::new(Notify::new())));
-        e.0 += 1;
-        e.1.clone()
-    };
-    notify.notify_one();
-    "ok"
-}
-
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 fn bot(dir: &std::path::Path, id: &str, script: &str) {
     let bot = dir.join(id);
@@ -96,7 +66,7 @@ async fn quiet_loop(
         );
         let conv = format!("b-{round}-{c}");
         tasks.push(tokio::spawn(async move {
-            let notify = inbox.lock().unwrap().entry(conv.clone()).or_insert_with(|| (0, Arc::new(Notify::new()))).1.clone();
+            let notify = serve::notifier(&inbox, &conv);
             let (mut n, mut latencies) = (0u64, Vec::new());
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
@@ -153,11 +123,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         bot(dir.path(), "quiet", QUIET);
         bot(dir.path(), "hostile", HOSTILE);
-        let inbox: Inbox = Arc::default();
-        let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (inbox, hook) = serve::receiver().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let hash = sandbot::serve::config::hash_token;
         let config = format!(
@@ -178,12 +144,7 @@ fn main() {
         );
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        serve::ready(&client, &base).await;
         let pid = server.0.id();
         // Warm up, then the baseline.
         quiet_loop(&client, &base, &inbox, 1, "warm").await;

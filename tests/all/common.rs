@@ -106,3 +106,40 @@ pub async fn serve_yaml(dir: &std::path::Path, yaml: &str) -> sandbot::serve::Se
     let config = sandbot::serve::ServeConfig::load(&path).unwrap();
     sandbot::serve::Server::start(&config).await.unwrap()
 }
+
+/// A one-bot serve config beyond the defaults: lines at the top level
+/// (`top`), settings of tenant `one` (`tenant`, as `key: value, `), where the
+/// webhook channel `hook` delivers (`hook_url`), and lines under the bot
+/// (`bot`, indented four spaces).
+#[derive(Default)]
+pub struct Setup<'a> {
+    pub top: &'a str,
+    pub tenant: &'a str,
+    pub hook_url: Option<&'a str>,
+    pub bot: &'a str,
+}
+
+/// `sandbot serve` for the bot folder `bot`: tenant `one` (token
+/// `token-one`) owns it, its webhook channel is `hook` (verify token
+/// `vt-123`), the data lives in `dir/data`.
+pub async fn serve_bot(
+    dir: &std::path::Path,
+    bot: &std::path::Path,
+    s: Setup<'_>,
+) -> sandbot::serve::Server {
+    let url = s
+        .hook_url
+        .map(|u| format!("url: \"{u}\", "))
+        .unwrap_or_default();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndata: {data}\n{top}tenants:\n  - {{ {tenant}id: one, tokens: [\"{t1}\"] }}\n\
+         bots:\n  - folder: {bot}\n    tenant: one\n    channels:\n      webhook: [{{ id: hook, {url}verifyToken: vt-123 }}]\n{more}",
+        data = dir.join("data").display(),
+        top = s.top,
+        tenant = s.tenant,
+        t1 = sandbot::serve::config::hash_token("token-one"),
+        bot = bot.display(),
+        more = s.bot,
+    );
+    serve_yaml(dir, &yaml).await
+}

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use sandbot::serve::Server;
-use sandbot::serve::config::hash_token;
 use serde_json::{Value, json};
 
 use crate::flow_support::write_bot;
@@ -20,24 +19,12 @@ const BLOCKS: &str = r#"
 "#;
 
 async fn serve(bot: &std::path::Path, data: &std::path::Path, receiver: &str) -> Server {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-data: {data}
-silenceMinuteMs: 100
-tenants:
-  - {{ id: one, tokens: ["{t1}"] }}
-bots:
-  - folder: {bot}
-    tenant: one
-    channels:
-      webhook: [{{ id: hook, url: "{receiver}", verifyToken: vt-123 }}]
-"#,
-        data = data.join("data").display(),
-        bot = bot.display(),
-        t1 = hash_token("token-one"),
-    );
-    crate::common::serve_yaml(data, &yaml).await
+    let setup = crate::common::Setup {
+        top: "silenceMinuteMs: 100\n",
+        hook_url: Some(receiver),
+        ..Default::default()
+    };
+    crate::common::serve_bot(data, bot, setup).await
 }
 
 /// The texts delivered to `conversation`, in order.

@@ -22,29 +22,13 @@ async fn serve(bot: &std::path::Path, data: &std::path::Path) -> Server {
 
 /// The same, with more of tenant `one`'s settings (`key: value, `).
 async fn serve_with(bot: &std::path::Path, data: &std::path::Path, tenant: &str) -> Server {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-data: {data}
-http:
-  headerTimeoutMs: 400
-  bodyTimeoutMs: 400
-  maxConnections: 40
-  maxConnectionsPerAddress: 8
-  authFailuresPerMinute: 5
-tenants:
-  - {{ {tenant}id: one, tokens: ["{t1}"] }}
-bots:
-  - folder: {bot}
-    tenant: one
-    channels:
-      webhook: [{{ id: hook, verifyToken: vt-123 }}]
-"#,
-        data = data.join("data").display(),
-        bot = bot.display(),
-        t1 = hash_token("token-one"),
-    );
-    crate::common::serve_yaml(data, &yaml).await
+    let top = "http:\n  headerTimeoutMs: 400\n  bodyTimeoutMs: 400\n  maxConnections: 40\n  maxConnectionsPerAddress: 8\n  authFailuresPerMinute: 5\n";
+    let setup = crate::common::Setup {
+        top,
+        tenant,
+        ..Default::default()
+    };
+    crate::common::serve_bot(data, bot, setup).await
 }
 
 /// A connection to `to` from the loopback address `from` (127.0.0.x).

@@ -11,7 +11,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use sandbot::serve::Server;
-use sandbot::serve::config::hash_token;
 use serde_json::{Value, json};
 
 use crate::flow_support::write_bot;
@@ -112,25 +111,15 @@ async fn serve(
     receiver: &str,
     desk_url: &str,
 ) -> Server {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-data: {data}
-tenants:
-  - {{ id: one, tokens: ["{t1}"] }}
-bots:
-  - folder: {bot}
-    tenant: one
-    channels:
-      webhook: [{{ id: hook, url: "{receiver}", verifyToken: vt-123 }}]
-    offloading:
-      - {{ id: desk, webhook: {{ url: "{desk_url}", verifyToken: desk-secret }} }}
-"#,
-        data = data.join("data").display(),
-        bot = bot.display(),
-        t1 = hash_token("token-one"),
+    let offloading = format!(
+        "    offloading:\n      - {{ id: desk, webhook: {{ url: \"{desk_url}\", verifyToken: desk-secret }} }}\n"
     );
-    crate::common::serve_yaml(data, &yaml).await
+    let setup = crate::common::Setup {
+        hook_url: Some(receiver),
+        bot: &offloading,
+        ..Default::default()
+    };
+    crate::common::serve_bot(data, bot, setup).await
 }
 
 fn text(conversation: &str, text: &str) -> Value {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::time::Duration;
 
 /// `--name N` from the command line, or `default`.

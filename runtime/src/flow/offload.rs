@@ -24,6 +24,8 @@ pub struct OffloadRequest {
     pub channel: String,
     /// This turn's transcript events so far (not yet committed).
     pub events: Vec<Value>,
+    /// Transcript entries committed before this turn.
+    pub transcript_len: u64,
     /// The session as it is now.
     pub session: Value,
 }

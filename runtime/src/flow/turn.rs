@@ -647,6 +647,7 @@ impl<'a> Turn<'a> {
             conversation: internal["sessionId"].as_str().unwrap_or_default().into(),
             channel: internal["channel"].as_str().unwrap_or_default().into(),
             events: self.out.events.clone(),
+            transcript_len: self.state.transcript_len,
             session: self.state.session.clone(),
         };
         let answer = match self.offloader {

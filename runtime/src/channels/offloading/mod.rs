@@ -259,14 +259,7 @@ impl Providers {
 
     /// The conversation's committed transcript (the latest entries).
     async fn transcript(&self, r: &OffloadRequest) -> Vec<Value> {
-        let len = self
-            .store
-            .load(&r.bot, &r.conversation)
-            .await
-            .ok()
-            .flatten()
-            .map_or(0, |s| s.transcript_len);
-        let from = len.saturating_sub(TRANSCRIPT_MAX);
+        let from = r.transcript_len.saturating_sub(TRANSCRIPT_MAX);
         let entries: Vec<TranscriptEntry> = self
             .store
             .transcript(&r.bot, &r.conversation, from, TRANSCRIPT_MAX as usize)
