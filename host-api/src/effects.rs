@@ -103,6 +103,28 @@ pub struct Effects {
     pub next: Option<String>,
     /// Kept whether the invocation succeeds or fails.
     pub logs: Vec<LogLine>,
+    /// Every `http.fetch` call, in order (kept on failure too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fetches: Vec<FetchRecord>,
+}
+
+/// One `http.fetch` call as the studio shows it: what was asked and how it
+/// ended (never its headers: they may carry credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchRecord {
+    pub method: String,
+    pub url: String,
+    /// The response's status; none when the call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it failed: `denied: …` (the egress policy), `timeout`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Response body bytes.
+    #[serde(default)]
+    pub bytes: u64,
+    pub ms: u64,
 }
 
 impl Effects {

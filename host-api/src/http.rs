@@ -6,7 +6,18 @@ use std::time::Duration;
 
 use crate::bindings::http::{Host, HttpError, Request, Response};
 use crate::egress::{FetchError, FetchRequest};
-use crate::{ActionState, FailureKind};
+use crate::{ActionState, FailureKind, FetchRecord};
+
+/// A failed fetch in a word and its reason.
+fn describe(e: &FetchError) -> String {
+    match e {
+        FetchError::Denied(why) => format!("denied: {why}"),
+        FetchError::Timeout(ms) => format!("timeout: no answer within {ms} ms"),
+        FetchError::TooLarge(why) => format!("too large: {why}"),
+        FetchError::Invalid(why) => format!("invalid request: {why}"),
+        FetchError::Transport(why) => format!("transport: {why}"),
+    }
+}
 
 impl Host for ActionState {
     async fn fetch(&mut self, req: Request) -> wasmtime::Result<Result<Response, HttpError>> {
@@ -29,6 +40,8 @@ impl Host for ActionState {
                 ),
             ));
         }
+        let (method, url) = (req.method.clone(), req.url.clone());
+        let started = std::time::Instant::now();
         let request = FetchRequest {
             method: req.method,
             url: req.url,
@@ -37,6 +50,14 @@ impl Host for ActionState {
             timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
         };
         let result = self.egress.fetch(request, self.deadline).await;
+        self.effects_mut().fetches.push(FetchRecord {
+            method,
+            url,
+            status: result.as_ref().ok().map(|r| r.status),
+            error: result.as_ref().err().map(describe),
+            bytes: result.as_ref().map_or(0, |r| r.body.len() as u64),
+            ms: started.elapsed().as_millis() as u64,
+        });
         match result {
             Ok(r) => {
                 self.meter.cross(&self.limits, r.body.len())?;

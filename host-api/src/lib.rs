@@ -41,7 +41,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub use effects::{Effects, Failure, FailureKind, LogLine};
+pub use effects::{Effects, Failure, FailureKind, FetchRecord, LogLine};
 pub use json_path::{JsonPath, PathError, Segment};
 pub use meter::{HostLimits, MemoryMeter, Meter};
 
@@ -102,6 +102,10 @@ impl ActionState {
 
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    pub(crate) fn effects_mut(&mut self) -> &mut Effects {
+        &mut self.effects
     }
 
     /// The buffered effects plus what the guest printed (as log lines).

@@ -16,3 +16,4 @@ pub mod runner;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
+pub mod studio;

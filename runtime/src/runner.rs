@@ -13,7 +13,9 @@ use crate::flow::{
     ActionCall, ActionEffects, ActionFailure, ActionFuture, ActionOutcome, ActionRunner,
     ActionStats,
 };
-use crate::sandbox::{ActionModule, Invocation, Limits, Outcome, Sandbox};
+use crate::sandbox::{
+    ActionModule, Effects, Failure, FailureKind, Invocation, Limits, Outcome, Sandbox, Stats,
+};
 
 pub struct SandboxRunner {
     sandbox: Arc<Sandbox>,
@@ -60,7 +62,14 @@ impl SandboxRunner {
         }
     }
 
-    async fn invoke(&self, call: ActionCall, session: &Value) -> ActionOutcome {
+    /// The limits this runner's actions run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs `call` over `session` under the tenant's limits and cap, with
+    /// everything the sandbox reports (the studio's run panel).
+    pub async fn outcome(&self, call: ActionCall, session: &Value) -> Outcome {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
         let _turn = match &self.running {
@@ -74,7 +83,7 @@ impl SandboxRunner {
                             "this tenant already runs {cap} actions at once (maxConcurrentActions) and none finished within the {} ms deadline",
                             self.limits.timeout.as_millis()
                         );
-                        return failed("timeout", message);
+                        return failed(FailureKind::Timeout, message);
                     }
                 }
             }
@@ -85,7 +94,7 @@ impl SandboxRunner {
             Ok(m) => m,
             Err(e) => {
                 return failed(
-                    "crashed",
+                    FailureKind::Crashed,
                     format!("loading the {} action: {e:#}", call.kind()),
                 );
             }
@@ -97,14 +106,14 @@ impl SandboxRunner {
         }
         .with_session(session.clone());
         if waited.as_millis() == 0 {
-            return convert(self.sandbox.invoke(&module, invocation, &self.limits).await);
+            return self.sandbox.invoke(&module, invocation, &self.limits).await;
         }
         // The wait for a slot counts against the action's deadline.
         let mut limits = self.limits.clone();
         limits.timeout = self.limits.timeout.saturating_sub(waited);
-        let mut outcome = convert(self.sandbox.invoke(&module, invocation, &limits).await);
-        if let Err(f) = &mut outcome.result
-            && f.kind == "timeout"
+        let mut outcome = self.sandbox.invoke(&module, invocation, &limits).await;
+        if let Some(f) = &mut outcome.error
+            && f.kind == FailureKind::Timeout
         {
             f.message = format!(
                 "the action did not finish within its {} ms deadline, {} ms of which it waited for one of this tenant's maxConcurrentActions slots",
@@ -116,15 +125,12 @@ impl SandboxRunner {
     }
 }
 
-fn failed(kind: &str, message: String) -> ActionOutcome {
-    ActionOutcome {
-        result: Err(ActionFailure {
-            kind: kind.into(),
-            message,
-        }),
-        stats: ActionStats::default(),
-        logs: Vec::new(),
-    }
+fn failed(kind: FailureKind, message: String) -> Outcome {
+    Outcome::failed(
+        Failure::new(kind, message),
+        Effects::default(),
+        Stats::default(),
+    )
 }
 
 fn convert(outcome: Outcome) -> ActionOutcome {
@@ -159,6 +165,6 @@ fn convert(outcome: Outcome) -> ActionOutcome {
 
 impl ActionRunner for SandboxRunner {
     fn run<'a>(&'a self, call: ActionCall, session: &'a Value) -> ActionFuture<'a> {
-        Box::pin(self.invoke(call, session))
+        Box::pin(async move { convert(self.outcome(call, session).await) })
     }
 }

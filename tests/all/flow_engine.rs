@@ -452,7 +452,7 @@ async fn system_blocks_not_understood_disabled_and_internal_variables() {
     let internal = &session["internal"];
     assert_eq!(internal["botId"], "test");
     assert_eq!(internal["sessionId"], "c1");
-    assert_eq!(internal["version"], "DRAFT");
+    assert_eq!(internal["version"], "LIVE");
     assert_eq!(internal["channel"], "cli");
     assert_eq!(internal["preferredLanguage"], "en");
     assert_eq!(internal["messageType"], "text");

@@ -70,7 +70,7 @@ async fn idle_sessions_expire() {
     let short: Arc<dyn Store> = Arc::new(
         EmbeddedStore::open(&data.path().join("s.redb"), Duration::from_millis(300)).unwrap(),
     );
-    let engine = FlowEngine::new(short.clone(), FakeRunner::ok(), "DRAFT");
+    let engine = FlowEngine::new(short.clone(), FakeRunner::ok(), "LIVE");
     let mut conv = Conversation::new(&engine, &bot, "c1");
     conv.run_script("/intro\nAda").await.unwrap();
     // Within the idle time the conversation goes on…

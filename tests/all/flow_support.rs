@@ -97,7 +97,7 @@ impl ActionRunner for FakeRunner {
 pub fn engine(data: &std::path::Path, runner: Arc<dyn ActionRunner>) -> FlowEngine {
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&data.join("s.redb"), DEFAULT_SESSION_TTL).unwrap());
-    FlowEngine::new(store, runner, "DRAFT")
+    FlowEngine::new(store, runner, "LIVE")
 }
 
 /// Runs `script` in a fresh conversation; returns the events.

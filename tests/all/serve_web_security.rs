@@ -59,7 +59,7 @@ async fn a_web_request_reaches_only_its_own_conversation() {
     assert_eq!(s, 200, "{a}");
     let mine = web.sessions["test"].clone();
     let claims =
-        web_session::verify(&server.state.web_key, "test", &mine, now_ms() / 1000).unwrap();
+        web_session::verify(&server.state.web_key, "test@DRAFT", &mine, now_ms() / 1000).unwrap();
     assert!(
         claims.c.starts_with("web_") && claims.c.len() > 20,
         "{}",
@@ -143,7 +143,7 @@ async fn a_web_request_reaches_only_its_own_conversation() {
     assert_eq!(s, 200, "{a}");
     let renewed = web_session::verify(
         &key,
-        "test",
+        "test@DRAFT",
         a["session"].as_str().unwrap(),
         now_ms() / 1000,
     )
@@ -395,7 +395,7 @@ async fn a_reloaded_page_gets_back_only_its_own_conversation() {
         "{a}"
     );
     let claims =
-        web_session::verify(&server.state.web_key, "test", &mine, now_ms() / 1000).unwrap();
+        web_session::verify(&server.state.web_key, "test@DRAFT", &mine, now_ms() / 1000).unwrap();
     let forged = web_session::issue(b"not the server's key", &claims);
     let (s, a) = web.history("test", &forged).await;
     assert_eq!(

@@ -55,7 +55,7 @@ pub async fn post(
     for (n, t) in req.send_messages.iter().enumerate() {
         let mut m = templates::to_message(t)
             .map_err(|e| AppError::bad_request(format!("sendMessages[{n}]: {e}")))?;
-        postbacks.extend(postback::make_opaque(bot.id(), &mut m));
+        postbacks.extend(postback::make_opaque(&d.key, &mut m));
         messages.push(m);
     }
     let mut writes = Vec::new();
@@ -84,7 +84,7 @@ pub async fn post(
         goto: req.go_to_dialogstate,
         clear_session: false,
     };
-    run(&state, &bot_id, &conversation, action).await.map(Json)
+    run(&state, &d.key, &conversation, action).await.map(Json)
 }
 
 /// Puts `action` in the conversation's inbox and waits for its outcome.
@@ -240,7 +240,7 @@ pub async fn apply(
             },
             |s| {
                 let first_number = s.message_counter + 1 - messages.len() as u64;
-                own_channel(state, bot.id(), &messages, first_number, s)
+                own_channel(state, &d.key, &messages, first_number, s)
             },
         )
         .await?;
@@ -254,10 +254,7 @@ pub async fn apply(
         (None, Some(g)) => vec![(g, true)],
         (None, None) => {
             if let (true, Some(id)) = (watching, claim.entry) {
-                state
-                    .store
-                    .inbox_discard(bot.id(), conversation, id)
-                    .await?;
+                state.store.inbox_discard(&d.key, conversation, id).await?;
             }
             Vec::new()
         }
@@ -281,7 +278,7 @@ pub async fn apply(
         });
         let out = state
             .turn(d, inbound, |out, s| {
-                own_channel(state, bot.id(), &out.messages, out.first_message_number, s)
+                own_channel(state, &d.key, &out.messages, out.first_message_number, s)
             })
             .await?;
         flow_messages.extend(out.messages);

@@ -61,27 +61,20 @@ fn rate_headers(headers: &mut HeaderMap, rate: RateState) {
     }
 }
 
-/// The tenant's bot `bot_id` (404 when unknown or another tenant's), checked
-/// against `?version=` when given.
+/// The tenant's bot `bot_id` (404 when unknown or another tenant's) on
+/// `?version=` (without it, LIVE when deployed, else DRAFT).
 pub fn deployment<'s>(
     state: &'s AppState,
     tenant: &TenantId,
     bot_id: &str,
     version: Option<&str>,
 ) -> Result<&'s Deployment, AppError> {
-    let d = state
+    let owned = state
         .bots
-        .get(bot_id)
-        .filter(|d| d.tenant == tenant.0)
-        .ok_or_else(|| AppError::not_found(format!("no bot `{bot_id}`")))?;
-    match version {
-        Some(v) if !["DRAFT", "LIVE"].iter().any(|k| v.eq_ignore_ascii_case(k)) => Err(
-            AppError::bad_request(format!("`version` is DRAFT or LIVE, not `{v}`")),
-        ),
-        Some(v) if !v.eq_ignore_ascii_case(d.version) => Err(AppError::not_found(format!(
-            "bot `{bot_id}` is deployed as {}, not {v}",
-            d.version
-        ))),
-        _ => Ok(d),
+        .values()
+        .any(|d| d.id == bot_id.split('@').next().unwrap_or(bot_id) && d.tenant == tenant.0);
+    if !owned {
+        return Err(AppError::not_found(format!("no bot `{bot_id}`")));
     }
+    state.resolve(bot_id, version)
 }

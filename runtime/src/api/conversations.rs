@@ -30,11 +30,11 @@ pub async fn list(
     Path(bot_id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<ConversationList>, AppError> {
-    deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
+    let bot_id = &deployment(&state, &tenant, &bot_id, page.version.as_deref())?.key;
     let n = limit(&page)?;
     let ids = state
         .store
-        .conversations(&bot_id, page.after.as_deref(), n + 1)
+        .conversations(bot_id, page.after.as_deref(), n + 1)
         .await
         .map_err(AppError::internal)?;
     let next = (ids.len() > n).then(|| ids[n - 1].clone());
@@ -42,7 +42,7 @@ pub async fn list(
     for id in ids.into_iter().take(n) {
         if let Some(s) = state
             .store
-            .load(&bot_id, &id)
+            .load(bot_id, &id)
             .await
             .map_err(AppError::internal)?
         {
@@ -63,11 +63,11 @@ pub async fn messages(
     Path((bot_id, conversation)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> Result<Json<MessageList>, AppError> {
-    deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
+    let bot_id = &deployment(&state, &tenant, &bot_id, page.version.as_deref())?.key;
     let n = limit(&page)?;
     if state
         .store
-        .load(&bot_id, &conversation)
+        .load(bot_id, &conversation)
         .await
         .map_err(AppError::internal)?
         .is_none()
@@ -88,7 +88,7 @@ pub async fn messages(
     'pages: loop {
         let entries = state
             .store
-            .transcript(&bot_id, &conversation, from, 200)
+            .transcript(bot_id, &conversation, from, 200)
             .await
             .map_err(AppError::internal)?;
         if entries.is_empty() {
@@ -121,10 +121,10 @@ pub async fn get_session(
     Path((bot_id, conversation)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> Result<Json<SessionData>, AppError> {
-    deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
+    let bot_id = &deployment(&state, &tenant, &bot_id, page.version.as_deref())?.key;
     let s = state
         .store
-        .load(&bot_id, &conversation)
+        .load(bot_id, &conversation)
         .await
         .map_err(AppError::internal)?
         .ok_or_else(|| AppError::not_found(format!("no conversation `{conversation}`")))?;
@@ -138,7 +138,7 @@ pub async fn delete_session(
     Path((bot_id, conversation)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> Result<StatusCode, AppError> {
-    deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
+    let bot_id = &deployment(&state, &tenant, &bot_id, page.version.as_deref())?.key;
     let clear = RestAction {
         messages: Vec::new(),
         postbacks: Vec::new(),
@@ -147,6 +147,6 @@ pub async fn delete_session(
         goto: None,
         clear_session: true,
     };
-    actions::run(&state, &bot_id, &conversation, clear).await?;
+    actions::run(&state, bot_id, &conversation, clear).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,14 @@ use serde_json::{Map, Value};
 pub struct Page {
     pub limit: Option<usize>,
     pub after: Option<String>,
-    /// `DRAFT` or `LIVE`; when given it must be the deployed version.
+    /// `DRAFT` or `LIVE` (default: LIVE when the bot is deployed as LIVE,
+    /// else DRAFT).
+    pub version: Option<String>,
+}
+
+/// `?version=DRAFT` or `LIVE`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct VersionQuery {
     pub version: Option<String>,
 }
 

@@ -46,12 +46,22 @@ pub async fn widget() -> impl IntoResponse {
     )
 }
 
-pub(super) fn web_bot<'s>(state: &'s AppState, bot_id: &str) -> Result<&'s Deployment, AppError> {
-    state
-        .bots
-        .get(bot_id)
-        .filter(|d| d.web.is_some())
-        .ok_or_else(|| AppError::not_found(format!("no web chat for bot `{bot_id}`")))
+/// The web chat of `bot_ref` (`shop`: LIVE when deployed, else DRAFT;
+/// `shop@DRAFT`: that version).
+pub(super) fn web_bot<'s>(state: &'s AppState, bot_ref: &str) -> Result<&'s Deployment, AppError> {
+    web_bot_on(state, bot_ref, None)
+}
+
+fn web_bot_on<'s>(
+    state: &'s AppState,
+    bot_ref: &str,
+    version: Option<&str>,
+) -> Result<&'s Deployment, AppError> {
+    let with_web = |v: Option<&str>| state.resolve(bot_ref, v).ok().filter(|d| d.web.is_some());
+    with_web(version)
+        // A bot whose LIVE has no web chat: its DRAFT's.
+        .or_else(|| version.is_none().then(|| with_web(Some("DRAFT"))).flatten())
+        .ok_or_else(|| AppError::not_found(format!("no web chat for bot `{bot_ref}`")))
 }
 
 /// `GET /`: a page linking the web chats this server offers.
@@ -61,12 +71,21 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
         .bots
         .iter()
         .filter(|(_, d)| d.web.is_some())
-        .map(|(id, d)| (clean(id), clean(&d.bot().file.name)))
+        .map(|(key, d)| {
+            let name = clean(&d.bot().file.name);
+            let id = clean(&d.id);
+            // DRAFT beside a LIVE web chat: named apart.
+            if key.contains('@') && state.bots.get(&d.id).is_some_and(|l| l.web.is_some()) {
+                (format!("{id}?version=DRAFT"), format!("{name} (DRAFT)"))
+            } else {
+                (id, name)
+            }
+        })
         .collect();
     bots.sort();
     let items: String = bots
         .iter()
-        .map(|(id, name)| format!("<li><a href=\"/chat/{id}\">{name}</a></li>"))
+        .map(|(href, name)| format!("<li><a href=\"/chat/{href}\">{name}</a></li>"))
         .collect();
     Html(format!(
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Sandbot</title>\
@@ -79,8 +98,14 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
 pub async fn page(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<crate::api::types::VersionQuery>,
 ) -> Result<Response, AppError> {
-    let d = web_bot(&state, &bot_id)?;
+    let d = web_bot_on(&state, &bot_id, query.version.as_deref())?;
+    // The page's requests name the same deployment.
+    let bot_id = match query.version {
+        Some(_) => d.key.clone(),
+        None => bot_id,
+    };
     let web = d.web.as_ref().expect("web_bot checked");
     let name = d.bot().file.name.replace(['<', '>', '&', '"'], "");
     let ancestors = if web.origins.iter().any(|o| o == "*") {
@@ -228,6 +253,7 @@ pub async fn session(
     body: Option<Json<Value>>,
 ) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
+    let bot_id = d.key.clone();
     let web = d.web.as_ref().expect("web_bot checked");
     check_origin(web, &headers)?;
     limit(
@@ -341,6 +367,7 @@ pub async fn message(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
+    let bot_id = d.key.clone();
     let web = d.web.as_ref().expect("web_bot checked");
     let claims = visitor(&state, web, &bot_id, client, &headers).await?;
     limit(

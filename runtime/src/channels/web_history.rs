@@ -34,6 +34,7 @@ pub async fn history(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let d = web_bot(&state, &bot_id)?;
+    let bot_id = d.key.clone();
     let web = d.web.as_ref().expect("web_bot checked");
     let claims = visitor(&state, web, &bot_id, client, &headers).await?;
     let conversation = state

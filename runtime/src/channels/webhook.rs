@@ -206,9 +206,7 @@ pub fn deliveries(
     let conversation = state.session["internal"]["sessionId"]
         .as_str()
         .unwrap_or_default();
-    let bot = state.session["internal"]["botId"]
-        .as_str()
-        .unwrap_or_default();
+    let bot = crate::flow::session_key(&state.session);
     let intent = intent.unwrap_or(json!({"name": null, "score": 0}));
     // A message with nothing to show as text (an empty `addHtml`) is not
     // sent; the others keep their numbers.
@@ -219,7 +217,7 @@ pub fn deliveries(
         .filter(|(_, rendered)| !messenger::is_empty(rendered))
         .map(|(n, rendered)| Delivery {
             id: 0,
-            bot: bot.to_string(),
+            bot: bot.clone(),
             conversation: conversation.to_string(),
             url: url.clone(),
             headers: Vec::new(),

@@ -104,13 +104,14 @@ async fn script(conv: &mut Conversation<'_>, text: &str) -> anyhow::Result<ExitC
 
 async fn interactive(conv: &mut Conversation<'_>, data: &Path) -> anyhow::Result<ExitCode> {
     let (bot, store) = (conv.bot, conv.engine.store().clone());
+    let key = conv.engine.key(bot).into_owned();
     println!(
         "Chatting with `{}` (conversation `{}`, kept in {}).\nType a message, or a choice's number or title; /intro restarts, /session shows the session, /reset forgets the conversation, /quit leaves.",
         bot.file.name,
         conv.id,
         data.display()
     );
-    if store.load(bot.id(), &conv.id).await?.is_none() {
+    if store.load(&key, &conv.id).await?.is_none() {
         print_turn(&conv.send(InboundKind::Intro).await?);
     } else {
         println!("(continuing the conversation where it was)");
@@ -132,7 +133,7 @@ async fn interactive(conv: &mut Conversation<'_>, data: &Path) -> anyhow::Result
             ("/quit" | "/exit", _) => break,
             ("/session", _) => {
                 let session = store
-                    .load(bot.id(), &conv.id)
+                    .load(&key, &conv.id)
                     .await?
                     .map(|s| s.session)
                     .unwrap_or(Value::Null);
@@ -140,7 +141,7 @@ async fn interactive(conv: &mut Conversation<'_>, data: &Path) -> anyhow::Result
                 continue;
             }
             ("/reset", _) => {
-                store.delete(bot.id(), &conv.id).await?;
+                store.delete(&key, &conv.id).await?;
                 println!("(conversation forgotten)");
                 InboundKind::Intro
             }

@@ -299,14 +299,21 @@ pub fn fingerprint(dir: &Path) -> String {
         hasher: Sha256::new(),
     };
     let mut ignored = Vec::new();
-    let rels = std::iter::once("bot.yaml".to_string())
-        .chain(list(dir, "flows", &["yaml", "yml"]))
-        .chain(list(dir, "actions", &["js"]))
-        .chain(list(dir, "plugins", &["wasm"]));
-    for rel in rels {
+    for rel in bot_files(dir) {
         files.read(&rel, &mut ignored);
     }
     hex::encode(files.hasher.finalize())
+}
+
+/// The files of a bot folder [`Bot::load`] reads, in its order, as
+/// relative paths (`bot.yaml` whether or not it exists).
+pub fn bot_files(dir: &Path) -> Vec<String> {
+    std::iter::once("bot.yaml".to_string())
+        .chain(list(dir, "flows", &["yaml", "yml"]))
+        .chain(list(dir, "actions", &["js"]))
+        .chain(list(dir, "plugins", &["wasm"]))
+        .filter(|rel| rel != "bot.yaml" || dir.join(rel).is_file())
+        .collect()
 }
 
 /// Reads bot files, hashing each into the bot's fingerprint.

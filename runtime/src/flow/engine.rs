@@ -56,6 +56,11 @@ impl FlowEngine {
         &self.store
     }
 
+    /// What `bot`'s conversations on this engine's version are stored under.
+    pub fn key<'b>(&self, bot: &'b Bot) -> std::borrow::Cow<'b, str> {
+        super::store_key(bot.id(), &self.version)
+    }
+
     /// Runs one turn and commits it; returns once it is durable.
     pub async fn turn(&self, bot: &Bot, inbound: Inbound) -> Result<TurnOutput, StoreError> {
         self.turn_with_outbox(bot, inbound, |_, _| Vec::new()).await
@@ -70,7 +75,7 @@ impl FlowEngine {
         inbound: Inbound,
         outbox: impl FnOnce(&TurnOutput, &ConversationState) -> Vec<Delivery>,
     ) -> Result<TurnOutput, StoreError> {
-        let key = format!("{}\0{}", bot.id(), inbound.conversation);
+        let key = format!("{}\0{}", self.key(bot), inbound.conversation);
         let lock = self.lock(&key);
         let result = {
             let _turn = lock.lock().await;
@@ -89,7 +94,11 @@ impl FlowEngine {
         let now = now_ms();
         let loaded = match inbound.state.take() {
             Some(read) => read,
-            None => self.store.load(bot.id(), &inbound.conversation).await?,
+            None => {
+                self.store
+                    .load(&self.key(bot), &inbound.conversation)
+                    .await?
+            }
         };
         let state = loaded.unwrap_or_else(|| ConversationState::new(now));
         let resolved = match &inbound.kind {
@@ -116,7 +125,7 @@ impl FlowEngine {
         let outbox = outbox(&out, &state);
         self.store
             .commit(TurnCommit {
-                bot: bot.id().to_string(),
+                bot: self.key(bot).into_owned(),
                 conversation: inbound.conversation.clone(),
                 state,
                 transcript,
@@ -142,11 +151,11 @@ impl FlowEngine {
         change: impl FnOnce(&mut ConversationState) -> (Vec<Value>, R),
         outbox: impl FnOnce(&ConversationState) -> Vec<Delivery>,
     ) -> Result<Option<R>, StoreError> {
-        let key = format!("{}\0{}", bot.id(), conversation);
+        let key = format!("{}\0{}", self.key(bot), conversation);
         let lock = self.lock(&key);
         let result = async {
             let _turn = lock.lock().await;
-            let Some(mut state) = self.store.load(bot.id(), conversation).await? else {
+            let Some(mut state) = self.store.load(&self.key(bot), conversation).await? else {
                 return Ok(None);
             };
             let now = now_ms();
@@ -156,7 +165,7 @@ impl FlowEngine {
             let outbox = outbox(&state);
             self.store
                 .commit(TurnCommit {
-                    bot: bot.id().to_string(),
+                    bot: self.key(bot).into_owned(),
                     conversation: conversation.to_string(),
                     state,
                     transcript,
@@ -197,7 +206,7 @@ impl FlowEngine {
         if postback::is_id(payload) {
             return Ok(self
                 .store
-                .postback(bot.id(), payload)
+                .postback(&self.key(bot), payload)
                 .await?
                 .and_then(|v| Target::from_json(&v)));
         }

@@ -33,6 +33,25 @@ pub use offload::{Offload, OffloadAnswer, OffloadFuture, OffloadRequest, Offload
 pub use problem::{Problem, Problems};
 pub use turn::{MAX_SESSION_BYTES, TurnOutput, offload_json};
 
+/// The name a bot's conversations on `version` are stored under: LIVE ones
+/// under the bot id, DRAFT ones apart (`id@DRAFT`), so DRAFT and LIVE of one
+/// bot are served side by side and a conversation never crosses versions.
+pub fn store_key<'a>(bot: &'a str, version: &str) -> std::borrow::Cow<'a, str> {
+    if version.eq_ignore_ascii_case("DRAFT") {
+        std::borrow::Cow::Owned(format!("{bot}@DRAFT"))
+    } else {
+        std::borrow::Cow::Borrowed(bot)
+    }
+}
+
+/// [`store_key`] of the conversation a session belongs to
+/// (`internal.botId`, `internal.version`).
+pub fn session_key(session: &serde_json::Value) -> String {
+    let internal = &session["internal"];
+    let bot = internal["botId"].as_str().unwrap_or_default();
+    store_key(bot, internal["version"].as_str().unwrap_or("LIVE")).into_owned()
+}
+
 /// The JSON Schema of `bot.yaml` and `flows/*.yaml`, from the Rust types.
 pub fn schema() -> serde_json::Value {
     let bot = schemars::schema_for!(model::BotFile);

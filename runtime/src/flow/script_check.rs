@@ -34,6 +34,43 @@ pub fn check(script: &str) -> Result<(), String> {
     }
 }
 
+/// A syntax error at a place in the user's script (1-based), for editors.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// [`check`]'s error with its place; an error without one (the script ends
+/// too early) is put at the end of the script.
+pub fn diagnose(script: &str) -> Option<Diagnostic> {
+    let message = check(script).err()?;
+    let number = |after: &str| -> Option<usize> {
+        let at = message.find(after)? + after.len();
+        message[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    };
+    let last = script.lines().count().max(1);
+    let line = number("line ").unwrap_or(last).clamp(1, last);
+    let column = number(", col ").unwrap_or_else(|| {
+        if number("line ").is_some() {
+            1
+        } else {
+            script.lines().last().map_or(1, |l| l.chars().count() + 1)
+        }
+    });
+    Some(Diagnostic {
+        line,
+        column,
+        message,
+    })
+}
+
 fn parse(script: &str) -> Result<(), boa_parser::Error> {
     let source = format!("{PREFIX}{script}{SUFFIX}");
     let mut interner = Interner::default();
@@ -79,6 +116,20 @@ fn shift_line_one(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::check;
+
+    #[test]
+    fn diagnostics_have_a_line_and_column() {
+        use super::diagnose;
+        assert_eq!(diagnose("return 1;"), None);
+        let d = diagnose("let a = 1;\nlet b = ;\n").unwrap();
+        assert_eq!((d.line, d.column), (2, 9), "{d:?}");
+        let d = diagnose("x = {;").unwrap();
+        assert_eq!((d.line, d.column), (1, 6), "{d:?}");
+        let d = diagnose("say('x');\nsay(\"open);\n").unwrap();
+        assert_eq!(d.line, 2, "{d:?}");
+        let d = diagnose("if (a) {\n  say(1);\n").unwrap();
+        assert_eq!(d.line, 2, "{d:?}");
+    }
 
     #[test]
     fn top_level_await_parses_and_syntax_errors_name_the_line() {

@@ -626,8 +626,10 @@ impl<'a> Turn<'a> {
     }
 
     fn say(&mut self, mut message: Value) {
-        self.postbacks
-            .extend(postback::make_opaque(self.bot.id(), &mut message));
+        self.postbacks.extend(postback::make_opaque(
+            &super::store_key(self.bot.id(), self.version),
+            &mut message,
+        ));
         self.state.message_counter += 1;
         self.event(json!({ "bot": message }));
         self.out.messages.push(message);

@@ -50,7 +50,7 @@ impl Sandbox {
                 limits.timeout.as_millis(),
                 self.config.max_instances
             );
-            return Outcome::failed(f, Vec::new(), wall(started, Stats::default()));
+            return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         };
 
         let state = ActionState::new(
@@ -64,7 +64,7 @@ impl Sandbox {
         store.limiter(|s| &mut s.memory);
         if let Err(e) = store.set_fuel(limits.fuel) {
             let f = Failure::new(FailureKind::Crashed, format!("setting fuel: {e}"));
-            return Outcome::failed(f, Vec::new(), wall(started, Stats::default()));
+            return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         }
         // Every tick: yield to other tasks, or stop once the deadline has passed.
         store.set_epoch_deadline(1);
@@ -101,19 +101,17 @@ impl Sandbox {
         let late = Instant::now() >= deadline && state.meter.abort.is_none();
         match result {
             Err(_) | Ok(Err(_)) | Ok(Ok(Err(_))) if late => {
-                Outcome::failed(timeout(limits), effects.logs, stats)
+                Outcome::failed(timeout(limits), effects, stats)
             }
             Err(_elapsed) => Outcome::failed(
                 state.meter.abort.clone().unwrap_or_else(|| timeout(limits)),
-                effects.logs,
+                effects,
                 stats,
             ),
-            Ok(Err(trap)) => {
-                Outcome::failed(classify_trap(&trap, state, limits), effects.logs, stats)
-            }
+            Ok(Err(trap)) => Outcome::failed(classify_trap(&trap, state, limits), effects, stats),
             Ok(Ok(Err(e))) => Outcome::failed(
                 classify_guest_error(e.code, e.message, state, limits),
-                effects.logs,
+                effects,
                 stats,
             ),
             Ok(Ok(Ok(output))) => {
@@ -126,7 +124,7 @@ impl Sandbox {
                             limits.max_output_bytes
                         ),
                     );
-                    return Outcome::failed(f, effects.logs, stats);
+                    return Outcome::failed(f, effects, stats);
                 }
                 match serde_json::from_str(&output) {
                     Ok(value) => Outcome::ok(value, effects, stats),
@@ -135,7 +133,7 @@ impl Sandbox {
                             FailureKind::Crashed,
                             format!("the action returned invalid JSON: {e}"),
                         ),
-                        effects.logs,
+                        effects,
                         stats,
                     ),
                 }

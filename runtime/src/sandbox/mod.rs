@@ -39,7 +39,7 @@ pub use limits::{
     SandboxConfig, default_cache_dir,
 };
 pub use module_cache::ActionModule;
-pub use outcome::{Effects, Failure, FailureKind, LogLine, Outcome, Stats, Status};
+pub use outcome::{Effects, Failure, FailureKind, FetchRecord, LogLine, Outcome, Stats, Status};
 pub use preinit::preinitialize;
 
 use builtin::Builtins;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use sandbot_host_api::{Effects, Failure, FailureKind, LogLine};
+pub use sandbot_host_api::{Effects, Failure, FailureKind, FetchRecord, LogLine};
 
 /// `ok` or `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ pub struct Stats {
 }
 
 /// One invocation's outcome. On error, `session`, `messages` and `next` are
-/// empty (nothing applies); `logs` are kept.
+/// empty (nothing applies); `logs` and `fetches` are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub status: Status,
@@ -63,13 +63,15 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn failed(failure: Failure, logs: Vec<LogLine>, stats: Stats) -> Self {
+    /// A failure: of `effects`, only the logs and fetches are kept.
+    pub(crate) fn failed(failure: Failure, effects: Effects, stats: Stats) -> Self {
         Self {
             status: Status::Error,
             error: Some(failure),
             output: Value::Null,
             effects: Effects {
-                logs,
+                logs: effects.logs,
+                fetches: effects.fetches,
                 ..Effects::default()
             },
             stats,

@@ -22,19 +22,27 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut stop: watch::Receive
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        for (id, d) in &state.bots {
-            let folder = d.folder.clone();
-            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&folder)).await else {
+        for (key, d) in &state.bots {
+            let id = &d.id;
+            // A LIVE deployment follows its published version (a publish on
+            // another node sharing the folder included).
+            let folder = d.source();
+            let dir = folder.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&dir)).await else {
                 continue;
             };
-            if now == d.bot().fingerprint || refused.get(id) == Some(&now) {
+            if now == d.bot().fingerprint || refused.get(key) == Some(&now) {
                 continue;
             }
-            let folder = d.folder.clone();
             match tokio::task::spawn_blocking(move || Bot::load(&folder)).await {
                 Ok(Ok(bot)) if bot.id() == id => {
-                    tracing::info!(bot = id, blocks = bot.blocks.len(), "bot reloaded");
-                    refused.remove(id);
+                    tracing::info!(
+                        bot = id,
+                        version = d.version,
+                        blocks = bot.blocks.len(),
+                        "bot reloaded"
+                    );
+                    refused.remove(key);
                     d.replace(bot);
                 }
                 Ok(Ok(bot)) => {
@@ -44,7 +52,7 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut stop: watch::Receive
                         "bot change refused: its id changed; restart to rename a bot"
                     );
                     state.metrics.reload_refused(&d.tenant, id);
-                    refused.insert(id.clone(), now);
+                    refused.insert(key.clone(), now);
                 }
                 Ok(Err(problems)) => {
                     tracing::warn!(
@@ -52,7 +60,7 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut stop: watch::Receive
                         "bot change refused, the previous version keeps serving: {problems}"
                     );
                     state.metrics.reload_refused(&d.tenant, id);
-                    refused.insert(id.clone(), now);
+                    refused.insert(key.clone(), now);
                 }
                 Err(_) => {}
             }

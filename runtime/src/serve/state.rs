@@ -13,6 +13,7 @@ use super::config::{
     BacklogLimit, RateLimit, ServeConfig, SinchChannel, WebChannel, WebhookChannel,
 };
 use super::dispatch::Dispatcher;
+use super::error::AppError;
 use super::rate::RateLimiter;
 use crate::channels::offloading::Providers;
 use crate::channels::sinch::oauth::SinchTokens;
@@ -44,7 +45,13 @@ impl Tenant {
 pub struct Deployment {
     /// The bot as last loaded; swapped by a reload (`reload.rs`).
     bot: RwLock<Arc<Bot>>,
-    /// The folder it is loaded from.
+    /// The bot's id.
+    pub id: String,
+    /// What its conversations are stored under ([`crate::flow::store_key`]):
+    /// the key of `state.bots`.
+    pub key: String,
+    /// The bot folder (the DRAFT; LIVE is its published version, see
+    /// [`crate::studio::versions`]).
     pub folder: PathBuf,
     pub tenant: String,
     /// `DRAFT` or `LIVE`.
@@ -65,6 +72,20 @@ impl Deployment {
     /// Puts a new version in place for the next turns.
     pub fn replace(&self, bot: Bot) {
         *self.bot.write().expect("not poisoned") = Arc::new(bot);
+    }
+
+    /// Where this deployment's bot is loaded from: the folder for DRAFT, the
+    /// published version for LIVE (the folder until one is published).
+    pub fn source(&self) -> PathBuf {
+        source(&self.folder, self.version)
+    }
+}
+
+fn source(folder: &std::path::Path, version: &str) -> PathBuf {
+    if version == "LIVE" {
+        crate::studio::versions::Versions::of(folder).live_dir()
+    } else {
+        folder.to_path_buf()
     }
 }
 
@@ -161,7 +182,8 @@ impl AppState {
             .bots
             .iter()
             .map(|b| {
-                Bot::load(&b.folder).map_err(|p| anyhow::anyhow!("{}: {p}", b.folder.display()))
+                let dir = source(&b.folder, b.version.as_str());
+                Bot::load(&dir).map_err(|p| anyhow::anyhow!("{}: {p}", dir.display()))
             })
             .collect::<anyhow::Result<Vec<Bot>>>()?;
         let sinch_channels: HashMap<String, SinchChannel> = config
@@ -176,7 +198,10 @@ impl AppState {
             loaded
                 .iter()
                 .zip(&config.bots)
-                .map(|(bot, b)| (bot.id().to_string(), b.offloading.clone()))
+                .map(|(bot, b)| {
+                    let key = crate::flow::store_key(bot.id(), b.version.as_str());
+                    (key.into_owned(), b.offloading.clone())
+                })
                 .collect(),
             sinch_channels,
             tokens.clone(),
@@ -202,14 +227,26 @@ impl AppState {
                     );
                 }
             }
+            let key = crate::flow::store_key(&id, b.version.as_str()).into_owned();
             for w in &b.channels.webhook {
-                webhooks.insert(w.id.clone(), (id.clone(), w.clone()));
+                webhooks.insert(w.id.clone(), (key.clone(), w.clone()));
             }
             for s in &b.channels.sinch {
-                sinch.insert(s.id.clone(), (id.clone(), s.clone()));
+                sinch.insert(s.id.clone(), (key.clone(), s.clone()));
+            }
+            if let Some(other) = bots.values().find(|d: &&Deployment| d.id == id)
+                && (other.folder != b.folder || other.tenant != b.tenant)
+            {
+                anyhow::bail!(
+                    "bot id `{id}` is deployed twice with another folder or tenant ({} and {}); DRAFT and LIVE of one bot share its folder and tenant",
+                    other.folder.display(),
+                    b.folder.display()
+                );
             }
             let deployment = Deployment {
                 bot: RwLock::new(Arc::new(bot)),
+                id: id.clone(),
+                key: key.clone(),
                 folder: b.folder.clone(),
                 tenant: b.tenant.clone(),
                 version: b.version.as_str(),
@@ -217,8 +254,11 @@ impl AppState {
                 web: b.channels.web.clone(),
                 engine: Arc::new(engine),
             };
-            if bots.insert(id.clone(), deployment).is_some() {
-                anyhow::bail!("bot id `{id}` is deployed twice");
+            if bots.insert(key, deployment).is_some() {
+                anyhow::bail!(
+                    "bot id `{id}` is deployed twice as {}; deploy it once per version",
+                    b.version.as_str()
+                );
             }
         }
         Ok(Self {
@@ -282,6 +322,47 @@ impl AppState {
             "turn"
         );
         Ok(out)
+    }
+
+    /// The deployment of bot `bot_id` on `version` (DRAFT or LIVE; without
+    /// one, LIVE when it is deployed, else DRAFT). `bot_id` may name the
+    /// version itself, as stored (`shop@DRAFT`).
+    pub fn resolve(&self, bot_id: &str, version: Option<&str>) -> Result<&Deployment, AppError> {
+        let (id, named) = match bot_id.split_once('@') {
+            Some((id, v)) => (id, Some(v)),
+            None => (bot_id, None),
+        };
+        let version = match (named, version) {
+            (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
+                return Err(AppError::bad_request(format!(
+                    "`{bot_id}` names {a}, the request asks for {b}"
+                )));
+            }
+            (a, b) => a.or(b),
+        };
+        match version {
+            Some(v) if !["DRAFT", "LIVE"].iter().any(|k| v.eq_ignore_ascii_case(k)) => Err(
+                AppError::bad_request(format!("`version` is DRAFT or LIVE, not `{v}`")),
+            ),
+            Some(v) => self
+                .bots
+                .get(crate::flow::store_key(id, v).as_ref())
+                .ok_or_else(|| {
+                    if self.bots.values().any(|d| d.id == id) {
+                        AppError::not_found(format!(
+                            "bot `{id}` is not deployed as {}",
+                            v.to_ascii_uppercase()
+                        ))
+                    } else {
+                        AppError::not_found(format!("no bot `{id}`"))
+                    }
+                }),
+            None => self
+                .bots
+                .get(id)
+                .or_else(|| self.bots.get(crate::flow::store_key(id, "DRAFT").as_ref()))
+                .ok_or_else(|| AppError::not_found(format!("no bot `{id}`"))),
+        }
     }
 
     /// The tenant a token belongs to.

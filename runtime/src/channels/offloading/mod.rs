@@ -145,7 +145,8 @@ impl Providers {
     pub fn messages(&self, session: &Value, events: &[Value]) -> Vec<Delivery> {
         let internal = &session["internal"];
         let bot = internal["botId"].as_str().unwrap_or_default();
-        let Some(providers) = self.by_bot.get(bot).filter(|p| !p.is_empty()) else {
+        let key = crate::flow::session_key(session);
+        let Some(providers) = self.by_bot.get(&key).filter(|p| !p.is_empty()) else {
             return Vec::new();
         };
         let conversation = internal["sessionId"].as_str().unwrap_or_default();
@@ -171,7 +172,7 @@ impl Providers {
             .filter_map(|p| p.config.webhook.as_ref().map(|w| (p, w)))
             .map(|(p, w)| Delivery {
                 id: 0,
-                bot: bot.to_string(),
+                bot: key.clone(),
                 // Its own ordered lane: a desk that is down holds back only
                 // its own events, never the user's channel.
                 conversation: format!("{conversation}#offloading:{}", p.config.id),
@@ -186,7 +187,12 @@ impl Providers {
     }
 
     async fn offload_now(&self, r: OffloadRequest) -> OffloadAnswer {
-        let Some(p) = self.by_bot.get(&r.bot).and_then(|m| m.get(&r.provider)) else {
+        let key = crate::flow::store_key(&r.bot, &r.version);
+        let Some(p) = self
+            .by_bot
+            .get(key.as_ref())
+            .and_then(|m| m.get(&r.provider))
+        else {
             return OffloadAnswer::Disabled(format!(
                 "bot `{}` has no offloading provider `{}` in the serve config",
                 r.bot, r.provider
