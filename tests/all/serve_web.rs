@@ -124,7 +124,7 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
         404
     );
 
-    let (s, intro) = web.send("meetups", json!({"introMessage": {}})).await;
+    let (s, intro) = web.send("meetups@DRAFT", json!({"introMessage": {}})).await;
     assert_eq!(s, 200, "{intro}");
     assert_eq!(intro["messages"][0]["type"], "buttons");
     assert_eq!(intro["emulator"]["block"]["id"], "intro");
@@ -132,13 +132,13 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     let payload = intro["messages"][0]["config"]["buttons"][0]["payload"].clone();
     let (_, asked) = web
         .send(
-            "meetups",
+            "meetups@DRAFT",
             json!({"postbackMessage": {"title": "Find a meetup", "payload": payload}}),
         )
         .await;
     assert_eq!(asked["emulator"]["waiting"], "ask-month");
     let (_, found) = web
-        .send("meetups", json!({"textMessage": {"text": "june"}}))
+        .send("meetups@DRAFT", json!({"textMessage": {"text": "june"}}))
         .await;
     assert_eq!(found["messages"][0]["type"], "carousel");
     let action = &found["emulator"]["actions"][0];
@@ -151,14 +151,14 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
         (Some("code"), Some("meetups.js"), Some(true))
     );
     assert!(action["stats"]["fuel"].as_u64().unwrap() > 0);
-    let (s, bad) = web.send("meetups", json!({"nope": 1})).await;
+    let (s, bad) = web.send("meetups@DRAFT", json!({"nope": 1})).await;
     assert_eq!(s, 400, "{bad}");
 
     // A failing API action (unknown order → 404) is counted by kind.
-    web.send("shop", json!({"introMessage": {}})).await;
+    web.send("shop@DRAFT", json!({"introMessage": {}})).await;
     let (_, failed) = web
         .send(
-            "shop",
+            "shop@DRAFT",
             json!({"textMessage": {"text": "where is my order ORD-9999"}}),
         )
         .await;

@@ -23,8 +23,9 @@ test("a conversation with the meetups bot, clicked through", async () => {
   try {
     const page = await browser.newPage();
     // The emulator's data needs the tenant's token (the panel's field keeps it per tab).
-    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-meetups-tenant", "demo-token"));
-    await page.goto(`${base}/chat/meetups`);
+    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-meetups@DRAFT-tenant", "demo-token"));
+    // The emulator is the DRAFT's.
+    await page.goto(`${base}/chat/meetups?version=DRAFT`);
     // The introduction: text and three buttons (postback, link, phone).
     await page.getByText("Hi! I find tech meetups.").waitFor();
     assert.equal(await page.locator("a.choice", { hasText: "Website" }).getAttribute("href"), "https://meetups.example.com");
@@ -194,8 +195,9 @@ test("on a 390 px phone the chat keeps its bubbles and Send button (emulator bel
   const browser = await chromium.launch({ executablePath, args });
   try {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
-    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-meetups-tenant", "demo-token"));
-    await page.goto(`${base}/chat/meetups`);
+    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-meetups@DRAFT-tenant", "demo-token"));
+    // The emulator is the DRAFT's.
+    await page.goto(`${base}/chat/meetups?version=DRAFT`);
     await page.getByText("Hi! I find tech meetups.").waitFor();
     await page.getByLabel("message").fill("hello from a phone");
     await page.getByRole("button", { name: "Send" }).click();
@@ -220,8 +222,9 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
   const browser = await chromium.launch({ executablePath, args });
   try {
     const page = await browser.newPage();
-    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-shop-tenant", "demo-token"));
-    await page.goto(`${base}/chat/shop`);
+    await page.addInitScript(() => sessionStorage.setItem("sandbot-web-shop@DRAFT-tenant", "demo-token"));
+    // The emulator is the DRAFT's.
+    await page.goto(`${base}/chat/shop?version=DRAFT`);
     await page.getByText("Welcome to the shop!").waitFor();
     await page.getByLabel("message").fill("talk to a human");
     await page.getByRole("button", { name: "Send" }).click();
@@ -229,8 +232,8 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
     await page.getByText("A colleague will take over here in a moment.").waitFor();
     // The emulator panel says so.
     await page.locator("#emu-block", { hasText: "bot paused — offloaded to desk" }).waitFor();
-    const token = await page.evaluate(() => localStorage.getItem("sandbot-web-shop"));
-    const history = await (await fetch(`${base}/v1/channels/web/shop/messages`, {
+    const token = await page.evaluate(() => localStorage.getItem("sandbot-web-shop@DRAFT"));
+    const history = await (await fetch(`${base}/v1/channels/web/shop@DRAFT/messages`, {
       headers: { Authorization: `Bearer ${token}` },
     })).json();
     assert.equal(history.paused, true);

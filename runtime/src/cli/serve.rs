@@ -42,14 +42,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.config.is_none() {
             eprintln!("  no --config: example bots for tenant `demo`, bearer token `demo-token`");
         }
-        for (id, d) in &server.state.bots {
+        let mut deployed: Vec<_> = server.state.bots.values().collect();
+        deployed.sort_by_key(|d| (&d.id, d.version));
+        for d in deployed {
+            let id = &d.id;
+            let query = if d.version == "DRAFT" {
+                "?version=DRAFT"
+            } else {
+                ""
+            };
             if d.web.is_some() {
                 eprintln!(
-                    "  web chat for bot `{id}`: http://{}/chat/{id}",
-                    server.addr
+                    "  web chat for bot `{id}` ({}): http://{}/chat/{id}{query}",
+                    d.version, server.addr
                 );
             }
         }
+        eprintln!(
+            "  studio (code editor, versions, publishing): http://{}/studio",
+            server.addr
+        );
         for (id, (bot, _)) in &server.state.sinch {
             eprintln!(
                 "  sinch channel `{id}` → bot `{bot}`: POST /v1/channels/sinch/{id}/callback"

@@ -43,6 +43,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .options(web::preflight),
         )
         .merge(crate::api::routes(state.clone()))
+        .merge(crate::studio::routes(state.clone()))
         .fallback(|| async { super::error::AppError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

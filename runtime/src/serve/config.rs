@@ -491,18 +491,26 @@ impl ServeConfig {
                 inbound_rate: None,
                 max_concurrent_actions: default_max_concurrent_actions(),
             }],
+            // Each example bot twice, from one folder: LIVE (its webhook
+            // channel and the public web chat at /chat/{id}) and DRAFT (the
+            // web chat with the emulator at /chat/{id}?version=DRAFT; what
+            // the studio saves).
             bots: bots
                 .iter()
-                .map(|b| BotConfig {
+                .flat_map(|b| [Version::Live, Version::Draft].map(|v| (b, v)))
+                .map(|(b, version)| BotConfig {
                     folder: repo.join("examples/bots").join(b),
                     tenant: "demo".into(),
-                    version: Version::Draft,
+                    version,
                     channels: Channels {
-                        webhook: vec![WebhookChannel {
-                            id: b.to_string(),
-                            url: None,
-                            verify_token: String::new(),
-                        }],
+                        webhook: match version {
+                            Version::Live => vec![WebhookChannel {
+                                id: b.to_string(),
+                                url: None,
+                                verify_token: String::new(),
+                            }],
+                            Version::Draft => Vec::new(),
+                        },
                         // The demo may be embedded anywhere (widget.js).
                         web: Some(WebChannel {
                             origins: vec!["*".into()],

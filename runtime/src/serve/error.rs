@@ -11,6 +11,8 @@ pub struct AppError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429).
     pub retry_after: Option<u64>,
+    /// More fields for the body (a refused save's `problems`).
+    pub details: Option<serde_json::Value>,
 }
 
 impl AppError {
@@ -19,6 +21,7 @@ impl AppError {
             status,
             message: message.into(),
             retry_after: None,
+            details: None,
         }
     }
     /// 429 with `Retry-After: seconds`.
@@ -48,7 +51,11 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let mut body = json!({ "error": self.message });
+        if let Some(serde_json::Value::Object(more)) = self.details {
+            body.as_object_mut().expect("an object").extend(more);
+        }
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             response.headers_mut().insert("retry-after", s.into());
         }

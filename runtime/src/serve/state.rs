@@ -28,6 +28,8 @@ pub struct Tenant {
     pub rate_limit: RateLimit,
     pub backlog: BacklogLimit,
     pub inbound_rate: Option<RateLimit>,
+    /// The hosts and networks its actions may call (the studio shows them).
+    pub egress: Vec<String>,
 }
 
 impl Tenant {
@@ -119,6 +121,8 @@ pub struct AppState {
     pub offloading: Arc<Providers>,
     /// How long a minute of *Silence detected* lasts.
     pub silence_minute_ms: u64,
+    /// Each tenant's sandbox runner (its limits and cap).
+    pub runners: HashMap<String, Arc<SandboxRunner>>,
 }
 
 impl AppState {
@@ -164,6 +168,13 @@ impl AppState {
                     rate_limit: t.rate_limit,
                     backlog: t.backlog,
                     inbound_rate: t.inbound_rate,
+                    egress: t
+                        .limits
+                        .allow_hosts
+                        .iter()
+                        .chain(&t.limits.allow_nets)
+                        .cloned()
+                        .collect(),
                 },
             );
             let limits = t
@@ -276,6 +287,7 @@ impl AppState {
             web_key: web_key(config)?,
             offloading,
             silence_minute_ms: config.silence_minute_ms,
+            runners,
             metrics_token: std::env::var("SANDBOT_METRICS_TOKEN")
                 .ok()
                 .or_else(|| config.metrics_token.clone())
@@ -427,6 +439,7 @@ mod tests {
             rate_limit: RateLimit::default(),
             backlog: BacklogLimit::default(),
             inbound_rate: None,
+            egress: Vec::new(),
         };
         assert!(t.accepts("s3cret"));
         assert!(!t.accepts("s3cret "));
