@@ -30,3 +30,4 @@ mod serve_web;
 mod serve_web_security;
 mod serve_webhook;
 mod store_conformance;
+mod studio_api;
