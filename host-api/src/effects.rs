@@ -106,6 +106,9 @@ pub struct Effects {
     /// Every `http.fetch` call, in order (kept on failure too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fetches: Vec<FetchRecord>,
+    /// What replays the invocation (kept in the process, never printed).
+    #[serde(skip)]
+    pub recording: Option<crate::replay::Recording>,
 }
 
 /// One `http.fetch` call as the studio shows it: what was asked and how it

@@ -5,8 +5,78 @@
 use std::time::Duration;
 
 use crate::bindings::http::{Host, HttpError, Request, Response};
+use crate::egress::FetchResponse;
 use crate::egress::{FetchError, FetchRequest};
+use crate::replay::{Answer, RecordedResponse};
 use crate::{ActionState, FailureKind, FetchRecord};
+
+/// The next recorded answer, when it is for this request.
+fn replayed(
+    answers: &mut std::collections::VecDeque<Answer>,
+    method: &str,
+    url: &str,
+) -> Result<FetchResponse, FetchError> {
+    let Some(a) = answers.pop_front() else {
+        return Err(FetchError::Transport(format!(
+            "replay: the recorded run made no more fetches, this one is {method} {url}"
+        )));
+    };
+    if a.method != method || a.url != url {
+        return Err(FetchError::Transport(format!(
+            "replay: the recorded run fetched {} {} here, this run {method} {url}",
+            a.method, a.url
+        )));
+    }
+    match (a.response, a.error) {
+        (Some(r), _) => Ok(FetchResponse {
+            status: r.status,
+            status_text: r.status_text,
+            headers: r.headers,
+            body: r.body.into_bytes(),
+            url: r.url,
+        }),
+        (None, Some((kind, why))) => Err(match kind.as_str() {
+            "denied" => FetchError::Denied(why),
+            "timeout" => FetchError::Timeout(why.parse().unwrap_or(0)),
+            "too_large" => FetchError::TooLarge(why),
+            "invalid" => FetchError::Invalid(why),
+            _ => FetchError::Transport(why),
+        }),
+        (None, None) => Err(FetchError::Transport("replay: an empty answer".into())),
+    }
+}
+
+/// What a fetch got, as a recording keeps it.
+fn record(method: &str, url: &str, result: &Result<FetchResponse, FetchError>) -> Answer {
+    let (response, error) = match result {
+        Ok(r) => (
+            Some(RecordedResponse::new(
+                r.status,
+                &r.status_text,
+                &r.headers,
+                &r.body,
+                &r.url,
+            )),
+            None,
+        ),
+        Err(e) => {
+            let (kind, why) = match e {
+                FetchError::Denied(w) => ("denied", w.clone()),
+                FetchError::Timeout(ms) => ("timeout", ms.to_string()),
+                FetchError::TooLarge(w) => ("too_large", w.clone()),
+                FetchError::Invalid(w) => ("invalid", w.clone()),
+                FetchError::Transport(w) => ("transport", w.clone()),
+            };
+            (None, Some((kind.to_string(), why)))
+        }
+    };
+    Answer {
+        method: method.to_string(),
+        url: url.to_string(),
+        response,
+        error,
+    }
+}
 
 /// A failed fetch in a word and its reason.
 fn describe(e: &FetchError) -> String {
@@ -49,7 +119,13 @@ impl Host for ActionState {
             body: req.body,
             timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
         };
-        let result = self.egress.fetch(request, self.deadline).await;
+        let result = match self.answers.as_mut() {
+            Some(answers) => replayed(answers, &method, &url),
+            None => self.egress.fetch(request, self.deadline).await,
+        };
+        if self.answers.is_none() {
+            self.recording.answers.push(record(&method, &url, &result));
+        }
         self.effects_mut().fetches.push(FetchRecord {
             method,
             url,

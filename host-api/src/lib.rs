@@ -31,6 +31,7 @@ pub mod egress;
 pub mod http;
 mod json_path;
 mod meter;
+pub mod replay;
 pub mod session;
 
 use std::sync::Arc;
@@ -62,13 +63,18 @@ pub struct ActionState {
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
     table: ResourceTable,
+    /// What makes this invocation repeatable (its answers added as they come).
+    recording: replay::Recording,
+    /// Replaying: the recorded answers not handed out yet.
+    answers: Option<std::collections::VecDeque<replay::Answer>>,
 }
 
 impl ActionState {
     /// State for one invocation over `session`, ending at `deadline` at the latest.
     ///
     /// WASI is reduced to what the preview1 adapter needs: no files, no
-    /// environment, no sockets; clocks and randomness are real.
+    /// environment, no sockets; clocks are real, randomness is fresh (from a
+    /// seed the invocation's [`Recording`](replay::Recording) keeps).
     pub fn new(
         session: Value,
         egress: Arc<egress::Egress>,
@@ -76,15 +82,66 @@ impl ActionState {
         memory_limit: u64,
         deadline: Instant,
     ) -> Self {
+        let recording = replay::Recording::start();
+        Self::build(
+            session,
+            egress,
+            limits,
+            memory_limit,
+            deadline,
+            recording,
+            false,
+        )
+    }
+
+    /// State that replays `recording`: its clock, its randomness, and its
+    /// fetch answers in order instead of the network.
+    pub fn replay(
+        session: Value,
+        egress: Arc<egress::Egress>,
+        limits: HostLimits,
+        memory_limit: u64,
+        deadline: Instant,
+        recording: replay::Recording,
+    ) -> Self {
+        Self::build(
+            session,
+            egress,
+            limits,
+            memory_limit,
+            deadline,
+            recording,
+            true,
+        )
+    }
+
+    fn build(
+        session: Value,
+        egress: Arc<egress::Egress>,
+        limits: HostLimits,
+        memory_limit: u64,
+        deadline: Instant,
+        recording: replay::Recording,
+        replaying: bool,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
-        let wasi = WasiCtx::builder()
+        let (secure, insecure, seed) = recording.rngs();
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .build();
+            .secure_random(secure)
+            .insecure_random(insecure)
+            .insecure_random_seed(seed);
+        if replaying {
+            builder.wall_clock(recording.clock());
+        }
+        let wasi = builder.build();
+        let answers = replaying.then(|| recording.queue());
         Self {
             session,
             effects: Effects::default(),
@@ -97,6 +154,8 @@ impl ActionState {
             stderr,
             wasi,
             table: ResourceTable::new(),
+            recording,
+            answers,
         }
     }
 
@@ -111,6 +170,14 @@ impl ActionState {
     /// The buffered effects plus what the guest printed (as log lines).
     pub fn take_effects(&mut self) -> Effects {
         let mut effects = std::mem::take(&mut self.effects);
+        effects.recording = Some(std::mem::replace(
+            &mut self.recording,
+            replay::Recording {
+                clock_ms: 0,
+                seed: String::new(),
+                answers: Vec::new(),
+            },
+        ));
         for (level, pipe) in [("info", &self.stdout), ("warn", &self.stderr)] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines() {

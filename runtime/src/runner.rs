@@ -16,6 +16,8 @@ use crate::flow::{
 use crate::sandbox::{
     ActionModule, Effects, Failure, FailureKind, Invocation, Limits, Outcome, Sandbox, Stats,
 };
+use crate::studio::failures::{FailureLog, FailureRecord};
+use sandbot_host_api::replay::Recording;
 
 pub struct SandboxRunner {
     sandbox: Arc<Sandbox>,
@@ -25,6 +27,8 @@ pub struct SandboxRunner {
     /// This tenant's actions at once, at most: one tenant cannot take every
     /// sandbox slot of the process.
     running: Option<(Arc<Semaphore>, usize)>,
+    /// Failed code actions kept for the studio's replay.
+    failures: Option<Arc<FailureLog>>,
 }
 
 impl SandboxRunner {
@@ -34,6 +38,7 @@ impl SandboxRunner {
             limits,
             plugins: RwLock::new(HashMap::new()),
             running: None,
+            failures: None,
         }
     }
 
@@ -62,6 +67,16 @@ impl SandboxRunner {
         }
     }
 
+    /// Failed code actions are kept in `log` (see [`FailureLog`]).
+    pub fn with_failures(mut self, log: Arc<FailureLog>) -> Self {
+        self.failures = Some(log);
+        self
+    }
+
+    pub fn failures(&self) -> Option<&Arc<FailureLog>> {
+        self.failures.as_ref()
+    }
+
     /// The limits this runner's actions run under.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -70,6 +85,17 @@ impl SandboxRunner {
     /// Runs `call` over `session` under the tenant's limits and cap, with
     /// everything the sandbox reports (the studio's run panel).
     pub async fn outcome(&self, call: ActionCall, session: &Value) -> Outcome {
+        self.outcome_with(call, session, None).await
+    }
+
+    /// Like [`outcome`](Self::outcome), replaying `recording` (its clock,
+    /// randomness and fetch answers) when given.
+    pub async fn outcome_with(
+        &self,
+        call: ActionCall,
+        session: &Value,
+        recording: Option<Recording>,
+    ) -> Outcome {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
         let _turn = match &self.running {
@@ -105,6 +131,10 @@ impl SandboxRunner {
             ActionCall::Plugin { input, .. } => Invocation::new(input),
         }
         .with_session(session.clone());
+        let invocation = Invocation {
+            replay: recording,
+            ..invocation
+        };
         if waited.as_millis() == 0 {
             return self.sandbox.invoke(&module, invocation, &self.limits).await;
         }
@@ -165,6 +195,34 @@ fn convert(outcome: Outcome) -> ActionOutcome {
 
 impl ActionRunner for SandboxRunner {
     fn run<'a>(&'a self, call: ActionCall, session: &'a Value) -> ActionFuture<'a> {
-        Box::pin(async move { convert(self.outcome(call, session).await) })
+        Box::pin(async move {
+            // A code action's failure is kept for replay with what it ran on.
+            let kept = match (&self.failures, &call) {
+                (Some(log), ActionCall::Code { name, source, args }) => {
+                    Some((log, name.clone(), source.clone(), args.clone()))
+                }
+                _ => None,
+            };
+            let mut outcome = self.outcome(call, session).await;
+            let recording = outcome.effects.recording.take();
+            if let (Some((log, name, source, args)), Some(error), Some(recording)) =
+                (kept, &outcome.error, recording)
+            {
+                log.push(FailureRecord::new(
+                    crate::flow::session_key(session),
+                    session["internal"]["sessionId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    name,
+                    source,
+                    args,
+                    session.clone(),
+                    error.clone(),
+                    recording,
+                ));
+            }
+            convert(outcome)
+        })
     }
 }

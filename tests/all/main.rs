@@ -31,3 +31,4 @@ mod serve_web_security;
 mod serve_webhook;
 mod store_conformance;
 mod studio_api;
+mod studio_replay;

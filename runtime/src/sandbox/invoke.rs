@@ -15,6 +15,9 @@ use super::{ActionModule, Failure, FailureKind, Limits, Outcome, Sandbox, Stats}
 pub struct Invocation {
     pub input: Value,
     pub session: Value,
+    /// Replays a recorded invocation (its clock, randomness and fetch
+    /// answers) instead of reaching the network.
+    pub replay: Option<sandbot_host_api::replay::Recording>,
 }
 
 impl Invocation {
@@ -22,6 +25,7 @@ impl Invocation {
         Self {
             input,
             session: Value::Object(Default::default()),
+            replay: None,
         }
     }
 
@@ -53,13 +57,23 @@ impl Sandbox {
             return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         };
 
-        let state = ActionState::new(
-            invocation.session,
-            limits.egress.clone(),
-            limits.host,
-            limits.memory_bytes,
-            deadline,
-        );
+        let state = match invocation.replay {
+            None => ActionState::new(
+                invocation.session,
+                limits.egress.clone(),
+                limits.host,
+                limits.memory_bytes,
+                deadline,
+            ),
+            Some(recording) => ActionState::replay(
+                invocation.session,
+                limits.egress.clone(),
+                limits.host,
+                limits.memory_bytes,
+                deadline,
+                recording,
+            ),
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         if let Err(e) = store.set_fuel(limits.fuel) {

@@ -63,7 +63,7 @@ impl Outcome {
         }
     }
 
-    /// A failure: of `effects`, only the logs and fetches are kept.
+    /// A failure: of `effects`, only the logs, fetches and recording are kept.
     pub(crate) fn failed(failure: Failure, effects: Effects, stats: Stats) -> Self {
         Self {
             status: Status::Error,
@@ -72,6 +72,7 @@ impl Outcome {
             effects: Effects {
                 logs: effects.logs,
                 fetches: effects.fetches,
+                recording: effects.recording,
                 ..Effects::default()
             },
             stats,

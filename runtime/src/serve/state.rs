@@ -185,7 +185,9 @@ impl AppState {
             runners.insert(
                 t.id.clone(),
                 Arc::new(
-                    SandboxRunner::new(sandbox.clone(), limits).with_cap(t.max_concurrent_actions),
+                    SandboxRunner::new(sandbox.clone(), limits)
+                        .with_cap(t.max_concurrent_actions)
+                        .with_failures(Default::default()),
                 ),
             );
         }

@@ -38,7 +38,7 @@ pub fn owned<'s>(
 }
 
 /// The bot as the studio edits it: the folder (DRAFT), loaded now.
-fn draft(d: &Deployment) -> Result<Bot, AppError> {
+pub(super) fn draft(d: &Deployment) -> Result<Bot, AppError> {
     Bot::load(&d.folder).map_err(|p| {
         AppError::new(
             StatusCode::CONFLICT,

@@ -4,7 +4,9 @@
 pub mod api;
 pub mod auth;
 pub mod edit;
+pub mod failures;
 pub mod page;
+pub mod replay;
 pub mod run;
 pub mod versions;
 
@@ -35,6 +37,12 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route(
             "/v1/studio/bots/{bot_id}/conversations",
             get(run::conversations),
+        )
+        .route("/v1/studio/bots/{bot_id}/failures", get(replay::list))
+        .route("/v1/studio/bots/{bot_id}/failures/{id}", get(replay::get))
+        .route(
+            "/v1/studio/bots/{bot_id}/failures/{id}/replay",
+            post(replay::replay),
         )
         .route("/v1/studio/check", post(run::check))
         .layer(axum::middleware::from_fn_with_state(

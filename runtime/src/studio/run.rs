@@ -78,7 +78,11 @@ pub async fn run(
     let Json(req) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let ds = owned(&state, &tenant, &bot_id)?;
     let d = ds[0];
-    let bot = d.bot();
+    // The saved code: the DRAFT deployment's, else the folder's as it is.
+    let bot = match d.version {
+        "DRAFT" => d.bot(),
+        _ => Arc::new(super::api::draft(d)?),
+    };
     let source = match req.source {
         Some(s) => s,
         None => bot
@@ -112,19 +116,24 @@ pub async fn run(
         args: args.clone(),
     };
     let outcome = runner.outcome(call, &session).await;
-    let limits = runner.limits();
     Ok(Json(report(
         &outcome,
         &session,
         args,
-        json!({
-            "fuel": limits.fuel,
-            "memoryBytes": limits.memory_bytes,
-            "timeoutMs": limits.timeout.as_millis() as u64,
-            "maxHttpCalls": limits.host.max_http_calls,
-            "egress": state.tenants[&tenant.0].egress,
-        }),
+        limits(&state, &tenant, &runner),
     )))
+}
+
+/// The tenant's limits and egress policy, as the run panel shows them.
+pub fn limits(state: &AppState, tenant: &TenantId, runner: &crate::runner::SandboxRunner) -> Value {
+    let limits = runner.limits();
+    json!({
+        "fuel": limits.fuel,
+        "memoryBytes": limits.memory_bytes,
+        "timeoutMs": limits.timeout.as_millis() as u64,
+        "maxHttpCalls": limits.host.max_http_calls,
+        "egress": state.tenants[&tenant.0].egress,
+    })
 }
 
 /// The `args` of the first block that runs `action`.
@@ -137,7 +146,7 @@ fn block_args(bot: &crate::flow::Bot, action: &str) -> Map<String, Value> {
 }
 
 /// What the run panel shows.
-fn report(outcome: &Outcome, session: &Value, args: Value, limits: Value) -> Value {
+pub fn report(outcome: &Outcome, session: &Value, args: Value, limits: Value) -> Value {
     let e = &outcome.effects;
     let diff: Vec<Value> = e
         .session
