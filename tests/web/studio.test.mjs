@@ -174,3 +174,32 @@ test("a refused save says why and another tenant sees nothing", async () => {
     await wrong.getByText("That token belongs to no tenant.").waitFor();
   });
 });
+
+test("a failure in production is replayed in the studio and the fix passes", async () => {
+  await withServer(async (browser) => {
+    const page = await signIn(browser, "acme-token");
+    await page.locator("#bots a", { hasText: "greet.js" }).click();
+    await page.locator(".cm-content", { hasText: "Hello" }).waitFor();
+    // A bug: a visitor without a name breaks it.
+    await setCode(page, "say('Hi ' + args.name.toUpperCase());\n");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator("#status", { hasText: "saved as version 2" }).waitFor();
+    await page.getByRole("button", { name: "Publish" }).click();
+    await page.locator("#status", { hasText: "version 2 is LIVE" }).waitFor();
+    const chat = await browser.newPage();
+    await chat.goto(`${url}/chat/greeter`);
+    await chat.locator(".msg.bot", { hasText: "ERR" }).waitFor();
+
+    await page.getByRole("button", { name: "refresh" }).click();
+    const failure = page.locator("#failures .failure").first();
+    await failure.getByText("js_error").waitFor();
+    await failure.getByRole("button", { name: "replay", exact: true }).click();
+    await page.locator("#outcome .failed", { hasText: "js_error" }).waitFor();
+    await page.locator(".cm-lintRange-error").waitFor();
+    // The fix, replayed on the same data.
+    await setCode(page, "say('Hi ' + (args.name || 'there').toUpperCase());\n");
+    await failure.getByRole("button", { name: "replay with this code" }).click();
+    await page.locator("#messages", { hasText: "Hi THERE" }).waitFor();
+    assert.equal(await page.locator("#outcome .ok").textContent(), "ok");
+  });
+});

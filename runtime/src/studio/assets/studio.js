@@ -115,6 +115,7 @@ async function open(bot, action) {
   }
   $("problems").textContent = "";
   $("versions").hidden = true;
+  loadFailures();
   const select = $("conversation");
   select.replaceChildren(el("option", { value: "" }, "(the JSON below)"));
   try {
@@ -255,6 +256,46 @@ async function run() {
     return status(e.message);
   }
   status("");
+  showResult(r);
+}
+
+// Recent production failures of the open action, each replayable against
+// what it recorded (the failing code, or the editor's).
+async function loadFailures() {
+  const box = $("failures");
+  box.replaceChildren();
+  let list;
+  try {
+    list = await api("GET", `/v1/studio/bots/${encodeURIComponent(state.bot)}/failures`);
+  } catch (e) {
+    return box.append(e.message);
+  }
+  const mine = list.data.filter((f) => f.action === state.action);
+  if (!mine.length) return box.append(el("em", {}, "none in the last 24 hours"));
+  for (const f of mine) {
+    const replay = (useEditor) => async () => {
+      const path = `/v1/studio/bots/${encodeURIComponent(state.bot)}/failures/${f.id}`;
+      const record = await api("GET", path);
+      $("args").value = JSON.stringify(record.args, null, 2);
+      $("session").value = JSON.stringify(record.session, null, 2);
+      $("conversation").value = "";
+      status("replaying…");
+      try {
+        showResult(await api("POST", `${path}/replay`, useEditor ? { source: state.editor.getValue() } : {}));
+        status(useEditor ? "replayed with the editor's code" : "replayed with the code that failed");
+      } catch (e) {
+        status(e.message);
+      }
+    };
+    box.append(el("div", { class: "failure" },
+      el("div", {}, `${new Date(f.atMs).toLocaleString()} · ${f.version} · `, el("span", { class: "failed" }, f.error.kind)),
+      el("div", { class: "meta" }, f.error.message),
+      el("button", { class: "quiet", type: "button", onclick: replay(false) }, "replay"), " ",
+      el("button", { class: "quiet", type: "button", onclick: replay(true) }, "replay with this code")));
+  }
+}
+
+function showResult(r) {
   $("result").hidden = false;
   const outcome = $("outcome");
   if (r.status === "ok") {
@@ -296,6 +337,7 @@ $("save").addEventListener("click", save);
 $("publish").addEventListener("click", publish);
 $("show-versions").addEventListener("click", showVersions);
 $("run-button").addEventListener("click", run);
+$("refresh-failures").addEventListener("click", () => state.bot && loadFailures());
 document.addEventListener("keydown", (ev) => {
   if ((ev.ctrlKey || ev.metaKey) && ev.key === "s" && state.file) {
     ev.preventDefault();
