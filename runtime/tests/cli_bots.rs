@@ -118,3 +118,37 @@ fn chat_refuses_a_memory_limit_the_js_runner_cannot_start_in() {
         "{stderr}"
     );
 }
+
+#[test]
+fn publish_makes_the_folder_live_and_refuses_a_broken_bot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bot = tmp.path().join("meetups");
+    let copy = Command::new("cp")
+        .args(["-r"])
+        .arg(repo().join("examples/bots/meetups"))
+        .arg(&bot)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let dir = bot.to_str().unwrap();
+    let out = sandbot(&["versions", dir]);
+    assert!(text(&out.stdout).contains("no versions yet (LIVE is the folder as it is)"));
+    let out = sandbot(&["publish", dir, "-m", "first", "--author", "ann"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).ends_with("version 1 of bot `meetups` is LIVE\n"));
+    // Unchanged: the same version again.
+    let out = sandbot(&["publish", dir]);
+    assert!(text(&out.stdout).contains("version 1 of bot `meetups` is LIVE"));
+    // Broken: refused with the problems, LIVE stays.
+    std::fs::write(bot.join("actions/meetups.js"), "say('x';").unwrap();
+    let out = sandbot(&["publish", dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("not published, 1 problem(s)"));
+    let out = sandbot(&["versions", dir]);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("   1 LIVE") && listed.contains("ann  first"),
+        "{listed}"
+    );
+    assert!(!listed.contains("   2"), "{listed}");
+}

@@ -166,6 +166,24 @@ async fn bots_actions_and_another_tenant() {
         GREET
     );
     assert!(!s.bot.path().join(".sandbot").exists());
+
+    // The OpenAPI document describes the studio's endpoints.
+    let (_, doc) = s.call(Method::GET, "/v1/openapi.json", None).await;
+    for path in [
+        "/v1/studio/session",
+        "/v1/studio/bots",
+        "/v1/studio/check",
+        "/v1/studio/bots/{botId}/run",
+        "/v1/studio/bots/{botId}/versions",
+        "/v1/studio/bots/{botId}/versions/{n}/diff",
+        "/v1/studio/bots/{botId}/publish",
+        "/v1/studio/bots/{botId}/failures/{id}/replay",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    let run = &doc["paths"]["/v1/studio/bots/{botId}/run"]["post"];
+    assert!(run["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["sessionDiff"].is_object());
+    assert!(doc["components"]["schemas"].get("Run").is_some());
     drop(s.dir);
 }
 

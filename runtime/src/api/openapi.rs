@@ -6,17 +6,17 @@ use serde_json::{Map, Value, json};
 
 use super::types::*;
 
-struct Doc {
+pub(crate) struct Doc {
     generator: SchemaGenerator,
     paths: Map<String, Value>,
 }
 
 impl Doc {
-    fn schema<T: JsonSchema>(&mut self) -> Value {
+    pub(crate) fn schema<T: JsonSchema>(&mut self) -> Value {
         serde_json::to_value(self.generator.subschema_for::<T>()).expect("a schema")
     }
 
-    fn route(
+    pub(crate) fn route(
         &mut self,
         method: &str,
         path: &str,
@@ -146,10 +146,15 @@ pub fn document() -> Value {
         None,
         (200, Some(requeued)),
     );
+    crate::studio::openapi::routes(&mut doc);
     let schemas = doc.generator.take_definitions(true);
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "Sandbot v1 REST API", "version": env!("CARGO_PKG_VERSION")},
+        "info": {
+            "title": "Sandbot v1 REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Conversations, messages, session data and actions (/v1/bots), dead letters, and the studio's API (/v1/studio: code actions, runs, versions, publishing, replays; a tenant token as bearer, or the studio's session cookie with the X-Sandbot-Studio: 1 header on changes)."
+        },
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -5,6 +5,7 @@ mod action_run;
 mod chat;
 mod component_new;
 pub mod limit_args;
+mod publish;
 mod serve;
 mod validate;
 
@@ -40,6 +41,10 @@ enum Command {
     Chat(Box<chat::Args>),
     /// Check a bot folder and report every problem with its file and path.
     Validate(validate::Args),
+    /// Make a bot folder as it is the LIVE version (as the studio's Publish).
+    Publish(publish::PublishArgs),
+    /// List a bot folder's versions (saved by the studio or `publish`).
+    Versions(publish::VersionsArgs),
     /// Print the JSON Schema of bot.yaml and flows/*.yaml.
     Schema,
     /// Work with WebAssembly components.
@@ -85,6 +90,8 @@ pub fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate(args) => validate::run(args),
+        Command::Publish(args) => publish::publish(args),
+        Command::Versions(args) => publish::versions(args),
         Command::Schema => {
             println!("{:#}", crate::flow::schema());
             Ok(ExitCode::SUCCESS)

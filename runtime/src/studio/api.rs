@@ -162,7 +162,7 @@ fn find(v: &Versions, n: u64) -> Result<VersionMeta, AppError> {
         .ok_or_else(|| AppError::not_found(format!("no version {n}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Against {
     against: Option<u64>,
 }
@@ -212,7 +212,7 @@ pub async fn diff(
     Ok(Json(json!({ "from": m, "to": n, "files": files })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Save {
     /// Path → new text; `null` deletes the file.
     files: BTreeMap<String, Option<String>>,
@@ -263,7 +263,7 @@ pub async fn restore(
     applied(&ds, result, false)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 pub struct Publish {
     #[serde(default)]
     message: String,

@@ -125,7 +125,7 @@ pub async fn authenticate(
     next.run(req).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct SignIn {
     token: String,
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod edit;
 pub mod failures;
+pub(crate) mod openapi;
 pub mod page;
 pub mod replay;
 pub mod run;

@@ -78,7 +78,7 @@ pub async fn get(
     find(&state, &tenant, &bot_id, &id).map(Json)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Replay {
     /// The script to replay with (unsaved editor text); default: the code

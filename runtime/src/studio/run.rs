@@ -24,7 +24,7 @@ use sandbot_host_api::JsonPath;
 /// Characters of script the diagnostics read, at most.
 pub const MAX_SOURCE_CHARS: usize = 200_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Check {
     source: String,
 }
@@ -48,7 +48,7 @@ pub async fn check(body: Result<Json<Check>, JsonRejection>) -> Result<Json<Valu
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Run {
     /// The code action (`actions/NAME.js`), as `NAME.js`.
