@@ -15,20 +15,28 @@ pub fn check(script: &str) -> Result<(), String> {
     match parse(script) {
         Ok(()) => Ok(()),
         // The lexer reports an unterminated literal without a position: the
-        // first line at which a prefix of the script fails to lex is it.
+        // line at which prefixes of the script start failing to lex is it,
+        // found by bisection (a handful of parses, not one per line).
         Err(boa_parser::Error::Lex {
             err: boa_parser::lexer::Error::IO(io),
         }) => {
             let lines: Vec<&str> = script.lines().collect();
-            let line = (1..=lines.len())
-                .find(|&n| {
-                    matches!(
-                        parse(&lines[..n].join("\n")),
-                        Err(boa_parser::Error::Lex { .. })
-                    )
-                })
-                .unwrap_or(lines.len());
-            Err(format!("{io} at line {line}"))
+            let fails = |n: usize| {
+                matches!(
+                    parse(&lines[..n].join("\n")),
+                    Err(boa_parser::Error::Lex { .. })
+                )
+            };
+            let (mut lo, mut hi) = (1, lines.len().max(1));
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if fails(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            Err(format!("{io} at line {hi}"))
         }
         Err(e) => Err(shift_line_one(&describe(&e))),
     }
@@ -127,6 +135,14 @@ mod tests {
         assert_eq!((d.line, d.column), (1, 6), "{d:?}");
         let d = diagnose("say('x');\nsay(\"open);\n").unwrap();
         assert_eq!(d.line, 2, "{d:?}");
+        // Found by bisection in a long script, on each line.
+        let long: Vec<String> = (0..300).map(|i| format!("say('line {i}');")).collect();
+        for at in [0, 1, 137, 299] {
+            let mut lines = long.clone();
+            lines[at] = "say(\"open);".into();
+            let d = diagnose(&lines.join("\n")).unwrap();
+            assert_eq!(d.line, at + 1, "{d:?}");
+        }
         let d = diagnose("if (a) {\n  say(1);\n").unwrap();
         assert_eq!(d.line, 2, "{d:?}");
     }
