@@ -5,18 +5,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { args, executablePath, serve } from "./serve.mjs";
 
 const base = process.env.SANDBOT_URL || "http://127.0.0.1:18080";
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 test("a conversation with the meetups bot, clicked through", async () => {
   const browser = await chromium.launch({ executablePath, args });
@@ -264,7 +260,6 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
 
 test("the web chat shows a Silence detected message when it is due, once", async () => {
   // Its own server: a bot with the event, and a minute of 500 ms.
-  const bin = process.env.SANDBOT_BIN || fileURLToPath(new URL("../../target/debug/sandbot", import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), "sandbot-silence-"));
   mkdirSync(join(dir, "bot/flows"), { recursive: true });
   writeFileSync(join(dir, "bot/bot.yaml"), "id: quiet\nname: Quiet\nevents:\n  silenceDetected: { minutes: 2, goto: nudge }\n");
@@ -283,13 +278,9 @@ silenceMinuteMs: 500
 tenants: [{ id: t, tokens: ["sha256:${hash}"] }]
 bots: [{ folder: bot, tenant: t, channels: { web: true } }]
 `);
-  const server = spawn(bin, ["serve", "--config", join(dir, "serve.yaml")], { stdio: "ignore" });
   const url = "http://127.0.0.1:18091";
+  const server = await serve(join(dir, "serve.yaml"), url);
   try {
-    for (let i = 0; i < 100; i++) {
-      try { if ((await fetch(`${url}/healthz`)).ok) break; } catch { /* not up yet */ }
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const browser = await chromium.launch({ executablePath, args });
     try {
       const page = await browser.newPage();

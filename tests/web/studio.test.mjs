@@ -5,18 +5,13 @@
 // of a bot (the studio writes the bot's files).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { args, executablePath, serve } from "./serve.mjs";
 
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const bin = process.env.SANDBOT_BIN || fileURLToPath(new URL("../../target/debug/sandbot", import.meta.url));
 const url = "http://127.0.0.1:18093";
 const GREET = "say(`Hello, ${args.name || 'stranger'}!`);\n";
 
@@ -42,12 +37,8 @@ bots:
   - { folder: bot, tenant: acme, version: LIVE, channels: { web: true } }
   - { folder: bot, tenant: acme, version: DRAFT, channels: { web: true } }
 `);
-  const server = spawn(bin, ["serve", "--config", join(dir, "serve.yaml")], { stdio: "ignore" });
+  const server = await serve(join(dir, "serve.yaml"), url);
   try {
-    for (let i = 0; i < 100; i++) {
-      try { if ((await fetch(`${url}/healthz`)).ok) break; } catch { /* not up yet */ }
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const browser = await chromium.launch({ executablePath, args });
     try {
       await fn(browser, dir);

@@ -54,15 +54,7 @@ pub struct Diagnostic {
 /// too early) is put at the end of the script.
 pub fn diagnose(script: &str) -> Option<Diagnostic> {
     let message = check(script).err()?;
-    let number = |after: &str| -> Option<usize> {
-        let at = message.find(after)? + after.len();
-        message[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .ok()
-    };
+    let number = |after: &str| number_after(&message, after);
     let last = script.lines().count().max(1);
     let line = number("line ").unwrap_or(last).clamp(1, last);
     let column = number(", col ").unwrap_or_else(|| {
@@ -77,6 +69,17 @@ pub fn diagnose(script: &str) -> Option<Diagnostic> {
         column,
         message,
     })
+}
+
+/// The number right after the first `after` in `message` (`line 3` → 3).
+pub fn number_after(message: &str, after: &str) -> Option<usize> {
+    let at = message.find(after)? + after.len();
+    message[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
 
 fn parse(script: &str) -> Result<(), boa_parser::Error> {

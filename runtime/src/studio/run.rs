@@ -186,14 +186,8 @@ pub fn report(outcome: &Outcome, session: &Value, args: Value, limits: Value) ->
 }
 
 /// The script line a failure names (`… line 3 …`), if any.
-fn line_of(message: &str) -> Option<u64> {
-    let at = message.find("line ")? + 5;
-    message[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()
+fn line_of(message: &str) -> Option<usize> {
+    crate::flow::script_check::number_after(message, "line ")
 }
 
 /// `GET /v1/studio/bots/{bot}/conversations`: the DRAFT bot's latest
