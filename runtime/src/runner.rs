@@ -215,12 +215,13 @@ impl ActionRunner for SandboxRunner {
                         .unwrap_or_default()
                         .to_string(),
                     name,
-                    source,
+                    &source,
                     args,
                     session.clone(),
                     error.clone(),
                     recording,
-                ));
+                ))
+                .await;
             }
             convert(outcome)
         })

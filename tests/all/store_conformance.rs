@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandbot::store::{
-    Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, InboxClaim, InboxEntry, Next,
-    PostgresOptions, PostgresStore, Store, TranscriptEntry, TurnCommit, now_ms,
+    Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, FailureBounds, InboxClaim,
+    InboxEntry, Next, PostgresOptions, PostgresStore, Store, StoredFailure, TranscriptEntry,
+    TurnCommit, now_ms,
 };
 use serde_json::json;
 
@@ -435,6 +436,114 @@ async fn silence_timers(b: &Backend) {
         due(store.silence_due(9_000, 10).await.unwrap()),
         [("late".to_string(), 5_000)]
     );
+}
+
+/// Failures kept for replay: per tenant, by deployment, newest first, found
+/// by id after reopening (another node), and bounded by count, bytes and age.
+async fn failures_kept_for_replay(b: &Backend) {
+    let store = b.open().await;
+    let wide = FailureBounds {
+        keep: 10,
+        max_bytes: 1 << 20,
+        max_age_ms: 3_600_000,
+    };
+    let failure = |tenant: &str, id: &str, bot: &str, at: u64, size: usize| StoredFailure {
+        tenant: tenant.into(),
+        id: id.into(),
+        bot: bot.into(),
+        at_ms: at,
+        record: json!({"id": id, "bot": bot, "atMs": at, "pad": "x".repeat(size)}),
+    };
+    let t0 = now_ms();
+    for (id, bot, at) in [
+        ("f1", "a", t0),
+        ("f2", "a@DRAFT", t0 + 1),
+        ("f3", "b", t0 + 2),
+        ("f4", "a", t0 + 3),
+    ] {
+        store
+            .put_failure(failure("t", id, bot, at, 10), wide)
+            .await
+            .unwrap();
+    }
+    store
+        .put_failure(failure("u", "g1", "a", t0, 10), wide)
+        .await
+        .unwrap();
+    drop(store);
+    let store = b.open().await;
+    let ids = |v: Vec<serde_json::Value>| {
+        v.iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let a = ["a".to_string(), "a@DRAFT".to_string()];
+    assert_eq!(
+        ids(store.failures("t", &a, 0, 10).await.unwrap()),
+        ["f4", "f2", "f1"]
+    );
+    assert_eq!(
+        ids(store.failures("t", &a, 0, 2).await.unwrap()),
+        ["f4", "f2"],
+        "limit"
+    );
+    assert_eq!(
+        ids(store.failures("t", &a, t0 + 1, 10).await.unwrap()),
+        ["f4", "f2"],
+        "since"
+    );
+    assert_eq!(ids(store.failures("u", &a, 0, 10).await.unwrap()), ["g1"]);
+    assert_eq!(store.failure("t", "f3").await.unwrap().unwrap()["bot"], "b");
+    assert_eq!(
+        store.failure("u", "f3").await.unwrap(),
+        None,
+        "another tenant's"
+    );
+    assert_eq!(store.failure("t", "nope").await.unwrap(), None);
+    // Past the count: the oldest go.
+    let two = FailureBounds { keep: 2, ..wide };
+    store
+        .put_failure(failure("t", "f5", "a", t0 + 4, 10), two)
+        .await
+        .unwrap();
+    let all = ["a".to_string(), "a@DRAFT".to_string(), "b".to_string()];
+    assert_eq!(
+        ids(store.failures("t", &all, 0, 10).await.unwrap()),
+        ["f5", "f4"]
+    );
+    // Past the bytes: only what fits, newest first.
+    let small = FailureBounds {
+        max_bytes: 1_100,
+        ..wide
+    };
+    store
+        .put_failure(failure("t", "f6", "a", t0 + 5, 1_000), small)
+        .await
+        .unwrap();
+    assert_eq!(ids(store.failures("t", &all, 0, 10).await.unwrap()), ["f6"]);
+    // Past the age.
+    let short = FailureBounds {
+        max_age_ms: 10,
+        ..wide
+    };
+    store
+        .put_failure(failure("t", "f7", "a", t0 + 100, 10), short)
+        .await
+        .unwrap();
+    assert_eq!(ids(store.failures("t", &all, 0, 10).await.unwrap()), ["f7"]);
+    // The other tenant's were never touched.
+    assert_eq!(ids(store.failures("u", &a, 0, 10).await.unwrap()), ["g1"]);
+}
+
+#[tokio::test]
+async fn embedded_failures_kept_for_replay() {
+    let (_dir, b) = embedded();
+    failures_kept_for_replay(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failures_kept_for_replay() {
+    failures_kept_for_replay(&postgres(Duration::from_secs(30)).await).await;
 }
 
 #[tokio::test]

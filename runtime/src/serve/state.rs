@@ -187,7 +187,10 @@ impl AppState {
                 Arc::new(
                     SandboxRunner::new(sandbox.clone(), limits)
                         .with_cap(t.max_concurrent_actions)
-                        .with_failures(Default::default()),
+                        .with_failures(Arc::new(crate::studio::failures::FailureLog::new(
+                            store.clone(),
+                            &t.id,
+                        ))),
                 ),
             );
         }

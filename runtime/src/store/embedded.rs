@@ -178,6 +178,8 @@ impl EmbeddedStore {
         tx.open_table(SILENCE).map_err(StoreError::new)?;
         tx.open_table(SEEN).map_err(StoreError::new)?;
         tx.open_table(DEAD).map_err(StoreError::new)?;
+        tx.open_table(super::failures::FAILURES)
+            .map_err(StoreError::new)?;
         let writer_state = Writer::read(&tx).map_err(StoreError)?;
         super::usage::compact(&tx).map_err(StoreError)?;
         tx.commit().map_err(StoreError::new)?;
@@ -429,6 +431,28 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.db.begin_read().map(drop).map_err(StoreError::new)
+    }
+
+    async fn put_failure(
+        &self,
+        f: super::StoredFailure,
+        bounds: super::FailureBounds,
+    ) -> Result<(), StoreError> {
+        super::failures::put(&self.db, &f, bounds)
+    }
+
+    async fn failures(
+        &self,
+        tenant: &str,
+        bots: &[String],
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError> {
+        super::failures::list(&self.db, tenant, bots, since_ms, limit)
+    }
+
+    async fn failure(&self, tenant: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        super::failures::get(&self.db, tenant, id)
     }
 
     async fn silence_due(

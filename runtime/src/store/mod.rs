@@ -3,6 +3,7 @@
 //! data folder, durable group commits) is the default.
 
 mod embedded;
+mod failures;
 mod inbox;
 mod outbox;
 mod postgres;
@@ -297,6 +298,20 @@ pub trait Store: Send + Sync + 'static {
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Keeps a failed invocation for replay, then drops the tenant's oldest
+    /// past `bounds` (shared by every node on a shared store).
+    async fn put_failure(&self, f: StoredFailure, bounds: FailureBounds) -> Result<(), StoreError>;
+    /// The tenant's kept failures of `bots` since `since_ms`, newest first,
+    /// at most `limit`.
+    async fn failures(
+        &self,
+        tenant: &str,
+        bots: &[String],
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError>;
+    /// One of the tenant's kept failures.
+    async fn failure(&self, tenant: &str, id: &str) -> Result<Option<Value>, StoreError>;
     /// Conversations whose `silence_due_ms` is at or before `now_ms`, as
     /// (bot, conversation, due), at most `limit`.
     async fn silence_due(
@@ -304,6 +319,26 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<(String, String, u64)>, StoreError>;
+}
+
+/// A failed invocation kept for replay: its tenant, id, deployment (`bot`),
+/// time, and the whole record (JSON, with `bot` in it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFailure {
+    pub tenant: String,
+    pub id: String,
+    pub bot: String,
+    pub at_ms: u64,
+    pub record: Value,
+}
+
+/// How many failures a tenant keeps: the newest `keep`, within `max_bytes`
+/// together, none older than `max_age_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureBounds {
+    pub keep: usize,
+    pub max_bytes: usize,
+    pub max_age_ms: u64,
 }
 
 /// What a conversation's worker finds before a turn ([`Store::take_next`]).

@@ -17,31 +17,35 @@ use crate::flow::ActionCall;
 use crate::serve::error::AppError;
 use crate::serve::state::AppState;
 
-fn records(
+async fn records(
     state: &AppState,
     tenant: &TenantId,
     bot_id: &str,
 ) -> Result<Vec<FailureRecord>, AppError> {
     let ds = owned(state, tenant, bot_id)?;
-    let keys: Vec<&str> = ds.iter().map(|d| d.key.as_str()).collect();
-    Ok(state.runners[&tenant.0]
-        .failures()
-        .map(|log| log.list(&keys))
-        .unwrap_or_default())
+    let keys: Vec<String> = ds.iter().map(|d| d.key.clone()).collect();
+    match state.runners[&tenant.0].failures() {
+        Some(log) => log.list(&keys).await.map_err(AppError::internal),
+        None => Ok(Vec::new()),
+    }
 }
 
-fn find(
+async fn find(
     state: &AppState,
     tenant: &TenantId,
     bot_id: &str,
     id: &str,
 ) -> Result<FailureRecord, AppError> {
-    records(state, tenant, bot_id)?
-        .into_iter()
-        .find(|r| r.id == id)
+    let ds = owned(state, tenant, bot_id)?;
+    let found = match state.runners[&tenant.0].failures() {
+        Some(log) => log.get(id).await.map_err(AppError::internal)?,
+        None => None,
+    };
+    found
+        .filter(|r| ds.iter().any(|d| d.key == r.bot))
         .ok_or_else(|| {
             AppError::not_found(format!(
-                "no failure `{id}` (kept for 24 hours, on the node it happened on)"
+                "no failure `{id}` (failures are kept for 24 hours)"
             ))
         })
 }
@@ -52,7 +56,8 @@ pub async fn list(
     Extension(tenant): Extension<TenantId>,
     Path(bot_id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let data: Vec<Value> = records(&state, &tenant, &bot_id)?
+    let data: Vec<Value> = records(&state, &tenant, &bot_id)
+        .await?
         .iter()
         .map(|r| {
             json!({
@@ -75,7 +80,7 @@ pub async fn get(
     Extension(tenant): Extension<TenantId>,
     Path((bot_id, id)): Path<(String, String)>,
 ) -> Result<Json<FailureRecord>, AppError> {
-    find(&state, &tenant, &bot_id, &id).map(Json)
+    find(&state, &tenant, &bot_id, &id).await.map(Json)
 }
 
 #[derive(Deserialize, Default, schemars::JsonSchema)]
@@ -102,7 +107,7 @@ pub async fn replay(
         serde_json::from_slice(&body)
             .map_err(|e| AppError::bad_request(format!("the body is not a replay request: {e}")))?
     };
-    let r = find(&state, &tenant, &bot_id, &id)?;
+    let r = find(&state, &tenant, &bot_id, &id).await?;
     let ds = owned(&state, &tenant, &bot_id)?;
     let (source, code): (Arc<str>, &str) = match (req.source, req.current) {
         (Some(s), _) => (s.into(), "given"),
@@ -115,7 +120,7 @@ pub async fn replay(
                 .ok_or_else(|| AppError::not_found(format!("no code action `{}` now", r.action)))?,
             "current",
         ),
-        (None, false) => (r.source.clone(), "failed"),
+        (None, false) => (r.source.as_str().into(), "failed"),
     };
     let runner = state.runners[&tenant.0].clone();
     let call = ActionCall::Code {

@@ -461,6 +461,78 @@ impl Store for PostgresStore {
             .map_err(db)
     }
 
+    async fn put_failure(
+        &self,
+        f: super::StoredFailure,
+        bounds: super::FailureBounds,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(&f.record)
+            .map_err(StoreError::new)?
+            .len();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO failures (tenant, id, bot, at_ms, bytes, record) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant, id) DO NOTHING",
+        )
+        .bind(&f.tenant)
+        .bind(&f.id)
+        .bind(&f.bot)
+        .bind(f.at_ms as i64)
+        .bind(bytes as i32)
+        .bind(&f.record)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(
+            "DELETE FROM failures f USING (
+                 SELECT id, row_number() OVER w AS n, sum(bytes) OVER w AS total
+                 FROM failures WHERE tenant = $1
+                 WINDOW w AS (ORDER BY at_ms DESC, id DESC)
+             ) t
+             WHERE f.tenant = $1 AND f.id = t.id AND (t.n > $2 OR t.total > $3 OR f.at_ms < $4)",
+        )
+        .bind(&f.tenant)
+        .bind(bounds.keep as i64)
+        .bind(bounds.max_bytes as i64)
+        .bind(f.at_ms.saturating_sub(bounds.max_age_ms) as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn failures(
+        &self,
+        tenant: &str,
+        bots: &[String],
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError> {
+        let rows: Vec<(Value,)> = sqlx::query_as(
+            "SELECT record FROM failures WHERE tenant = $1 AND bot = ANY($2) AND at_ms >= $3
+             ORDER BY at_ms DESC, id DESC LIMIT $4",
+        )
+        .bind(tenant)
+        .bind(bots)
+        .bind(since_ms as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+
+    async fn failure(&self, tenant: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let row: Option<(Value,)> =
+            sqlx::query_as("SELECT record FROM failures WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(row.map(|(r,)| r))
+    }
+
     async fn silence_due(
         &self,
         now_ms: u64,
