@@ -125,6 +125,25 @@ impl Action for EdgeCases {
                     }
                 }
             }
+            // WASI beyond clocks and randomness: no files, no environment.
+            "wasi_world" => {
+                let read = std::fs::read_to_string("/etc/passwd").is_err();
+                let list = std::fs::read_dir("/").is_err() && std::fs::read_dir(".").is_err();
+                let write = std::fs::write("/tmp/sandbot-guest", "x").is_err();
+                let vars = std::env::vars().count();
+                let args = std::env::args().count();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .is_ok_and(|d| d.as_secs() > 1_600_000_000);
+                Ok(json!({
+                    "readDenied": read,
+                    "listDenied": list,
+                    "writeDenied": write,
+                    "envVars": vars,
+                    "args": args,
+                    "clock": now,
+                }))
+            }
             other => Err(ActionError::new(
                 "unknown_case",
                 format!("no case `{other}`"),

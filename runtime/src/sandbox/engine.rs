@@ -8,11 +8,8 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use super::SandboxConfig;
 
-/// Core instances a component may hold: the module, the preview1 adapter and the
-/// shims wit-component adds around them.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const TABLES_PER_COMPONENT: u32 = 4;
+use super::pool_fit::{CORE_INSTANCES_PER_COMPONENT, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
+
 const TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a memory slot kept resident between invocations (the JS runner's
 /// snapshot is about 10 MB).

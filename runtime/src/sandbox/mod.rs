@@ -22,6 +22,7 @@ mod invoke;
 mod limits;
 mod module_cache;
 mod outcome;
+mod pool_fit;
 mod preinit;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use limits::{
 };
 pub use module_cache::ActionModule;
 pub use outcome::{Effects, Failure, FailureKind, FetchRecord, LogLine, Outcome, Stats, Status};
+pub use pool_fit::{CORE_INSTANCES_PER_COMPONENT, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
 pub use preinit::preinitialize;
 
 use builtin::Builtins;

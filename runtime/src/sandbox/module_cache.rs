@@ -58,7 +58,13 @@ impl ModuleCache {
         if let Some(m) = self.loaded.lock().expect("module cache lock").get(&digest) {
             return Ok(m.clone());
         }
+        // A core module turned into a component here has the adapter's few
+        // instances; a component from another toolchain is checked.
+        if is_component(bytes) {
+            super::pool_fit::check_instances(bytes)?;
+        }
         let component = self.compile(engine, bytes, &digest)?;
+        super::pool_fit::check_resources(&component)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
