@@ -1,9 +1,37 @@
-//! The example plugin (examples/plugins/iban) as a bot builder would use it.
+//! The example plugins as a bot builder would use them: the IBAN check in
+//! Rust (examples/plugins/iban) and in C (examples/plugins/iban-c) behave
+//! the same, case for case.
 
-use sandbot::sandbox::{Invocation, Limits};
-use serde_json::json;
+use std::sync::Arc;
 
-use crate::common::{SANDBOX, guest};
+use sandbot::sandbox::{ActionModule, Invocation, Limits, Outcome};
+use serde_json::{Value, json};
+
+use crate::common::{SANDBOX, guest, repo};
+
+/// Each language's IBAN plugin, by name.
+fn plugins() -> Vec<(&'static str, Arc<ActionModule>)> {
+    let c = std::fs::read(repo().join("examples/plugins/iban-c/iban-c.wasm")).unwrap();
+    vec![
+        ("rust", guest("iban-plugin")),
+        ("c", SANDBOX.load(&c).expect("the C plugin loads")),
+    ]
+}
+
+/// Runs every plugin over `session`.
+async fn each(session: Value) -> Vec<(&'static str, Outcome)> {
+    let mut out = Vec::new();
+    for (name, module) in plugins() {
+        let invocation = Invocation::new(args()).with_session(session.clone());
+        out.push((
+            name,
+            SANDBOX
+                .invoke(&module, invocation, &Limits::deny_all())
+                .await,
+        ));
+    }
+    out
+}
 
 fn args() -> serde_json::Value {
     json!({"variable": "user.iban", "onValid": "confirm", "onInvalid": "ask-again"})
@@ -11,58 +39,61 @@ fn args() -> serde_json::Value {
 
 #[tokio::test]
 async fn a_valid_iban_is_stored_and_routes_on() {
-    let session = json!({"user": {"iban": "be71 0961 2345 6769"}});
-    let out = SANDBOX
-        .invoke(
-            &guest("iban-plugin"),
-            Invocation::new(args()).with_session(session),
-            &Limits::deny_all(),
-        )
-        .await;
-    assert!(out.is_ok(), "{out:?}");
-    assert_eq!(out.effects.next.as_deref(), Some("confirm"));
-    assert_eq!(
-        serde_json::to_value(&out.effects.session).unwrap(),
-        json!({"payment.iban": "BE71 0961 2345 6769", "payment.ibanCountry": "BE", "payment.ibanValid": true})
-    );
-    assert!(out.effects.messages.is_empty());
+    for (name, out) in each(json!({"user": {"iban": "be71 0961 2345 6769"}})).await {
+        assert!(out.is_ok(), "{name}: {out:?}");
+        assert_eq!(out.effects.next.as_deref(), Some("confirm"), "{name}");
+        assert_eq!(
+            serde_json::to_value(&out.effects.session).unwrap(),
+            json!({"payment.iban": "BE71 0961 2345 6769", "payment.ibanCountry": "BE", "payment.ibanValid": true}),
+            "{name}"
+        );
+        assert_eq!(
+            out.output,
+            json!({"valid": true, "iban": "BE71096123456769"}),
+            "{name}"
+        );
+        assert!(out.effects.messages.is_empty(), "{name}");
+    }
 }
 
 #[tokio::test]
 async fn an_invalid_iban_explains_and_routes_back() {
-    let session = json!({"user": {"iban": "BE71 0961 2345 6760"}});
-    let out = SANDBOX
-        .invoke(
-            &guest("iban-plugin"),
-            Invocation::new(args()).with_session(session),
-            &Limits::deny_all(),
-        )
-        .await;
-    assert!(out.is_ok(), "{out:?}");
-    assert_eq!(out.effects.next.as_deref(), Some("ask-again"));
-    assert_eq!(
-        out.output,
-        json!({"valid": false, "reason": "the check digits do not match"})
-    );
-    let text = &out.effects.messages[0]["config"]["textMessages"][0]["text"];
-    assert!(
-        text.as_str()
-            .unwrap()
-            .contains("the check digits do not match"),
-        "{text}"
-    );
+    for (iban, reason) in [
+        ("BE71 0961 2345 6760", "the check digits do not match"),
+        ("BE71 0961", "an IBAN from BE has 16 characters, not 8"),
+        ("ZZ12 3456 7890", "`ZZ` is not a country that uses IBANs"),
+        (
+            "BE71 0961 2345 676!",
+            "it should be letters and digits only",
+        ),
+    ] {
+        for (name, out) in each(json!({"user": {"iban": iban}})).await {
+            assert!(out.is_ok(), "{name}: {out:?}");
+            assert_eq!(out.effects.next.as_deref(), Some("ask-again"), "{name}");
+            assert_eq!(
+                out.output,
+                json!({"valid": false, "reason": reason}),
+                "{name} {iban}"
+            );
+            assert_eq!(
+                out.effects.messages[0]["config"]["textMessages"][0]["text"],
+                format!(
+                    "That IBAN does not look right ({reason}). Could you check it and type it again?"
+                ),
+                "{name}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_missing_variable_is_the_plugins_error() {
-    let out = SANDBOX
-        .invoke(
-            &guest("iban-plugin"),
-            Invocation::new(args()),
-            &Limits::deny_all(),
-        )
-        .await;
-    let e = out.error.expect("fails");
-    assert_eq!(e.code.as_deref(), Some("missing_value"));
-    assert_eq!(e.message, "session variable `user.iban` is not set");
+    for (name, out) in each(json!({})).await {
+        let e = out.error.expect("fails");
+        assert_eq!(e.code.as_deref(), Some("missing_value"), "{name}");
+        assert_eq!(
+            e.message, "session variable `user.iban` is not set",
+            "{name}"
+        );
+    }
 }
