@@ -133,7 +133,9 @@ int sb_fetch(const char *method, const char *url, const char *body, sb_response 
     sandbot_action_http_response_free(&res);
     return 0;
   }
-  static const char *kinds[] = {"denied", "timeout", "too large", "invalid request", "transport"};
+  /* The Rust SDK's wording (http::describe). */
+  static const char *kinds[] = {"egress denied", "request timed out", "too large", "invalid request",
+                                "transport error"};
   const char *kind = e.tag < 5 ? kinds[e.tag] : "error";
   action_string_t *why = e.tag == SANDBOT_ACTION_HTTP_HTTP_ERROR_DENIED ? &e.val.denied
                        : e.tag == SANDBOT_ACTION_HTTP_HTTP_ERROR_TOO_LARGE ? &e.val.too_large

@@ -48,7 +48,9 @@ void sb_goto(const char *block);
 void sb_log(sb_level level, const char *text);
 
 /* HTTP under the tenant's egress policy. A refusal is a value: `error` says
- * `denied: why`, `timeout`, …, and `status` is 0. */
+ * `egress denied: why`, `request timed out`, `too large: …`, `invalid
+ * request: …` or `transport error: …` (as the Rust SDK's http::describe),
+ * and `status` is 0. */
 typedef struct {
   uint16_t status;
   char *body;          /* NUL-terminated, `body_len` bytes before it */

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the C example plugin from source: wit-bindgen's C bindings of
-# wit/action.wit, the Sandbot C kit (guest-sdk/c/) and iban.c, compiled with
+# Builds the C plugins from source (the IBAN example, and the C kit's test
+# guest, guest-sdk/c/test_guest.c): wit-bindgen's C bindings of
+# wit/action.wit, the Sandbot C kit (guest-sdk/c/) and each source, compiled with
 # Debian's clang for wasm32-wasi (packages clang, lld, wasi-libc,
 # libclang-rt-14-dev-wasm32) as a reactor module, then made a component by
-# `sandbot component new`. The result is committed as iban-c.wasm.
+# `sandbot component new`. The results are committed (iban-c.wasm,
+# guest-sdk/c/test-guest-c.wasm).
 #
 #   examples/plugins/iban-c/build.sh          rebuild and overwrite iban-c.wasm
 #   examples/plugins/iban-c/build.sh --check  rebuild elsewhere, fail unless identical
@@ -26,24 +28,35 @@ for tool in clang wasm-ld-14; do
   command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32" >&2; exit 1; }
 done
 build=/tmp/sandbot-c-build
-rm -rf "$build" && mkdir -p "$build/src" "$build/bindings"
-cp "$repo/guest-sdk/c/sandbot.c" "$repo/guest-sdk/c/sandbot.h" "$here/iban.c" "$build/src/"
+rm -rf "$build" && mkdir -p "$build/src" "$build/bindings" "$build/out"
+cp "$repo/guest-sdk/c/sandbot.c" "$repo/guest-sdk/c/sandbot.h" "$repo/guest-sdk/c/test_guest.c" \
+  "$here/iban.c" "$build/src/"
 "$wbg" c "$repo/wit" --world action --out-dir "$build/bindings" >/dev/null 2>&1
-(cd "$build" && clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -g0 \
-  -Wall -Wextra -Werror -Wno-unused-parameter \
-  -Ibindings -Isrc bindings/action.c src/sandbot.c src/iban.c bindings/action_component_type.o \
-  -Wl,--strip-debug -o iban-c.core.wasm)
 (cd "$repo" && cargo build --quiet -p sandbot)
-out="$here/iban-c.wasm"
-[ "$mode" = --check ] && out="$build/iban-c.wasm"
-"$repo/target/debug/sandbot" component new "$build/iban-c.core.wasm" -o "$out"
-if [ "$mode" = --check ]; then
-  if cmp -s "$out" "$here/iban-c.wasm"; then
-    echo "C plugin: identical ($(wc -c <"$out") bytes)" >&2
+# name  source  committed artifact
+plugins=(
+  "iban-c      iban.c        examples/plugins/iban-c/iban-c.wasm"
+  "test-guest  test_guest.c  guest-sdk/c/test-guest-c.wasm"
+)
+failed=0
+for line in "${plugins[@]}"; do
+  read -r name source artifact <<<"$line"
+  (cd "$build" && clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -g0 \
+    -Wall -Wextra -Werror -Wno-unused-parameter \
+    -Ibindings -Isrc bindings/action.c src/sandbot.c "src/$source" bindings/action_component_type.o \
+    -Wl,--strip-debug -o "out/$name.core.wasm")
+  out="$repo/$artifact"
+  [ "$mode" = --check ] && out="$build/out/$name.wasm"
+  "$repo/target/debug/sandbot" component new "$build/out/$name.core.wasm" -o "$out"
+  if [ "$mode" = --check ]; then
+    if cmp -s "$out" "$repo/$artifact"; then
+      echo "$artifact: identical ($(wc -c <"$out") bytes)" >&2
+    else
+      echo "$artifact differs from a rebuild of its sources: run examples/plugins/iban-c/build.sh and commit it" >&2
+      failed=1
+    fi
   else
-    echo "iban-c.wasm differs from a rebuild of its sources: run examples/plugins/iban-c/build.sh and commit it" >&2
-    exit 1
+    echo "wrote $artifact ($(wc -c <"$out") bytes)" >&2
   fi
-else
-  echo "wrote $out ($(wc -c <"$out") bytes)" >&2
-fi
+done
+exit $failed
