@@ -1,6 +1,6 @@
 //! The example plugins as a bot builder would use them: the IBAN check in
-//! Rust (examples/plugins/iban) and in C (examples/plugins/iban-c) behave
-//! the same, case for case.
+//! Rust (examples/plugins/iban), C (examples/plugins/iban-c) and JavaScript
+//! (examples/plugins/iban-js) behave the same, case for case.
 
 use std::sync::Arc;
 
@@ -9,12 +9,25 @@ use serde_json::{Value, json};
 
 use crate::common::{SANDBOX, guest, repo};
 
-/// Each language's IBAN plugin, by name.
+/// Each language's IBAN plugin, by name (compiled once for all the tests:
+/// the JavaScript one carries its engine).
 fn plugins() -> Vec<(&'static str, Arc<ActionModule>)> {
-    let c = std::fs::read(repo().join("examples/plugins/iban-c/iban-c.wasm")).unwrap();
+    static PLUGINS: std::sync::LazyLock<Vec<(&'static str, Arc<ActionModule>)>> =
+        std::sync::LazyLock::new(load_plugins);
+    PLUGINS.clone()
+}
+
+fn load_plugins() -> Vec<(&'static str, Arc<ActionModule>)> {
+    let load = |path: &str| {
+        let bytes = std::fs::read(repo().join(path)).unwrap();
+        SANDBOX
+            .load(&bytes)
+            .unwrap_or_else(|e| panic!("{path}: {e:#}"))
+    };
     vec![
         ("rust", guest("iban-plugin")),
-        ("c", SANDBOX.load(&c).expect("the C plugin loads")),
+        ("c", load("examples/plugins/iban-c/iban-c.wasm")),
+        ("js", load("examples/plugins/iban-js/iban-js.wasm")),
     ]
 }
 
