@@ -1,6 +1,7 @@
 //! The example plugins as a bot builder would use them: the IBAN check in
-//! Rust (examples/plugins/iban), C (examples/plugins/iban-c) and JavaScript
-//! (examples/plugins/iban-js) behave the same, case for case.
+//! Rust (examples/plugins/iban), C (examples/plugins/iban-c), JavaScript
+//! (examples/plugins/iban-js) and Python (examples/plugins/iban-py) behave
+//! the same, case for case.
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ fn load_plugins() -> Vec<(&'static str, Arc<ActionModule>)> {
         ("rust", guest("iban-plugin")),
         ("c", load("examples/plugins/iban-c/iban-c.wasm")),
         ("js", load("examples/plugins/iban-js/iban-js.wasm")),
+        ("python", load("examples/plugins/iban-py/iban-py.wasm")),
     ]
 }
 
