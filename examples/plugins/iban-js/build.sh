@@ -17,10 +17,19 @@ here="$repo/examples/plugins/iban-js"
 kit="$repo/guest-sdk/js-kit"
 mode=${1:-write}
 (cd "$kit" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
-out="$here/iban-js.wasm"
-[ "$mode" = --check ] && out=$(mktemp --suffix=.wasm)
-node "$kit/build.mjs" "$here/iban.js" "$out"
-[ "$mode" = --check ] || exit 0
-trap 'rm -f "$out"' EXIT
-"$repo/examples/plugins/iban/same-outcomes.sh" "$here/iban-js.wasm" "$out" ||
-  { echo "run examples/plugins/iban-js/build.sh and commit iban-js.wasm" >&2; exit 1; }
+# The example, and the kit's test guest (tests/all/sandbox_cases.rs).
+iban="$here/iban-js.wasm" guest="$kit/test-guest-js.wasm"
+if [ "$mode" != --check ]; then
+  node "$kit/build.mjs" "$here/iban.js" "$iban"
+  node "$kit/build.mjs" "$kit/test_guest.js" "$guest"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+node "$kit/build.mjs" "$here/iban.js" "$tmp/iban.wasm"
+node "$kit/build.mjs" "$kit/test_guest.js" "$tmp/guest.wasm"
+same="$repo/examples/plugins/iban/same-outcomes.sh"
+"$same" "$iban" "$tmp/iban.wasm" && "$same" "$guest" "$tmp/guest.wasm" \
+  '{"case":"session","next":"b"}' '{"counter":3,"obsolete":1}' '{"case":"set_then_fail"}' '{}' \
+  '{"case":"write_internal"}' '{}' ||
+  { echo "run examples/plugins/iban-js/build.sh and commit what it writes" >&2; exit 1; }

@@ -20,12 +20,22 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$version"; the
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "componentize-py==$version"
 fi
-out="$here/iban-py.wasm"
-[ "$mode" = --check ] && out=$(mktemp --suffix=.wasm)
-"$venv/bin/componentize-py" -d "$repo/wit" -w action componentize iban \
-  -p "$here" -p "$repo/guest-sdk/py-kit" -o "$out" >/dev/null
-echo "wrote $out ($(wc -c <"$out") bytes)" >&2
-[ "$mode" = --check ] || exit 0
-trap 'rm -f "$out"' EXIT
-"$repo/examples/plugins/iban/same-outcomes.sh" "$here/iban-py.wasm" "$out" ||
-  { echo "run examples/plugins/iban-py/build.sh and commit iban-py.wasm" >&2; exit 1; }
+kit="$repo/guest-sdk/py-kit"
+build() { "$venv/bin/componentize-py" -d "$repo/wit" -w action componentize "$1" -p "$2" -p "$kit" -o "$3" >/dev/null; }
+# The example, and the kit's test guest (tests/all/sandbox_cases.rs).
+iban="$here/iban-py.wasm" guest="$kit/test-guest-py.wasm"
+if [ "$mode" != --check ]; then
+  build iban "$here" "$iban"
+  build test_guest "$kit" "$guest"
+  echo "wrote $iban, $guest" >&2
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+build iban "$here" "$tmp/iban.wasm"
+build test_guest "$kit" "$tmp/guest.wasm"
+same="$repo/examples/plugins/iban/same-outcomes.sh"
+"$same" "$iban" "$tmp/iban.wasm" && "$same" "$guest" "$tmp/guest.wasm" \
+  '{"case":"session","next":"b"}' '{"counter":3,"obsolete":1}' '{"case":"set_then_fail"}' '{}' \
+  '{"case":"write_internal"}' '{}' ||
+  { echo "run examples/plugins/iban-py/build.sh and commit what it writes" >&2; exit 1; }
