@@ -18,6 +18,7 @@
 //!     HostLimits::default(),
 //!     64 << 20,
 //!     Instant::now() + Duration::from_secs(2),
+//!     None,
 //! );
 //! // Put `state` in a wasmtime Store, link with `sandbot_host_api::add_to_linker`.
 //! # drop(state);
@@ -70,60 +71,24 @@ pub struct ActionState {
 }
 
 impl ActionState {
-    /// State for one invocation over `session`, ending at `deadline` at the latest.
+    /// State for one invocation over `session`, ending at `deadline` at the latest;
+    /// with `replay`, one that replays that recording (its clock, its
+    /// randomness, and its fetch answers in order instead of the network).
     ///
     /// WASI is reduced to what the preview1 adapter needs: no files, no
-    /// environment, no sockets; clocks are real, randomness is fresh (from a
-    /// seed the invocation's [`Recording`](replay::Recording) keeps).
+    /// environment, no sockets; clocks are real (or the recording's),
+    /// randomness comes from a seed the invocation's
+    /// [`Recording`](replay::Recording) keeps.
     pub fn new(
         session: Value,
         egress: Arc<egress::Egress>,
         limits: HostLimits,
         memory_limit: u64,
         deadline: Instant,
+        replay: Option<replay::Recording>,
     ) -> Self {
-        let recording = replay::Recording::start();
-        Self::build(
-            session,
-            egress,
-            limits,
-            memory_limit,
-            deadline,
-            recording,
-            false,
-        )
-    }
-
-    /// State that replays `recording`: its clock, its randomness, and its
-    /// fetch answers in order instead of the network.
-    pub fn replay(
-        session: Value,
-        egress: Arc<egress::Egress>,
-        limits: HostLimits,
-        memory_limit: u64,
-        deadline: Instant,
-        recording: replay::Recording,
-    ) -> Self {
-        Self::build(
-            session,
-            egress,
-            limits,
-            memory_limit,
-            deadline,
-            recording,
-            true,
-        )
-    }
-
-    fn build(
-        session: Value,
-        egress: Arc<egress::Egress>,
-        limits: HostLimits,
-        memory_limit: u64,
-        deadline: Instant,
-        recording: replay::Recording,
-        replaying: bool,
-    ) -> Self {
+        let replaying = replay.is_some();
+        let recording = replay.unwrap_or_else(replay::Recording::start);
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let (secure, insecure, seed) = recording.rngs();

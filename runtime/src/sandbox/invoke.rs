@@ -57,23 +57,14 @@ impl Sandbox {
             return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         };
 
-        let state = match invocation.replay {
-            None => ActionState::new(
-                invocation.session,
-                limits.egress.clone(),
-                limits.host,
-                limits.memory_bytes,
-                deadline,
-            ),
-            Some(recording) => ActionState::replay(
-                invocation.session,
-                limits.egress.clone(),
-                limits.host,
-                limits.memory_bytes,
-                deadline,
-                recording,
-            ),
-        };
+        let state = ActionState::new(
+            invocation.session,
+            limits.egress.clone(),
+            limits.host,
+            limits.memory_bytes,
+            deadline,
+            invocation.replay,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         if let Err(e) = store.set_fuel(limits.fuel) {

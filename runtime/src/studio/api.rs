@@ -71,7 +71,8 @@ pub fn actions(bot: &Bot) -> Vec<Value> {
         .collect()
 }
 
-fn summary(ds: &[&Deployment]) -> Value {
+/// A bot's deployments, versions and the code actions of `bot`.
+fn summary(ds: &[&Deployment], bot: &Bot) -> Value {
     let d = ds[0];
     let versions = Versions::of(&d.folder);
     json!({
@@ -80,7 +81,7 @@ fn summary(ds: &[&Deployment]) -> Value {
         "deployed": ds.iter().map(|d| d.version).collect::<Vec<_>>(),
         "live": versions.live(),
         "latest": versions.list().ok().and_then(|l| l.first().map(|v| v.number)),
-        "actions": actions(&d.bot()),
+        "actions": actions(bot),
     })
 }
 
@@ -100,7 +101,7 @@ pub async fn list(
     let bots: Vec<Value> = ids
         .iter()
         .filter_map(|id| owned(&state, &tenant, id).ok())
-        .map(|ds| summary(&ds))
+        .map(|ds| summary(&ds, &ds[0].bot()))
         .collect();
     Json(json!({ "tenant": tenant.0, "bots": bots }))
 }
@@ -115,8 +116,7 @@ pub async fn get(
     let bot = draft(ds[0])?;
     let files =
         text_files(&super::versions::read_files(&ds[0].folder).map_err(AppError::internal)?);
-    let mut out = summary(&ds);
-    out["actions"] = json!(actions(&bot));
+    let mut out = summary(&ds, &bot);
     out["files"] = json!(files);
     Ok(Json(out))
 }
