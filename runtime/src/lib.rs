@@ -12,6 +12,8 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod runner;
 pub mod sandbox;
 pub mod serve;

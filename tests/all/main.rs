@@ -9,6 +9,7 @@ mod flow_engine;
 mod flow_store;
 mod flow_support;
 mod flow_validate;
+mod fuzz_corpora;
 mod js_isolation;
 mod peer;
 #[path = "../../runtime/tests/support/pg.rs"]

@@ -187,6 +187,88 @@ async fn failed_authentication_is_throttled_per_address() {
     server.shutdown().await.unwrap();
 }
 
+/// A webhook request that arrived through a proxy which says its client is `client`.
+fn forwarded(client: &str, token: &str) -> String {
+    webhook(token, INTRO).replacen(
+        "host: x\r\n",
+        &format!("host: x\r\nx-forwarded-for: {client}\r\n"),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_is_counted_apart_and_no_one_else_may_say_so() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let top = "http:\n  authFailuresPerMinute: 2\n  trustedProxies: [127.0.0.1]\n";
+    let setup = crate::common::Setup {
+        top,
+        ..Default::default()
+    };
+    let server = crate::common::serve_bot(data.path(), bot.path(), setup).await;
+    let addr = server.addr;
+    let second = sandbot::store::now_ms() / 1000 % 60;
+    if second > 50 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+
+    // Through the proxy (127.0.0.1), client 203.0.113.5 uses up its failures…
+    for _ in 0..2 {
+        let answer = request("127.0.0.1", addr, &forwarded("203.0.113.5", "wrong")).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    let answer = request("127.0.0.1", addr, &forwarded("203.0.113.5", "token-one")).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    // …which neither another client of the proxy nor the proxy itself pays for.
+    let answer = request("127.0.0.1", addr, &forwarded("203.0.113.6", "token-one")).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let answer = request("127.0.0.1", addr, &webhook("token-one", INTRO)).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    // A client cannot hide behind a made-up hop: the proxy appends the
+    // address it saw, and that one counts.
+    let answer = request(
+        "127.0.0.1",
+        addr,
+        &forwarded("198.51.100.1, 203.0.113.5", "token-one"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    // From an address that is not a trusted proxy the header is ignored:
+    // 127.0.0.2 fails twice under other names and is still throttled.
+    for name in ["192.0.2.1", "192.0.2.2"] {
+        let answer = request("127.0.0.2", addr, &forwarded(name, "wrong")).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    let answer = request("127.0.0.2", addr, &forwarded("192.0.2.3", "token-one")).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    // /metrics answers this machine only: a client outside, forwarded by the
+    // local proxy, is not this machine.
+    let metrics = "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n";
+    let answer = request(
+        "127.0.0.1",
+        addr,
+        &format!("{metrics}x-forwarded-for: 203.0.113.9\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let answer = request("127.0.0.1", addr, &format!("{metrics}\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_trusted_proxy_that_is_not_an_address_is_refused_at_start() {
+    let e = serde_norway::from_str::<sandbot::serve::front::HttpLimits>(
+        "trustedProxies: [\"proxy.local\"]",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("trustedProxies: `proxy.local` is not an address or a network (`10.0.0.0/8`)"),
+        "{e}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_not_answered_within_its_deadline_is_503() {
     let blocks = r#"

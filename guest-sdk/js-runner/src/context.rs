@@ -5,6 +5,7 @@ use std::cell::RefCell;
 
 use boa_engine::property::Attribute;
 use boa_engine::{Context, Source, js_string};
+use icu_provider::prelude::{BufferMarker, DynamicDryDataProvider};
 
 const PRELUDE: &str = include_str!("../js/prelude.js");
 /// The web-platform globals (`URL`, `TextEncoder`, `crypto`, …), loaded last;
@@ -34,8 +35,32 @@ pub fn with<R>(f: impl FnOnce(&mut Context) -> R) -> R {
     })
 }
 
+/// Boa's ICU4X data for the languages in `intl/languages.txt` (written by
+/// scripts/intl-data.sh); other locales fall back to the root locale.
+static INTL_DATA: &[u8] = include_bytes!("../intl/icudata.postcard");
+
+/// Run before the snapshot so the parsed data index, the locale fallbacker
+/// and the locale expander are part of it (not rebuilt in every action).
+const INTL_WARMUP: &str = r#"
+(1234.5).toLocaleString("en");
+new Intl.DateTimeFormat("en", { dateStyle: "long", timeZone: "UTC" }).format(0);
+"#;
+
+fn intl_provider() -> impl DynamicDryDataProvider<BufferMarker> + 'static {
+    use icu_provider_adapters::fallback::LocaleFallbackProvider;
+    let blob = icu_provider_blob::BlobDataProvider::try_new_from_static_blob(INTL_DATA)
+        .expect("the embedded Intl data is a valid blob");
+    let fallbacker = icu_locale::LocaleFallbacker::try_new_with_buffer_provider(&blob)
+        .expect("the embedded Intl data has the locale fallback data");
+    LocaleFallbackProvider::new(blob, fallbacker)
+}
+
 fn build() -> Context {
-    let mut ctx = Context::default();
+    let mut ctx = Context::builder()
+        .icu_buffer_provider(intl_provider())
+        .expect("the Intl data has what Boa needs")
+        .build()
+        .expect("the context builds");
     ctx.runtime_limits_mut()
         .set_loop_iteration_limit(LOOP_ITERATION_LIMIT);
     ctx.runtime_limits_mut()
@@ -53,6 +78,8 @@ fn build() -> Context {
         .expect("lodash evaluates");
     ctx.eval(Source::from_bytes(WEB))
         .expect("the web globals evaluate");
+    ctx.eval(Source::from_bytes(INTL_WARMUP))
+        .expect("the Intl warm-up evaluates");
     ctx.run_jobs().expect("no pending jobs at start");
     ctx
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::web_session::{self, Claims};
 use super::webhook::{bearer, parse};
-use crate::flow::{InboundKind, postback};
+use crate::flow::{Inbound, InboundKind, postback};
 use crate::serve::config::{RateLimit, WebChannel};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept, random_id};
@@ -359,6 +359,35 @@ pub(super) async fn visitor(
     Ok(claims)
 }
 
+/// A visitor's message body, for the conversation their session token names:
+/// another conversation id, an over-long text or a jump to a block
+/// (`nextDialogstateId`) is refused. (Whether a postback's payload was shown
+/// in this conversation is checked against the store afterwards.)
+pub fn visitor_inbound(mut body: Value, conversation: &str) -> Result<Inbound, AppError> {
+    match body.get("conversationId").and_then(Value::as_str) {
+        Some(c) if c != conversation => {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "this session token belongs to another conversation",
+            ));
+        }
+        _ => {}
+    }
+    body["conversationId"] = json!(conversation);
+    let inbound = parse(&body)?;
+    match &inbound.kind {
+        InboundKind::Text { text } if text.chars().count() > MAX_TEXT_CHARS => {
+            Err(AppError::bad_request(format!(
+                "a web chat message has at most {MAX_TEXT_CHARS} characters"
+            )))
+        }
+        InboundKind::Goto { .. } => Err(AppError::bad_request(
+            "the web chat takes only the payload of a button the bot showed (no `nextDialogstateId`)",
+        )),
+        _ => Ok(inbound),
+    }
+}
+
 pub async fn message(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
@@ -377,37 +406,14 @@ pub async fn message(
         "in this conversation",
     )
     .await?;
-    let Json(mut body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
-    match body.get("conversationId").and_then(Value::as_str) {
-        Some(c) if c != claims.c => {
-            return Err(AppError::new(
-                StatusCode::FORBIDDEN,
-                "this session token belongs to another conversation",
-            ));
-        }
-        _ => {}
-    }
-    body["conversationId"] = json!(claims.c);
-    let mut inbound = parse(&body)?;
-    match &inbound.kind {
-        InboundKind::Text { text } if text.chars().count() > MAX_TEXT_CHARS => {
-            return Err(AppError::bad_request(format!(
-                "a web chat message has at most {MAX_TEXT_CHARS} characters"
-            )));
-        }
-        InboundKind::Goto { .. } => {
-            return Err(AppError::bad_request(
-                "the web chat takes only the payload of a button the bot showed (no `nextDialogstateId`)",
-            ));
-        }
-        InboundKind::Postback { payload, .. }
-            if !issued(&state, &bot_id, &claims.c, payload).await? =>
-        {
-            return Err(AppError::bad_request(
-                "the web chat takes only the payload of a button the bot showed in this conversation",
-            ));
-        }
-        _ => {}
+    let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
+    let mut inbound = visitor_inbound(body, &claims.c)?;
+    if let InboundKind::Postback { payload, .. } = &inbound.kind
+        && !issued(&state, &bot_id, &claims.c, payload).await?
+    {
+        return Err(AppError::bad_request(
+            "the web chat takes only the payload of a button the bot showed in this conversation",
+        ));
     }
     inbound.channel = "web".into();
     // People in a browser set no session data; the embedding site's server may.

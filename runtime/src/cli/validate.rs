@@ -18,8 +18,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match Bot::load(&args.bot) {
         Ok(bot) => {
+            let notes: Vec<String> = crate::flow::intl::note(&bot).into_iter().collect();
             if args.json {
-                println!("{}", serde_json::json!({"ok": true, "problems": []}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "problems": [], "notes": notes})
+                );
             } else {
                 println!(
                     "{}: bot `{}` is valid ({} blocks, {} intents, {} scripts, {} plugins)",
@@ -30,6 +34,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     bot.scripts.len(),
                     bot.plugins.len()
                 );
+                for note in &notes {
+                    println!("note: {note}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod events;
 pub mod inbound;
 pub mod input;
+pub mod intl;
 pub mod model;
 pub mod nlp;
 pub mod offload;

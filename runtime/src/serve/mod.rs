@@ -49,7 +49,12 @@ impl Server {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let router = front::guard(app::app(state.clone()), &config.http);
-        let http = tokio::spawn(front::serve(listener, router, config.http, stopped.clone()));
+        let http = tokio::spawn(front::serve(
+            listener,
+            router,
+            config.http.clone(),
+            stopped.clone(),
+        ));
         let dead_state = state.clone();
         let on_dead: delivery::OnDead = Arc::new(move |d| {
             if let Some(b) = dead_state.bots.get(&d.bot) {

@@ -199,7 +199,11 @@ impl AppState {
             .iter()
             .map(|b| {
                 let dir = source(&b.folder, b.version.as_str());
-                Bot::load(&dir).map_err(|p| anyhow::anyhow!("{}: {p}", dir.display()))
+                let bot = Bot::load(&dir).map_err(|p| anyhow::anyhow!("{}: {p}", dir.display()))?;
+                if let Some(note) = crate::flow::intl::note(&bot) {
+                    tracing::warn!(bot = bot.id(), "{note}");
+                }
+                Ok(bot)
             })
             .collect::<anyhow::Result<Vec<Bot>>>()?;
         let sinch_channels: HashMap<String, SinchChannel> = config

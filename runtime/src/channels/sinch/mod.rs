@@ -38,28 +38,70 @@ pub async fn callback(
         signature::verify(secret, &headers, &body, now_ms() / 1000)
             .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, e))?;
     }
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| AppError::bad_request(format!("invalid JSON: {e}")))?;
-    if let Some(event) = crate::channels::offloading::contact_pro::agent_event(&v) {
-        // Sinch's retries of the same callback are processed once.
-        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-        let dedupe = Some(format!("sinch-event\0{channel_id}\0{digest}"));
-        let job = Job::AgentEvent {
-            conversation: event.conversation,
-            kind: event.kind,
-            agent: event.agent,
-        };
-        accept(&state, &bot_id, dedupe, job).await?;
-        return Ok((StatusCode::OK, Json(json!({"accepted": true}))));
-    }
-    let message = match v.get("message") {
-        Some(m) if m["direction"] == "TO_APP" => m,
-        _ => {
+    let (inbound, id, recipient, channel_name) = match parse_callback(&body)? {
+        Callback::Ignored => {
             return Ok((
                 StatusCode::OK,
                 Json(json!({"ignored": "not an inbound message"})),
             ));
         }
+        Callback::AgentEvent(event) => {
+            // Sinch's retries of the same callback are processed once.
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+            let dedupe = Some(format!("sinch-event\0{channel_id}\0{digest}"));
+            let job = Job::AgentEvent {
+                conversation: event.conversation,
+                kind: event.kind,
+                agent: event.agent,
+            };
+            accept(&state, &bot_id, dedupe, job).await?;
+            return Ok((StatusCode::OK, Json(json!({"accepted": true}))));
+        }
+        Callback::Message {
+            inbound,
+            id,
+            recipient,
+            channel_name,
+        } => (inbound, id, recipient, channel_name),
+    };
+    let job = Job::Sinch {
+        channel_id: channel_id.clone(),
+        inbound: *inbound,
+        recipient,
+        channel_name,
+    };
+    let dedupe = Some(format!("sinch\0{channel_id}\0{id}"));
+    if accept(&state, &bot_id, dedupe, job).await? == Accepted::Duplicate {
+        return Ok((StatusCode::OK, Json(json!({"duplicate": true}))));
+    }
+    Ok((StatusCode::OK, Json(json!({"accepted": true}))))
+}
+
+/// What a Sinch callback body asks for.
+pub enum Callback {
+    /// Not an inbound message (delivery reports, other events): answered 200.
+    Ignored,
+    /// Sinch Contact Pro's agent joined or left, or the conversation stopped.
+    AgentEvent(crate::channels::offloading::contact_pro::AgentEvent),
+    Message {
+        inbound: Box<Inbound>,
+        /// Sinch's message id: its retries are processed once.
+        id: String,
+        recipient: Value,
+        channel_name: String,
+    },
+}
+
+/// Reads a callback body (after its signature is checked).
+pub fn parse_callback(body: &[u8]) -> Result<Callback, AppError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("invalid JSON: {e}")))?;
+    if let Some(event) = crate::channels::offloading::contact_pro::agent_event(&v) {
+        return Ok(Callback::AgentEvent(event));
+    }
+    let message = match v.get("message") {
+        Some(m) if m["direction"] == "TO_APP" => m,
+        _ => return Ok(Callback::Ignored),
     };
     let id = message["id"]
         .as_str()
@@ -99,17 +141,12 @@ pub async fn callback(
     );
     let mut inbound = Inbound::new(&conversation, "sinchConversationAPI", kind);
     inbound.internal = Map::from_iter([("sinchConversationAPI".to_string(), sinch)]);
-    let job = Job::Sinch {
-        channel_id: channel_id.clone(),
-        inbound,
+    Ok(Callback::Message {
+        inbound: Box::new(inbound),
+        id: id.to_string(),
         recipient,
         channel_name,
-    };
-    let dedupe = Some(format!("sinch\0{channel_id}\0{id}"));
-    if accept(&state, &bot_id, dedupe, job).await? == Accepted::Duplicate {
-        return Ok((StatusCode::OK, Json(json!({"duplicate": true}))));
-    }
-    Ok((StatusCode::OK, Json(json!({"accepted": true}))))
+    })
 }
 
 /// `contact_message` → what the user did.

@@ -7,6 +7,7 @@
 //! pauses accepting instead of failing.
 
 pub mod deadlines;
+pub mod forwarded;
 pub mod slots;
 pub mod throttle;
 
@@ -29,7 +30,7 @@ use slots::{Refused, Slots};
 use throttle::AuthThrottle;
 
 /// The front's limits (`http:` in the serve config).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpLimits {
     /// A request's headers must arrive within this (and a keep-alive
@@ -52,6 +53,10 @@ pub struct HttpLimits {
     /// 429 until the minute ends.
     #[serde(default = "default_auth_failures_per_minute")]
     pub auth_failures_per_minute: u32,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names
+    /// the client; none by default (the TCP peer is the client).
+    #[serde(default, deserialize_with = "forwarded::networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn default_header_timeout_ms() -> u64 {
@@ -82,6 +87,7 @@ impl Default for HttpLimits {
             max_connections: default_max_connections(),
             max_connections_per_address: default_max_connections_per_address(),
             auth_failures_per_minute: default_auth_failures_per_minute(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -153,6 +159,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let slots = Slots::new(limits.connection_cap(), limits.max_connections_per_address);
+    let trusted: std::sync::Arc<[ipnet::IpNet]> = limits.trusted_proxies.clone().into();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -185,10 +192,12 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let trusted = trusted.clone();
         let service = router
             .clone()
             .map_request(move |request: Request<Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
+                let client = forwarded::client(client, request.headers(), &trusted);
                 request.extensions_mut().insert(ConnectInfo(client));
                 request
             });
