@@ -468,3 +468,33 @@ async fn a_web_message_longer_than_the_limit_is_refused() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// Found by fuzzing: a body that is JSON but not an object dropped the
+/// connection (the handler panicked); it is a 400 that says why, and the
+/// conversation goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_message_that_is_not_an_object_is_refused() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = server(bot.path(), data.path()).await;
+    let mut web = Web::new(&format!("http://{}", server.addr), None);
+    let session = web.session("test").await;
+    for body in [
+        json!("sessionDataToSet"),
+        json!([1, 2]),
+        json!(7),
+        json!(null),
+    ] {
+        let (s, a) = web.post("test", &session, body.clone()).await;
+        assert_eq!(
+            (s, error(&a)),
+            (400, "the body must be a JSON object"),
+            "{body}"
+        );
+    }
+    let (s, a) = web
+        .send("test", json!({"textMessage": {"text": "hi"}}))
+        .await;
+    assert_eq!(s, 200, "{a}");
+    server.shutdown().await.unwrap();
+}

@@ -364,6 +364,11 @@ pub(super) async fn visitor(
 /// (`nextDialogstateId`) is refused. (Whether a postback's payload was shown
 /// in this conversation is checked against the store afterwards.)
 pub fn visitor_inbound(mut body: Value, conversation: &str) -> Result<Inbound, AppError> {
+    // Found by fuzzing: a body that is JSON but not an object (`"x"`, `[1]`)
+    // made the assignment below panic.
+    if !body.is_object() {
+        return Err(AppError::bad_request("the body must be a JSON object"));
+    }
     match body.get("conversationId").and_then(Value::as_str) {
         Some(c) if c != conversation => {
             return Err(AppError::new(
