@@ -13,20 +13,33 @@ pub const MODIFIERS: [&str; 4] = ["increment", "toUpperCase", "toLowerCase", "ca
 pub fn render(text: &str, session: &Value) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    // Linear in the text (found by fuzzing: `{{{{…}` was quadratic, each `{`
+    // searched the rest for its `}`): a `{` with no `}` after it ends the
+    // placeholders, and of `{…{…}` only the last `{` can open one.
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        match after.find('}').and_then(|close| {
-            let inner = &after[..close];
-            placeholder(inner, session).map(|v| (v, close))
-        }) {
-            Some((value, close)) => {
+        let Some(close) = after.find('}') else {
+            out.push('{');
+            out.push_str(after);
+            return out;
+        };
+        let inner = &after[..close];
+        if let Some(nested) = inner.rfind('{') {
+            out.push('{');
+            out.push_str(&inner[..nested]);
+            rest = &after[nested..];
+            continue;
+        }
+        match placeholder(inner, session) {
+            Some(value) => {
                 out.push_str(&value);
                 rest = &after[close + 1..];
             }
             None => {
                 out.push('{');
-                rest = after;
+                out.push_str(inner);
+                rest = &after[close..];
             }
         }
     }
@@ -192,6 +205,28 @@ mod tests {
             v,
             json!({"n": 4, "t": "n=4", "u": [{"a": true}], "m": null})
         );
+    }
+
+    #[test]
+    fn render_is_linear_and_keeps_what_is_not_a_placeholder() {
+        let s = json!({"a": 1, "b": "x"});
+        for (text, want) in [
+            ("{a} {b}", "1 x"),
+            ("{{a}}", "{1}"),
+            ("{x{a}", "{x1"),
+            ("{a", "{a"),
+            ("a}{b}{", "a}x{"),
+            ("{a|nope}{b}", "{a|nope}x"),
+            ("{}", "{}"),
+        ] {
+            assert_eq!(render(text, &s), want, "{text}");
+        }
+        // 200,000 `{` before one `}`: ~2·10^10 steps before (minutes), one
+        // pass now.
+        let text = format!("{}a}}", "{".repeat(200_000));
+        assert_eq!(render(&text, &s), format!("{}1", "{".repeat(199_999)));
+        let open = "{".repeat(200_000);
+        assert_eq!(render(&open, &s), open);
     }
 
     #[test]

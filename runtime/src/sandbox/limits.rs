@@ -23,6 +23,9 @@ pub struct Limits {
     pub host: HostLimits,
     /// The egress policy with its client (shared by the tenant's invocations).
     pub egress: Arc<Egress>,
+    /// Whose share of the CPU these invocations run in (the tenant's id):
+    /// a freed CPU slot goes to the next tenant in turn.
+    pub cpu_share: Arc<str>,
 }
 
 /// Default fuel: about a second of straight-line WebAssembly.
@@ -44,6 +47,7 @@ impl Limits {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             host: HostLimits::default(),
             egress: Arc::new(Egress::new(policy)?),
+            cpu_share: "".into(),
         })
     }
 
@@ -66,6 +70,11 @@ pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
     /// Epoch tick: the granularity of deadlines and of yielding to other tasks.
     pub epoch_tick: Duration,
+    /// Guest slices running at once; when all are busy, the tenant that used
+    /// least goes next (see `cpu_share`). Default: one less than the cores
+    /// (at least one), so that guests never hold every core against the
+    /// server's own work; `SANDBOT_CPU_SLOTS` sets it.
+    pub cpu_slots: usize,
 }
 
 impl Default for SandboxConfig {
@@ -76,6 +85,7 @@ impl Default for SandboxConfig {
             max_wasm_stack: 1 << 20,
             cache_dir: default_cache_dir(),
             epoch_tick: Duration::from_millis(2),
+            cpu_slots: default_cpu_slots(),
         }
     }
 }
@@ -94,4 +104,16 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// `bytes` in MiB, for messages ("18.5 MiB").
 pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
+}
+
+/// `SANDBOT_CPU_SLOTS`, else one less than the cores (at least one).
+pub fn default_cpu_slots() -> usize {
+    std::env::var("SANDBOT_CPU_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cores.saturating_sub(1).max(1)
+        })
 }

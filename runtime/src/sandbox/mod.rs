@@ -18,6 +18,7 @@ mod builtin;
 mod classify;
 mod componentize;
 mod engine;
+mod fair;
 mod invoke;
 mod limits;
 mod module_cache;
@@ -55,9 +56,19 @@ pub struct Sandbox {
     modules: ModuleCache,
     /// One permit per pool slot: invocations wait here, never fail in the pool.
     slots: Arc<Semaphore>,
+    /// CPU slots shared fairly between tenants (see [`fair`]).
+    cpu: Arc<fair::FairCpu>,
     config: SandboxConfig,
     builtins: Builtins,
     _ticker: EpochTicker,
+}
+
+/// What an invocation uses of the sandbox, owned (it runs on the guest threads).
+struct Parts {
+    engine: Engine,
+    slots: Arc<Semaphore>,
+    cpu: Arc<fair::FairCpu>,
+    max_instances: u32,
 }
 
 impl Sandbox {
@@ -69,6 +80,7 @@ impl Sandbox {
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
         Ok(Self {
             slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+            cpu: fair::FairCpu::new(config.cpu_slots),
             engine,
             linker,
             modules,
@@ -87,6 +99,15 @@ impl Sandbox {
 
     pub fn config(&self) -> &SandboxConfig {
         &self.config
+    }
+
+    fn parts(&self) -> Parts {
+        Parts {
+            engine: self.engine.clone(),
+            slots: self.slots.clone(),
+            cpu: self.cpu.clone(),
+            max_instances: self.config.max_instances,
+        }
     }
 
     pub fn engine(&self) -> &Engine {

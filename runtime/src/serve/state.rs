@@ -177,11 +177,12 @@ impl AppState {
                         .collect(),
                 },
             );
-            let limits = t
+            let mut limits = t
                 .limits
                 .to_limits()
                 .and_then(|l| crate::sandbox::check_builtin_limits(&l).map(|()| l))
                 .with_context(|| format!("tenant `{}` limits", t.id))?;
+            limits.cpu_share = t.id.as_str().into();
             runners.insert(
                 t.id.clone(),
                 Arc::new(

@@ -1,0 +1,318 @@
+//! CPU shares between tenants. A guest runs in slices: the engine's epoch
+//! ticker makes it yield every tick, so each poll of an invocation runs at
+//! most about one tick of guest code. Every poll needs one of a few CPU
+//! slots; when all are taken, waiting invocations are queued per tenant and
+//! a freed slot goes to the waiting tenant that has used the least slot time
+//! (start-time fair queueing, like Linux's CFS: a tenant that was idle starts
+//! from the least-served waiting tenant's figure, not with a credit). A
+//! tenant with a thousand spinning actions thus gets no more CPU than a
+//! tenant with one action that wants it, whatever it queues; the one action
+//! waits at most for the slices already running.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// The process's CPU slots and the tenants waiting for one.
+pub struct FairCpu {
+    state: Mutex<State>,
+}
+
+struct State {
+    free: usize,
+    /// Tenants with waiting polls, each with its waiters in order.
+    turns: VecDeque<(Arc<str>, VecDeque<Arc<Waiter>>)>,
+    /// Slot time each tenant has used, in nanoseconds (its virtual time).
+    used: HashMap<Arc<str>, u64>,
+}
+
+impl State {
+    /// Counts `ns` of slot time against `tenant`.
+    fn charge(&mut self, tenant: &Arc<str>, ns: u64) {
+        *self.used.entry(tenant.clone()).or_default() += ns;
+    }
+
+    /// A tenant that starts waiting is not owed the time it was idle: it
+    /// starts from the least-served waiting tenant's figure if that is more.
+    fn join(&mut self, tenant: &Arc<str>) {
+        let floor = self
+            .turns
+            .iter()
+            .map(|(t, _)| self.used.get(t).copied().unwrap_or(0))
+            .min();
+        let used = self.used.entry(tenant.clone()).or_default();
+        if let Some(floor) = floor {
+            *used = (*used).max(floor);
+        }
+    }
+
+    /// The waiting tenant that has used the least (the first of equals).
+    fn next_turn(&self) -> Option<usize> {
+        (0..self.turns.len()).min_by_key(|&i| self.used.get(&self.turns[i].0).copied().unwrap_or(0))
+    }
+}
+
+const WAITING: u8 = 0;
+const GRANTED: u8 = 1;
+const GONE: u8 = 2;
+
+struct Waiter {
+    status: AtomicU8,
+    waker: Mutex<Waker>,
+}
+
+impl FairCpu {
+    pub fn new(slots: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                free: slots.max(1),
+                turns: VecDeque::new(),
+                used: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Runs `inner` one slice per poll, each with a slot, `tenant`'s turn
+    /// among the tenants waiting.
+    pub fn run<F: Future>(self: &Arc<Self>, tenant: Arc<str>, inner: F) -> Sliced<F> {
+        Sliced {
+            cpu: self.clone(),
+            tenant,
+            waiter: None,
+            inner: Box::pin(inner),
+        }
+    }
+
+    /// A slot is free after `tenant` used it for `ns`: to the waiting tenant
+    /// that used the least, or back to the pool.
+    fn release(&self, tenant: Option<(&Arc<str>, u64)>) {
+        let mut s = self.state.lock().expect("not poisoned");
+        if let Some((tenant, ns)) = tenant {
+            s.charge(tenant, ns);
+        }
+        while let Some(i) = s.next_turn() {
+            let (tenant, mut waiters) = s.turns.remove(i).expect("an index in range");
+            let mut granted = None;
+            while let Some(w) = waiters.pop_front() {
+                if w.status
+                    .compare_exchange(WAITING, GRANTED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    granted = Some(w);
+                    break;
+                }
+            }
+            if !waiters.is_empty() {
+                s.turns.push_back((tenant, waiters));
+            }
+            if let Some(w) = granted {
+                drop(s);
+                w.waker.lock().expect("not poisoned").wake_by_ref();
+                return;
+            }
+        }
+        s.free += 1;
+    }
+}
+
+/// An invocation that runs a slice per poll (see [`FairCpu`]).
+pub struct Sliced<F: Future> {
+    cpu: Arc<FairCpu>,
+    tenant: Arc<str>,
+    waiter: Option<Arc<Waiter>>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Sliced<F> {
+    /// Whether this poll may run: a free slot when nobody waits, or the slot
+    /// a release handed over; otherwise it joins its tenant's queue.
+    fn acquire(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(w) = &self.waiter {
+            if w.status.load(Ordering::Acquire) == GRANTED {
+                self.waiter = None;
+                return true;
+            }
+            w.waker.lock().expect("not poisoned").clone_from(cx.waker());
+            // Granted between the check and the new waker: run now.
+            if w.status.load(Ordering::Acquire) == GRANTED {
+                self.waiter = None;
+                return true;
+            }
+            return false;
+        }
+        let mut s = self.cpu.state.lock().expect("not poisoned");
+        if s.free > 0 && s.turns.is_empty() {
+            s.free -= 1;
+            return true;
+        }
+        let w = Arc::new(Waiter {
+            status: AtomicU8::new(WAITING),
+            waker: Mutex::new(cx.waker().clone()),
+        });
+        match s.turns.iter_mut().find(|(t, _)| *t == self.tenant) {
+            Some((_, waiters)) => waiters.push_back(w.clone()),
+            None => {
+                s.join(&self.tenant);
+                s.turns
+                    .push_back((self.tenant.clone(), VecDeque::from([w.clone()])));
+            }
+        }
+        self.waiter = Some(w);
+        false
+    }
+}
+
+impl<F: Future> Future for Sliced<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if !this.acquire(cx) {
+            return Poll::Pending;
+        }
+        let started = Instant::now();
+        let polled = this.inner.as_mut().poll(cx);
+        let ns = started.elapsed().as_nanos() as u64;
+        this.cpu.release(Some((&this.tenant, ns)));
+        polled
+    }
+}
+
+impl<F: Future> Drop for Sliced<F> {
+    fn drop(&mut self) {
+        // Dropped while queued: leave the queue; dropped after a slot was
+        // handed over but before using it: pass the slot on.
+        if let Some(w) = self.waiter.take()
+            && w.status.swap(GONE, Ordering::AcqRel) == GRANTED
+        {
+            self.cpu.release(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Task = Sliced<std::future::Pending<()>>;
+
+    fn task(cpu: &Arc<FairCpu>, tenant: &str) -> Task {
+        cpu.run(tenant.into(), std::future::pending())
+    }
+
+    fn try_run(t: &mut Task) -> bool {
+        t.acquire(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn free(cpu: &FairCpu) -> usize {
+        cpu.state.lock().unwrap().free
+    }
+
+    /// `tenant`'s poll ends after `ms` of slot time.
+    fn done(cpu: &FairCpu, tenant: &str, ms: u64) {
+        cpu.release(Some((&tenant.into(), ms * 1_000_000)));
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_tenant_that_used_least_not_to_whoever_queued_most() {
+        let cpu = FairCpu::new(1);
+        let mut running = task(&cpu, "a");
+        assert!(try_run(&mut running), "a free slot and nobody waiting");
+        // Tenant a queues three more, then b one.
+        let mut a: Vec<Task> = (0..3).map(|_| task(&cpu, "a")).collect();
+        let mut b = task(&cpu, "b");
+        for t in a.iter_mut().chain([&mut b]) {
+            assert!(!try_run(t), "no slot: it waits");
+        }
+        // a used 2 ms: b, which used nothing, goes first although it queued last.
+        done(&cpu, "a", 2);
+        assert!(!try_run(&mut a[0]));
+        assert!(try_run(&mut b));
+        // Then a's, in their order.
+        done(&cpu, "b", 2);
+        assert!(try_run(&mut a[0]));
+        done(&cpu, "a", 2);
+        assert!(try_run(&mut a[1]));
+        done(&cpu, "a", 2);
+        assert!(try_run(&mut a[2]));
+        done(&cpu, "a", 2);
+        assert_eq!(free(&cpu), 1, "the slot is back once nobody waits");
+    }
+
+    #[test]
+    fn an_idle_tenant_is_not_owed_its_idle_time() {
+        let cpu = FairCpu::new(1);
+        // b used 10 ms long ago; a has used 100 ms since, alone.
+        cpu.state.lock().unwrap().charge(&"b".into(), 10_000_000);
+        cpu.state.lock().unwrap().charge(&"a".into(), 100_000_000);
+        let mut running = task(&cpu, "a");
+        assert!(try_run(&mut running));
+        let mut a1 = task(&cpu, "a");
+        assert!(!try_run(&mut a1));
+        // b comes back: it starts from a's figure, so they alternate from
+        // here instead of b taking 90 ms in a row.
+        let mut b1 = task(&cpu, "b");
+        let mut b2 = task(&cpu, "b");
+        assert!(!try_run(&mut b1) && !try_run(&mut b2));
+        assert_eq!(
+            cpu.state.lock().unwrap().used[&Arc::<str>::from("b")],
+            100_000_000
+        );
+        done(&cpu, "a", 2);
+        assert!(try_run(&mut b1), "b used less (100 < 102 ms)");
+        done(&cpu, "b", 4);
+        assert!(try_run(&mut a1), "now a (102 < 104 ms)");
+        done(&cpu, "a", 1);
+        assert!(try_run(&mut b2));
+        done(&cpu, "b", 1);
+        assert_eq!(free(&cpu), 1);
+    }
+
+    #[test]
+    fn a_waiter_that_goes_away_loses_its_turn_and_keeps_no_slot() {
+        let cpu = FairCpu::new(1);
+        let mut running = task(&cpu, "a");
+        assert!(try_run(&mut running));
+        // Dropped while queued: skipped.
+        let mut gone = task(&cpu, "b");
+        assert!(!try_run(&mut gone));
+        let mut next = task(&cpu, "c");
+        assert!(!try_run(&mut next));
+        drop(gone);
+        done(&cpu, "a", 1);
+        assert!(try_run(&mut next), "c gets the slot b left");
+        // Dropped after the slot was handed over to it: passed on.
+        let mut handed = task(&cpu, "d");
+        assert!(!try_run(&mut handed));
+        done(&cpu, "c", 1);
+        assert_eq!(free(&cpu), 0, "handed to d");
+        drop(handed);
+        assert_eq!(free(&cpu), 1, "d went away: back to the pool");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invocations_run_to_the_end_through_the_slots() {
+        let cpu = FairCpu::new(1);
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let tenant: Arc<str> = if i % 2 == 0 { "a".into() } else { "b".into() };
+                tokio::spawn(cpu.run(tenant, async move {
+                    for _ in 0..50 {
+                        tokio::task::yield_now().await;
+                    }
+                    i
+                }))
+            })
+            .collect();
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap());
+        }
+        assert_eq!(done, (0..8).collect::<Vec<_>>());
+        assert_eq!(free(&cpu), 1);
+    }
+}
