@@ -37,51 +37,23 @@ impl Invocation {
 
 impl Sandbox {
     /// Runs `module` once under `limits`. Never panics and never fails: every
-    /// problem is an [`Outcome`] with a classified [`Failure`].
-    ///
-    /// The guest runs one slice per poll, in its tenant's CPU share.
+    /// problem is an [`Outcome`] with a classified [`Failure`]. The guest runs
+    /// one slice per poll, in its tenant's CPU share.
     pub async fn invoke(
         &self,
         module: &ActionModule,
         invocation: Invocation,
         limits: &Limits,
     ) -> Outcome {
-        let job = Job {
-            sandbox: self.parts(),
-            pre: module.pre.clone(),
-            invocation,
-            limits: limits.clone(),
-        };
-        job.run().await
-    }
-}
-
-/// One invocation with what it needs from the sandbox.
-struct Job {
-    sandbox: super::Parts,
-    pre: super::module_cache::Pre,
-    invocation: Invocation,
-    limits: Limits,
-}
-
-impl Job {
-    async fn run(self) -> Outcome {
-        let Job {
-            sandbox,
-            pre,
-            invocation,
-            limits,
-        } = self;
-        let limits = &limits;
         let started = Instant::now();
         let deadline = started + limits.timeout;
-        let permit = tokio::time::timeout_at(deadline.into(), sandbox.slots.acquire()).await;
+        let permit = tokio::time::timeout_at(deadline.into(), self.slots.acquire()).await;
         let Ok(Ok(_permit)) = permit else {
             let mut f = timeout(limits);
             f.message = format!(
                 "no sandbox slot freed up within the {} ms deadline (all {} slots busy: raise `maxInstances` or lower the load)",
                 limits.timeout.as_millis(),
-                sandbox.max_instances
+                self.config.max_instances
             );
             return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         };
@@ -94,7 +66,7 @@ impl Job {
             deadline,
             invocation.replay,
         );
-        let mut store = Store::new(&sandbox.engine, state);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         if let Err(e) = store.set_fuel(limits.fuel) {
             let f = Failure::new(FailureKind::Crashed, format!("setting fuel: {e}"));
@@ -112,11 +84,11 @@ impl Job {
 
         let input = invocation.input.to_string();
         let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
+            let instance = module.pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &input).await
         };
         // One epoch tick of guest code per poll, in the tenant's CPU share.
-        let call = sandbox.cpu.run(limits.cpu_share.clone(), call);
+        let call = self.cpu.run(limits.cpu_share.clone(), call);
         let result = tokio::time::timeout_at(deadline.into(), call).await;
 
         let fuel_left = store.get_fuel().unwrap_or(0);

@@ -63,14 +63,6 @@ pub struct Sandbox {
     _ticker: EpochTicker,
 }
 
-/// What an invocation uses of the sandbox, owned (it runs on the guest threads).
-struct Parts {
-    engine: Engine,
-    slots: Arc<Semaphore>,
-    cpu: Arc<fair::FairCpu>,
-    max_instances: u32,
-}
-
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
         let engine = engine::build_engine(&config).map_err(anyhow::Error::from)?;
@@ -99,15 +91,6 @@ impl Sandbox {
 
     pub fn config(&self) -> &SandboxConfig {
         &self.config
-    }
-
-    fn parts(&self) -> Parts {
-        Parts {
-            engine: self.engine.clone(),
-            slots: self.slots.clone(),
-            cpu: self.cpu.clone(),
-            max_instances: self.config.max_instances,
-        }
     }
 
     pub fn engine(&self) -> &Engine {

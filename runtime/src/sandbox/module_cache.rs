@@ -17,11 +17,8 @@ use wasmtime::component::{Component, Linker};
 use super::componentize::{componentize, is_component};
 
 /// A loaded action module, ready to instantiate.
-/// A component ready to instantiate (cheap to clone).
-pub(crate) type Pre = ActionPre<ActionState>;
-
 pub struct ActionModule {
-    pub(crate) pre: Pre,
+    pub(crate) pre: ActionPre<ActionState>,
     /// SHA-256 of the bytes it was loaded from (hex).
     pub digest: String,
 }
