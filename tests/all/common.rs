@@ -143,3 +143,17 @@ pub async fn serve_bot(
     );
     serve_yaml(dir, &yaml).await
 }
+
+/// Fetches `/metrics` from `base` (`http://addr`, this machine) and checks
+/// that each of `lines` is one of its lines.
+pub async fn assert_metrics(base: &str, lines: &[&str]) {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in lines {
+        assert!(text.lines().any(|l| l == *line), "no `{line}` in:\n{text}");
+    }
+}

@@ -327,6 +327,7 @@ async fn conversations_messages_session_actions_and_extract() {
     for path in [
         "/v1/bots/{botId}/conversations",
         "/v1/bots/{botId}/conversations/{conversationId}/actions",
+        "/v1/bots/{botId}/conversations/{conversationId}",
         "/v1/bots/{botId}/nlp/extract",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path}");
@@ -362,7 +363,7 @@ async fn every_route_and_channel_refuses_strangers_and_other_tenants() {
     let extract = json!({"language": "en", "expression": "good morning"});
     let actions = json!({"setSessionData": {"k": 1}});
     // (method, path, body, the owner's status, the other tenant's status)
-    let routes: [(&str, &str, Option<Value>, u16, u16); 9] = [
+    let routes: [(&str, &str, Option<Value>, u16, u16); 10] = [
         ("GET", "/v1/bots/test/conversations", None, 200, 404),
         (
             "GET",
@@ -393,6 +394,7 @@ async fn every_route_and_channel_refuses_strangers_and_other_tenants() {
             204,
             404,
         ),
+        ("DELETE", "/v1/bots/test/conversations/a", None, 204, 404),
         ("GET", "/v1/usage", None, 200, 200),
         ("GET", "/v1/deliveries/dead", None, 200, 200),
         ("POST", "/v1/deliveries/dead/1/requeue", None, 404, 404),
@@ -471,4 +473,106 @@ async fn usage_survives_a_restart() {
         assert_eq!(receiver.wait_for(delivered).await.len(), delivered);
         server.shutdown().await.unwrap();
     }
+}
+
+/// A tenant over its storage quota: new messages are refused with 507 and
+/// a message that says why; clearing a session still works; deleting a
+/// conversation frees the space and messages are accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_storage_quota_is_refused_until_space_is_freed() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &url, 1000);
+    config.tenants[0].storage_quota_mb = 0.02; // 20,971 bytes
+    let server = Server::start(&config).await.unwrap();
+    let addr = server.addr.to_string();
+    let api = Api {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+    };
+    let quota = 20_971u64;
+    // Inside the quota: 8 messages of 3,000 characters are accepted.
+    let long = "x".repeat(3000);
+    for n in 0..8 {
+        let text = json!({"conversationId": "big", "message": {"textMessage": {"text": long}}});
+        accepted(&addr, text).await;
+        receiver.wait_for(n + 1).await;
+    }
+    // Once a second the server reads what the tenant stores.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let held = loop {
+        let (_, usage) = api.get("/v1/usage").await;
+        let held = usage["storage"]["bytes"].as_u64().unwrap();
+        assert_eq!(usage["storage"]["quotaBytes"], quota);
+        if held >= quota || std::time::Instant::now() > deadline {
+            break held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(held >= 24_000, "8 × 3,000 characters at least: {held}");
+    // Over it: the exact refusal, on the webhook and on REST actions.
+    let refusal = format!(
+        "tenant `one` is over its storage quota: its conversations hold {:.1} KiB of 20.5 KiB (sessions and transcripts); new messages are refused until conversations are deleted (DELETE /v1/bots/{{botId}}/conversations/{{conversationId}}) or expire, or the operator raises `storageQuotaMb`",
+        held as f64 / 1024.0
+    );
+    let other = r#"{"conversationId": "new", "message": {"textMessage": {"text": "hi"}}}"#;
+    let (status, answer) =
+        crate::serve_webhook::post(&addr, "hook", Some("token-one"), other).await;
+    assert_eq!(
+        (status, answer["error"].as_str().unwrap()),
+        (507, refusal.as_str())
+    );
+    let say = json!({"sendMessages": [{"textMessageTemplate": {"text": "from the API"}}]});
+    let (status, _, answer) = api
+        .call(
+            "POST",
+            "/v1/bots/test/conversations/big/actions",
+            Some("token-one"),
+            Some(say),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str().unwrap()),
+        (507, refusal.as_str())
+    );
+    // Clearing a session is still allowed (it frees space).
+    let (status, _, answer) = api
+        .call(
+            "DELETE",
+            "/v1/bots/test/conversations/big/session-data",
+            Some("token-one"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{answer}");
+    let quota_line = format!("sandbot_tenant_storage_quota_bytes{{tenant=\"one\"}} {quota}");
+    crate::common::assert_metrics(
+        &api.base,
+        &[
+            "sandbot_storage_refused_messages_total{tenant=\"one\",bot=\"test\"} 2",
+            &quota_line,
+        ],
+    )
+    .await;
+    // Deleting the conversation frees its space: accepted again.
+    let path = "/v1/bots/test/conversations/big";
+    let (status, _, answer) = api.call("DELETE", path, Some("token-one"), None).await;
+    assert_eq!(status, 204, "{answer}");
+    let (status, _, answer) = api.call("DELETE", path, Some("token-one"), None).await;
+    assert_eq!(
+        (status, answer["error"].as_str().unwrap()),
+        (404, "no conversation `big`")
+    );
+    let (status, messages) = api.get("/v1/bots/test/conversations/big/messages").await;
+    assert_eq!(status, 404, "the transcript is gone: {messages}");
+    let (_, usage) = api.get("/v1/usage").await;
+    assert!(
+        usage["storage"]["bytes"].as_u64().unwrap() < 1000,
+        "{usage}"
+    );
+    let (status, answer) =
+        crate::serve_webhook::post(&addr, "hook", Some("token-one"), other).await;
+    assert_eq!(status, 202, "{answer}");
+    server.shutdown().await.unwrap();
 }

@@ -294,16 +294,11 @@ async fn a_long_outage_loses_nothing_and_dead_letters_can_be_requeued() {
             .status(),
         404
     );
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("sandbot_dead_letters_total{tenant=\"b\",bot=\"bot-b\"} 2"),
-        "{metrics}"
-    );
+    crate::common::assert_metrics(
+        &format!("http://{addr}"),
+        &["sandbot_dead_letters_total{tenant=\"b\",bot=\"bot-b\"} 2"],
+    )
+    .await;
     // The receiver is back: re-queued, delivered.
     hooks.0.lock().unwrap().failing.clear();
     let before = hooks.count("b");

@@ -119,15 +119,10 @@ async fn past_the_backlog_429_with_retry_after_and_nothing_accepted_is_lost() {
     let (status, _) = post(&addr, "hook", Some("token-one"), &intro("c3")).await;
     assert_eq!(status, 202);
     assert_eq!(receiver.wait_for(4).await.len(), 4);
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("sandbot_refused_messages_total{tenant=\"one\",bot=\"test\"} 2"),
-        "{metrics}"
-    );
+    crate::common::assert_metrics(
+        &format!("http://{addr}"),
+        &["sandbot_refused_messages_total{tenant=\"one\",bot=\"test\"} 2"],
+    )
+    .await;
     server.shutdown().await.unwrap();
 }

@@ -166,20 +166,16 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
         failed["emulator"]["actions"][0]["error"]["kind"],
         "guest_error"
     );
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        "sandbot_turns_total{tenant=\"demo\",bot=\"meetups\"} 3",
-        "sandbot_action_invocations_total{tenant=\"demo\",bot=\"meetups\"} 1",
-        "sandbot_action_failures_total{tenant=\"demo\",bot=\"shop\",kind=\"guest_error\"} 1",
-        "sandbot_turn_duration_seconds_count{tenant=\"demo\",bot=\"shop\"} 2",
-    ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
-    }
+    crate::common::assert_metrics(
+        &base,
+        &[
+            "sandbot_turns_total{tenant=\"demo\",bot=\"meetups\"} 3",
+            "sandbot_action_invocations_total{tenant=\"demo\",bot=\"meetups\"} 1",
+            "sandbot_action_failures_total{tenant=\"demo\",bot=\"shop\",kind=\"guest_error\"} 1",
+            "sandbot_turn_duration_seconds_count{tenant=\"demo\",bot=\"shop\"} 2",
+        ],
+    )
+    .await;
     let usage: Value = serde_json::from_str(
         &reqwest::Client::new()
             .get(format!("{base}/v1/usage"))

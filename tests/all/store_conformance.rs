@@ -10,7 +10,7 @@ use std::time::Duration;
 use sandbot::store::{
     Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, FailureBounds, InboxClaim,
     InboxEntry, Next, PostgresOptions, PostgresStore, Store, StoredFailure, TranscriptEntry,
-    TurnCommit, now_ms,
+    TurnCommit, json_len, now_ms,
 };
 use serde_json::json;
 
@@ -533,6 +533,71 @@ async fn failures_kept_for_replay(b: &Backend) {
     assert_eq!(ids(store.failures("t", &all, 0, 10).await.unwrap()), ["f7"]);
     // The other tenant's were never touched.
     assert_eq!(ids(store.failures("u", &a, 0, 10).await.unwrap()), ["g1"]);
+}
+
+/// What a deployment's conversations hold: the JSON of each state and
+/// transcript entry, kept up to date by commits and deletes (storage quotas),
+/// per deployment, across a restart.
+async fn stored_bytes(b: &Backend) {
+    let store = b.open().await;
+    let bots = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(store.stored_bytes(&bots(&["b"])).await.unwrap(), 0);
+    let mut state = ConversationState::new(now_ms());
+    let line = |seq: u64, text: &str| TranscriptEntry {
+        seq,
+        at_ms: 7,
+        event: json!({"user": text}),
+    };
+    let mut commit = commit_done("c", 0);
+    commit.inbox = None;
+    commit.state = state.clone();
+    commit.transcript = vec![line(0, "hello"), line(1, &"x".repeat(1000))];
+    store.commit(commit.clone()).await.unwrap();
+    let lines = json_len(&commit.transcript[0]) + json_len(&commit.transcript[1]);
+    let first = json_len(&state) + lines;
+    assert_eq!(store.stored_bytes(&bots(&["b"])).await.unwrap(), first);
+    // The next turn replaces the state and adds to the transcript.
+    state.session = json!({"big": "y".repeat(500)});
+    state.transcript_len = 2;
+    commit.state = state.clone();
+    commit.transcript = vec![line(2, "again")];
+    store.commit(commit.clone()).await.unwrap();
+    let second = lines + json_len(&state) + json_len(&commit.transcript[0]);
+    let other = {
+        let mut c = commit_done("d", 0);
+        c.inbox = None;
+        c.bot = "b2".into();
+        c
+    };
+    store.commit(other.clone()).await.unwrap();
+    drop(store);
+    let store = b.open().await;
+    let held = store.stored_bytes(&bots(&["b"])).await.unwrap();
+    assert_eq!(held, second);
+    assert_eq!(
+        store
+            .stored_bytes(&bots(&["b", "b2", "nobody"]))
+            .await
+            .unwrap(),
+        held + json_len(&other.state)
+    );
+    assert!(store.delete("b", "c").await.unwrap());
+    assert_eq!(store.stored_bytes(&bots(&["b"])).await.unwrap(), 0);
+    assert_eq!(
+        store.stored_bytes(&bots(&["b2"])).await.unwrap(),
+        json_len(&other.state)
+    );
+}
+
+#[tokio::test]
+async fn embedded_stored_bytes() {
+    let (_dir, b) = embedded();
+    stored_bytes(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stored_bytes() {
+    stored_bytes(&postgres(Duration::from_secs(30)).await).await;
 }
 
 #[tokio::test]

@@ -150,3 +150,27 @@ pub async fn delete_session(
     actions::run(&state, bot_id, &conversation, clear).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `DELETE /v1/bots/{botId}/conversations/{conversationId}`: forgets the
+/// conversation, its session and its transcript (what counts against the
+/// tenant's storage quota); 404 when there is none.
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<TenantId>,
+    Path((bot_id, conversation)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> Result<StatusCode, AppError> {
+    let key = &deployment(&state, &tenant, &bot_id, page.version.as_deref())?.key;
+    let gone = state
+        .store
+        .delete(key, &conversation)
+        .await
+        .map_err(AppError::internal)?;
+    if !gone {
+        return Err(AppError::not_found(format!(
+            "no conversation `{conversation}`"
+        )));
+    }
+    crate::serve::storage::refresh(&state).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -14,7 +14,7 @@ pub mod types;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
@@ -36,6 +36,10 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route(
             "/v1/bots/{bot_id}/conversations/{conversation_id}/session-data",
             get(conversations::get_session).delete(conversations::delete_session),
+        )
+        .route(
+            "/v1/bots/{bot_id}/conversations/{conversation_id}",
+            delete(conversations::delete),
         )
         .route(
             "/v1/bots/{bot_id}/conversations/{conversation_id}/actions",
@@ -81,5 +85,8 @@ async fn usage(
             bots
         }
     };
-    Ok(Json(json!({ "tenant": tenant.0, "bots": bots })))
+    let storage = state.metrics.storage(&tenant.0);
+    Ok(Json(
+        json!({ "tenant": tenant.0, "bots": bots, "storage": storage }),
+    ))
 }

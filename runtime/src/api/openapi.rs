@@ -39,6 +39,10 @@ impl Doc {
                 "Unknown bot (or another tenant's), or unknown conversation",
             ),
             ("429", "Rate limit reached"),
+            (
+                "507",
+                "The tenant is over its storage quota (actions that add messages)",
+            ),
         ] {
             responses.insert(
                 code.into(),
@@ -114,6 +118,13 @@ pub fn document() -> Value {
         "delete",
         &format!("{conv}/session-data"),
         "Clear a conversation's session",
+        None,
+        (204, None),
+    );
+    doc.route(
+        "delete",
+        &conv,
+        "Delete a conversation: its session and transcript (frees storage quota)",
         None,
         (204, None),
     );

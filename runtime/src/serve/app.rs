@@ -60,7 +60,10 @@ async fn metrics(
     let given = crate::channels::webhook::bearer(&headers);
     metrics_access(client.ip(), state.metrics_token.as_deref(), given)?;
     Ok((
-        [("content-type", "text/plain; version=0.0.4")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     ))
 }

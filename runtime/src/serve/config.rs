@@ -91,6 +91,15 @@ pub struct TenantConfig {
     /// within its own deadline.
     #[serde(default = "default_max_concurrent_actions")]
     pub max_concurrent_actions: usize,
+    /// What the tenant's conversations may hold in the store (sessions and
+    /// transcripts), in MiB (fractions allowed); past it new messages are
+    /// refused (507). 0: no quota.
+    #[serde(default = "default_storage_quota_mb")]
+    pub storage_quota_mb: f64,
+}
+
+fn default_storage_quota_mb() -> f64 {
+    1024.0
 }
 
 fn default_max_concurrent_actions() -> usize {
@@ -490,6 +499,7 @@ impl ServeConfig {
                 backlog: BacklogLimit::default(),
                 inbound_rate: None,
                 max_concurrent_actions: default_max_concurrent_actions(),
+                storage_quota_mb: default_storage_quota_mb(),
             }],
             // Each example bot twice, from one folder: LIVE (its webhook
             // channel and the public web chat at /chat/{id}) and DRAFT (the
@@ -574,6 +584,12 @@ impl ServeConfig {
         for t in &self.tenants {
             if t.max_concurrent_actions == 0 {
                 bail!("tenant `{}`: maxConcurrentActions must be at least 1", t.id);
+            }
+            if !(t.storage_quota_mb >= 0.0 && t.storage_quota_mb.is_finite()) {
+                bail!(
+                    "tenant `{}`: storageQuotaMb must be a number of MiB, 0 or more (0: no quota)",
+                    t.id
+                );
             }
             for token in &t.tokens {
                 let ok = token

@@ -61,6 +61,17 @@ pub enum Job {
 }
 
 impl Job {
+    /// Whether the storage quota applies: messages from outside do; the
+    /// bot's own timers, agent events and a REST call that clears the
+    /// session (it frees space) do not.
+    fn adds_to_storage(&self) -> bool {
+        match self {
+            Job::Webhook { .. } | Job::Sinch { .. } | Job::Web { .. } => true,
+            Job::Rest { action, .. } => !action.clear_session,
+            Job::Silence { .. } | Job::AgentEvent { .. } => false,
+        }
+    }
+
     fn conversation(&self) -> &str {
         match self {
             Job::Webhook { inbound, .. }
@@ -133,6 +144,9 @@ pub async fn accept(
                 window.reset.saturating_sub(now).max(1),
             ));
         }
+    }
+    if job.adds_to_storage() {
+        super::storage::check(state, &d.tenant, bot_id)?;
     }
     let conversation = job.conversation().to_string();
     let entry = InboxEntry {

@@ -1,36 +1,46 @@
-//! Per-tenant usage: Prometheus text at `/metrics`, and the same figures for
-//! a tenant at `GET /v1/usage` (REST API, the token's tenant only).
+//! Per-tenant usage: Prometheus text at `/metrics` (encoded by the
+//! `prometheus-client` crate from these figures at each scrape), and the same
+//! figures for a tenant at `GET /v1/usage` (REST API, the token's tenant
+//! only), kept in the store so they survive a restart.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::TurnOutput;
 
-/// Upper bounds of the latency histograms, in seconds.
+/// Upper bounds of the latency histograms, in seconds (then `+Inf`).
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// Observations per bucket (not cumulative; the last one is `+Inf`).
 #[derive(Debug, Clone, Default, Serialize)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
+    counts: [u64; BUCKETS.len() + 1],
     sum: f64,
 }
 
 impl Histogram {
     fn observe(&mut self, seconds: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.count += 1;
+        let i = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i] += 1;
         self.sum += seconds;
+    }
+
+    fn count(&self) -> u64 {
+        self.counts.iter().sum()
     }
 }
 
@@ -46,6 +56,10 @@ pub struct Usage {
     pub action_time_us: u64,
     /// Inbound messages refused because a backlog was full (429).
     pub refused_messages: u64,
+    /// Inbound messages refused because the tenant was over its storage
+    /// quota (507).
+    #[serde(default)]
+    pub storage_refused: u64,
     /// Deliveries given up after their retry period (dead letters).
     pub dead_letters: u64,
     /// Changes to the bot's folder refused by hot reload (invalid).
@@ -65,6 +79,7 @@ impl Usage {
         self.fuel += other.fuel;
         self.action_time_us += other.action_time_us;
         self.refused_messages += other.refused_messages;
+        self.storage_refused += other.storage_refused;
         self.dead_letters += other.dead_letters;
         self.reloads_refused += other.reloads_refused;
         for (kind, n) in &other.action_failures {
@@ -73,64 +88,149 @@ impl Usage {
     }
 }
 
-/// A counter's name, help text and reading.
+/// A counter's name (without `_total`), help text and reading.
 type Counter = (&'static str, &'static str, fn(&Usage) -> u64);
+/// A tenant gauge's name, help text and reading.
+type GaugeOf = (&'static str, &'static str, fn(&Storage) -> u64);
 /// A histogram's name, help text and reading.
 type HistogramOf = (&'static str, &'static str, fn(&Usage) -> &Histogram);
 
-#[derive(Default)]
-pub struct Metrics {
+const COUNTERS: [Counter; 8] = [
+    ("sandbot_turns", "Turns committed", |u| u.turns),
+    (
+        "sandbot_action_invocations",
+        "Actions run in the sandbox",
+        |u| u.action_invocations,
+    ),
+    ("sandbot_action_fuel", "Fuel used by actions", |u| u.fuel),
+    (
+        "sandbot_action_time_microseconds",
+        "Wall time of actions",
+        |u| u.action_time_us,
+    ),
+    (
+        "sandbot_refused_messages",
+        "Inbound messages refused with 429: a backlog was full",
+        |u| u.refused_messages,
+    ),
+    (
+        "sandbot_storage_refused_messages",
+        "Inbound messages refused with 507: the tenant was over its storage quota",
+        |u| u.storage_refused,
+    ),
+    (
+        "sandbot_dead_letters",
+        "Deliveries given up after their retry period (dead letters)",
+        |u| u.dead_letters,
+    ),
+    (
+        "sandbot_bot_reloads_refused",
+        "Changes to a bot folder refused by hot reload (the previous version keeps serving)",
+        |u| u.reloads_refused,
+    ),
+];
+
+const HISTOGRAMS: [HistogramOf; 2] = [
+    (
+        "sandbot_turn_duration_seconds",
+        "Time from a message to its committed turn",
+        |u| &u.turn_latency,
+    ),
+    (
+        "sandbot_action_duration_seconds",
+        "Wall time of one action",
+        |u| &u.action_latency,
+    ),
+];
+
+/// A series' labels, in this order.
+type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
+
+fn bot_labels<'a>(tenant: &'a str, bot: &'a str) -> Labels<'a, 2> {
+    [("tenant", tenant), ("bot", bot)]
+}
+
+/// A tenant's stored bytes and its quota (bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    pub bytes: u64,
+    pub quota_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Figures {
     /// (tenant, bot) → usage.
     usage: Mutex<BTreeMap<(String, String), Usage>>,
+    /// Tenant → what it stores (refreshed by `serve::storage`).
+    storage: Mutex<BTreeMap<String, Storage>>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    figures: Arc<Figures>,
 }
 
 impl Metrics {
+    fn with(&self, tenant: &str, bot: &str, f: impl FnOnce(&mut Usage)) {
+        let mut all = self.figures.usage.lock().expect("not poisoned");
+        f(all
+            .entry((tenant.to_string(), bot.to_string()))
+            .or_default());
+    }
+
     /// Records one committed turn.
     pub fn turn(&self, tenant: &str, bot: &str, out: &TurnOutput, took: Duration) {
-        let mut all = self.usage.lock().expect("not poisoned");
-        let u = all
-            .entry((tenant.to_string(), bot.to_string()))
-            .or_default();
-        u.turns += 1;
-        u.turn_latency.observe(took.as_secs_f64());
-        for a in &out.actions {
-            u.action_invocations += 1;
-            u.fuel += a.stats.fuel;
-            u.action_time_us += a.stats.wall_us;
-            u.action_latency.observe(a.stats.wall_us as f64 / 1e6);
-            if let Some(e) = &a.error {
-                *u.action_failures.entry(e.kind.clone()).or_default() += 1;
+        self.with(tenant, bot, |u| {
+            u.turns += 1;
+            u.turn_latency.observe(took.as_secs_f64());
+            for a in &out.actions {
+                u.action_invocations += 1;
+                u.fuel += a.stats.fuel;
+                u.action_time_us += a.stats.wall_us;
+                u.action_latency.observe(a.stats.wall_us as f64 / 1e6);
+                if let Some(e) = &a.error {
+                    *u.action_failures.entry(e.kind.clone()).or_default() += 1;
+                }
             }
-        }
+        });
     }
 
     /// Records an inbound message refused with 429 (backlog full).
     pub fn refused(&self, tenant: &str, bot: &str) {
-        let mut all = self.usage.lock().expect("not poisoned");
-        all.entry((tenant.to_string(), bot.to_string()))
-            .or_default()
-            .refused_messages += 1;
+        self.with(tenant, bot, |u| u.refused_messages += 1);
+    }
+
+    /// Records an inbound message refused for the tenant's storage quota.
+    pub fn storage_refused(&self, tenant: &str, bot: &str) {
+        self.with(tenant, bot, |u| u.storage_refused += 1);
     }
 
     /// Records a delivery given up (a dead letter).
     pub fn dead_letter(&self, tenant: &str, bot: &str) {
-        let mut all = self.usage.lock().expect("not poisoned");
-        all.entry((tenant.to_string(), bot.to_string()))
-            .or_default()
-            .dead_letters += 1;
+        self.with(tenant, bot, |u| u.dead_letters += 1);
     }
 
     /// Records a change to a bot's folder that hot reload refused.
     pub fn reload_refused(&self, tenant: &str, bot: &str) {
-        let mut all = self.usage.lock().expect("not poisoned");
-        all.entry((tenant.to_string(), bot.to_string()))
-            .or_default()
-            .reloads_refused += 1;
+        self.with(tenant, bot, |u| u.reloads_refused += 1);
+    }
+
+    /// What `tenant` stores now, against its quota.
+    pub fn set_storage(&self, tenant: &str, storage: Storage) {
+        let mut all = self.figures.storage.lock().expect("not poisoned");
+        all.insert(tenant.to_string(), storage);
+    }
+
+    /// What `tenant` stored at the last look.
+    pub fn storage(&self, tenant: &str) -> Storage {
+        let all = self.figures.storage.lock().expect("not poisoned");
+        all.get(tenant).copied().unwrap_or_default()
     }
 
     /// Every (tenant, bot)'s figures since this process started.
     pub fn snapshot(&self) -> Vec<(String, String, serde_json::Value)> {
-        let all = self.usage.lock().expect("not poisoned");
+        let all = self.figures.usage.lock().expect("not poisoned");
         all.iter()
             .map(|((t, b), u)| {
                 (
@@ -144,108 +244,92 @@ impl Metrics {
 
     /// A tenant's figures, per bot.
     pub fn tenant(&self, tenant: &str) -> BTreeMap<String, Usage> {
-        let all = self.usage.lock().expect("not poisoned");
+        let all = self.figures.usage.lock().expect("not poisoned");
         all.iter()
             .filter(|((t, _), _)| t == tenant)
             .map(|((_, b), u)| (b.clone(), u.clone()))
             .collect()
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus (OpenMetrics) text exposition.
     pub fn render(&self) -> String {
-        let all = self.usage.lock().expect("not poisoned");
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Scrape(self.figures.clone())));
         let mut out = String::new();
-        let counters: [Counter; 7] = [
-            ("sandbot_turns_total", "Turns committed", |u| u.turns),
-            (
-                "sandbot_action_invocations_total",
-                "Actions run in the sandbox",
-                |u| u.action_invocations,
-            ),
-            ("sandbot_action_fuel_total", "Fuel used by actions", |u| {
-                u.fuel
-            }),
-            (
-                "sandbot_action_time_microseconds_total",
-                "Wall time of actions",
-                |u| u.action_time_us,
-            ),
-            (
-                "sandbot_refused_messages_total",
-                "Inbound messages refused with 429: a backlog was full",
-                |u| u.refused_messages,
-            ),
-            (
-                "sandbot_dead_letters_total",
-                "Deliveries given up after their retry period (dead letters)",
-                |u| u.dead_letters,
-            ),
-            (
-                "sandbot_bot_reloads_refused_total",
-                "Changes to a bot folder refused by hot reload (the previous version keeps serving)",
-                |u| u.reloads_refused,
-            ),
-        ];
-        for (name, help, get) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((t, b), u) in all.iter() {
-                let _ = writeln!(out, "{name}{{tenant=\"{t}\",bot=\"{b}\"}} {}", get(u));
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sandbot_action_failures_total Failed actions by kind\n# TYPE sandbot_action_failures_total counter"
-        );
-        for ((t, b), u) in all.iter() {
-            for (kind, n) in &u.action_failures {
-                let _ = writeln!(
-                    out,
-                    "sandbot_action_failures_total{{tenant=\"{t}\",bot=\"{b}\",kind=\"{kind}\"}} {n}"
-                );
-            }
-        }
-        let histograms: [HistogramOf; 2] = [
-            (
-                "sandbot_turn_duration_seconds",
-                "Time from a message to its committed turn",
-                |u| &u.turn_latency,
-            ),
-            (
-                "sandbot_action_duration_seconds",
-                "Wall time of one action",
-                |u| &u.action_latency,
-            ),
-        ];
-        for (name, help, get) in histograms {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            for ((t, b), u) in all.iter() {
-                let h = get(u);
-                for (i, le) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{tenant=\"{t}\",bot=\"{b}\",le=\"{le}\"}} {}",
-                        h.counts[i]
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{tenant=\"{t}\",bot=\"{b}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(out, "{name}_sum{{tenant=\"{t}\",bot=\"{b}\"}} {}", h.sum);
-                let _ = writeln!(
-                    out,
-                    "{name}_count{{tenant=\"{t}\",bot=\"{b}\"}} {}",
-                    h.count
-                );
-            }
-        }
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing a String");
         out
     }
 }
 
+/// Encodes the figures at a scrape.
+#[derive(Debug)]
+struct Scrape(Arc<Figures>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let usage = self.0.usage.lock().expect("not poisoned");
+        for (name, help, get) in COUNTERS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for ((tenant, bot), u) in usage.iter() {
+                let labels = bot_labels(tenant, bot);
+                ConstCounter::new(get(u)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "sandbot_action_failures",
+            "Failed actions by kind",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((tenant, bot), u) in usage.iter() {
+            for (kind, n) in &u.action_failures {
+                let labels: Labels<3> = [("tenant", tenant), ("bot", bot), ("kind", kind)];
+                ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, get) in HISTOGRAMS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for ((tenant, bot), u) in usage.iter() {
+                let h = get(u);
+                let buckets: Vec<(f64, u64)> = BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(h.counts)
+                    .collect();
+                family
+                    .encode_family(&bot_labels(tenant, bot))?
+                    .encode_histogram::<Labels<0>>(h.sum, h.count(), &buckets, None)?;
+            }
+        }
+        drop(usage);
+        let storage = self.0.storage.lock().expect("not poisoned");
+        let gauges: [GaugeOf; 2] = [
+            (
+                "sandbot_tenant_stored_bytes",
+                "What the tenant's conversations hold in the store (sessions and transcripts)",
+                |s| s.bytes,
+            ),
+            (
+                "sandbot_tenant_storage_quota_bytes",
+                "The tenant's storage quota",
+                |s| s.quota_bytes,
+            ),
+        ];
+        for (name, help, get) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (tenant, s) in storage.iter() {
+                ConstGauge::new(get(s) as i64)
+                    .encode(family.encode_family(&[("tenant", tenant.as_str())])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Records this node's figures in the store every second (and once more at
-/// shutdown), so `/v1/usage` adds up every node's figures.
+/// shutdown), so `/v1/usage` adds up every node's figures; reads what each
+/// tenant stores (storage quotas) at the same pace.
 pub async fn record(
     state: std::sync::Arc<super::AppState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -258,8 +342,56 @@ pub async fn record(
         if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await {
             tracing::warn!(%e, "recording usage figures");
         }
+        super::storage::refresh(&state).await;
         if stopping {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_each_series_with_its_labels() {
+        let m = Metrics::default();
+        m.refused("acme", "shop");
+        m.refused("acme", "shop");
+        m.storage_refused("acme", "shop");
+        m.reload_refused("o\"dd", "x\\y");
+        {
+            let mut all = m.figures.usage.lock().unwrap();
+            let u = all.get_mut(&("acme".into(), "shop".into())).unwrap();
+            u.turn_latency.observe(0.0004);
+            u.turn_latency.observe(0.003);
+            u.turn_latency.observe(9.0);
+            u.action_failures.insert("timeout".into(), 4);
+        }
+        m.set_storage(
+            "acme",
+            Storage {
+                bytes: 1200,
+                quota_bytes: 1 << 20,
+            },
+        );
+        let text = m.render();
+        for line in [
+            "# TYPE sandbot_refused_messages counter",
+            "sandbot_refused_messages_total{tenant=\"acme\",bot=\"shop\"} 2",
+            "sandbot_storage_refused_messages_total{tenant=\"acme\",bot=\"shop\"} 1",
+            "sandbot_bot_reloads_refused_total{tenant=\"o\\\"dd\",bot=\"x\\\\y\"} 1",
+            "sandbot_action_failures_total{tenant=\"acme\",bot=\"shop\",kind=\"timeout\"} 4",
+            "sandbot_turn_duration_seconds_bucket{le=\"0.0005\",tenant=\"acme\",bot=\"shop\"} 1",
+            "sandbot_turn_duration_seconds_bucket{le=\"0.005\",tenant=\"acme\",bot=\"shop\"} 2",
+            "sandbot_turn_duration_seconds_bucket{le=\"5.0\",tenant=\"acme\",bot=\"shop\"} 2",
+            "sandbot_turn_duration_seconds_bucket{le=\"+Inf\",tenant=\"acme\",bot=\"shop\"} 3",
+            "sandbot_turn_duration_seconds_count{tenant=\"acme\",bot=\"shop\"} 3",
+            "sandbot_tenant_stored_bytes{tenant=\"acme\"} 1200",
+            "sandbot_tenant_storage_quota_bytes{tenant=\"acme\"} 1048576",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod rate;
 pub mod reload;
 pub mod state;
+pub mod storage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ impl Server {
     /// Loads the bots, opens the store, binds `config.listen` (or `listen`).
     pub async fn start(config: &ServeConfig) -> anyhow::Result<Server> {
         let state = Arc::new(AppState::build(config).await?);
+        storage::refresh(&state).await;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;

@@ -28,6 +28,8 @@ pub struct Tenant {
     pub rate_limit: RateLimit,
     pub backlog: BacklogLimit,
     pub inbound_rate: Option<RateLimit>,
+    /// What its conversations may hold in the store, in bytes (0: no quota).
+    pub storage_quota: u64,
     /// The hosts and networks its actions may call (the studio shows them).
     pub egress: Vec<String>,
 }
@@ -168,6 +170,7 @@ impl AppState {
                     rate_limit: t.rate_limit,
                     backlog: t.backlog,
                     inbound_rate: t.inbound_rate,
+                    storage_quota: (t.storage_quota_mb.max(0.0) * 1_048_576.0) as u64,
                     egress: t
                         .limits
                         .allow_hosts
@@ -449,6 +452,7 @@ mod tests {
             rate_limit: RateLimit::default(),
             backlog: BacklogLimit::default(),
             inbound_rate: None,
+            storage_quota: 0,
             egress: Vec::new(),
         };
         assert!(t.accepts("s3cret"));

@@ -16,6 +16,7 @@ use std::pin::Pin;
 
 use super::inbox::{self, Counts, INBOX, SEEN};
 use super::outbox::{self, DEAD};
+use super::sizes::{self, Growth, SIZES};
 use super::{
     Accepted, Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
     InboxEntry, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
@@ -180,6 +181,7 @@ impl EmbeddedStore {
         tx.open_table(DEAD).map_err(StoreError::new)?;
         tx.open_table(super::failures::FAILURES)
             .map_err(StoreError::new)?;
+        sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError)?;
         let writer_state = Writer::read(&tx).map_err(StoreError)?;
         super::usage::compact(&tx).map_err(StoreError)?;
         tx.commit().map_err(StoreError::new)?;
@@ -287,22 +289,27 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
         let mut inbox = tx.open_table(INBOX).map_err(|e| e.to_string())?;
         let mut seen = tx.open_table(SEEN).map_err(|e| e.to_string())?;
         let mut silence = tx.open_table(SILENCE).map_err(|e| e.to_string())?;
+        let mut growth = Growth::default();
         for op in batch {
             match op {
                 Op::Commit(c, _) => {
                     let k = c.key.as_str();
-                    conversations
+                    let old = conversations
                         .insert(k, c.state.as_slice())
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| e.to_string())?
+                        .map_or(0, |v| v.value().len());
+                    growth.change(&c.bot, old, c.state.len());
                     match c.silence_due_ms {
                         Some(due) => silence.insert(k, due).map(drop),
                         None => silence.remove(k).map(drop),
                     }
                     .map_err(|e| e.to_string())?;
                     for (seq, bytes) in &c.transcript {
-                        transcripts
+                        let old = transcripts
                             .insert((k, *seq), bytes.as_slice())
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| e.to_string())?
+                            .map_or(0, |v| v.value().len());
+                        growth.change(&c.bot, old, bytes.len());
                     }
                     for bytes in &c.outbox {
                         outbox
@@ -347,6 +354,8 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
                 }
             }
         }
+        let mut sizes = tx.open_table(SIZES).map_err(|e| e.to_string())?;
+        growth.apply(&mut sizes)?;
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(accepted)
@@ -589,18 +598,32 @@ impl Store for EmbeddedStore {
         let existed = {
             let mut conversations = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
             let mut transcripts = tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
+            let mut held = 0;
             transcripts
-                .retain_in((k.as_str(), 0)..=(k.as_str(), u64::MAX), |_, _| false)
+                .retain_in((k.as_str(), 0)..=(k.as_str(), u64::MAX), |_, v| {
+                    held += v.len();
+                    false
+                })
                 .map_err(StoreError::new)?;
             let mut silence = tx.open_table(SILENCE).map_err(StoreError::new)?;
             silence.remove(k.as_str()).map_err(StoreError::new)?;
-            conversations
+            let state = conversations
                 .remove(k.as_str())
                 .map_err(StoreError::new)?
-                .is_some()
+                .map(|v| v.value().len());
+            let mut growth = Growth::default();
+            growth.change(bot, held + state.unwrap_or(0), 0);
+            growth
+                .apply(&mut tx.open_table(SIZES).map_err(StoreError::new)?)
+                .map_err(StoreError)?;
+            state.is_some()
         };
         tx.commit().map_err(StoreError::new)?;
         Ok(existed)
+    }
+
+    async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError> {
+        sizes::read(&self.db, bots).map_err(StoreError)
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {

@@ -7,6 +7,7 @@ mod failures;
 mod inbox;
 mod outbox;
 mod postgres;
+mod sizes;
 mod usage;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use serde_json::Value;
 pub use embedded::EmbeddedStore;
 pub use inbox::{Accepted, Backlog, InboxEntry};
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use sizes::json_len;
 
 /// Idle time after which a session is forgotten (30 days).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -200,6 +202,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<String>, StoreError>;
     /// Forgets a conversation's state and transcript; false if unknown.
     async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError>;
+    /// The bytes the conversations of `bots` (deployments as stored) hold:
+    /// the JSON of each state and transcript entry (storage quotas).
+    async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError>;
     /// Deletes conversations idle past the expiry; returns how many.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
     /// The oldest queued delivery of each conversation (only it may go), in

@@ -231,6 +231,18 @@ impl Store for PostgresStore {
         Ok(gone.len())
     }
 
+    async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError> {
+        let total: i64 = sqlx::query(
+            "SELECT coalesce(sum(state_bytes + transcript_bytes), 0)::bigint FROM conversations WHERE bot = ANY($1)",
+        )
+        .bind(bots)
+        .fetch_one(&self.relaxed)
+        .await
+        .map_err(db)?
+        .get(0);
+        Ok(total as u64)
+    }
+
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         write::claim_deliveries(&self.relaxed, &self.node, self.lease, limit).await
     }

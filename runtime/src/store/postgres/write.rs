@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use super::{db, text};
 use crate::store::{
     Accepted, Backlog, ConversationState, Delivery, InboxEntry, Next, StoreError, TurnCommit,
-    now_ms,
+    json_len, now_ms,
 };
 
 /// Why a commit was refused: the lease moved on (or ran out).
@@ -26,7 +26,7 @@ pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), Stor
     let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
     let outcome: i32 = sqlx::query(
-        "SELECT sandbot_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        "SELECT sandbot_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&c.bot)
     .bind(&c.conversation)
@@ -43,6 +43,8 @@ pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), Stor
     .bind(&ids)
     .bind(&targets)
     .bind(&deliveries)
+    .bind(json_len(&c.state) as i64)
+    .bind(c.transcript.iter().map(json_len).sum::<u64>() as i64)
     .fetch_one(pool)
     .await
     .map_err(db)?
