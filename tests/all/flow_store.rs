@@ -231,3 +231,89 @@ async fn a_commit_is_all_or_nothing() {
     // Postback ids are scoped to their bot.
     assert!(store.postback("other", "pb_x").await.unwrap().is_none());
 }
+
+/// A commit that fails (here: the writer's batch fails after its writes, as
+/// a full disk would) leaves nothing of the turn: not the state, transcript,
+/// postbacks or deliveries, and its inbox entry still waits; the store goes
+/// on, the retried commit applies once, and delivery ids are not skipped.
+#[tokio::test]
+async fn a_failed_commit_leaves_nothing_and_the_store_goes_on() {
+    use crate::store_conformance::{ROOMY, delivery, entry};
+    use sandbot::store::{Accepted, InboxClaim};
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("s.redb");
+    let store = EmbeddedStore::open(&path, Duration::from_secs(60)).unwrap();
+    let bots = ["b".to_string()];
+    let line = |seq| TranscriptEntry {
+        seq,
+        at_ms: 0,
+        event: json!({"user": format!("m{seq}")}),
+    };
+    let mut first = ConversationState::new(sandbot::store::now_ms());
+    first.transcript_len = 1;
+    let turn = |state: &ConversationState, seq, text: &str, inbox| TurnCommit {
+        bot: "b".into(),
+        conversation: "c".into(),
+        state: state.clone(),
+        transcript: vec![line(seq)],
+        postbacks: vec![(format!("pb_{text}"), json!({"nextDialogstateId": text}))],
+        outbox: vec![delivery("c", json!({"text": text}))],
+        inbox,
+    };
+    store.commit(turn(&first, 0, "one", None)).await.unwrap();
+    let held = store.stored_bytes(&bots).await.unwrap();
+    let Accepted::Queued(id) = store
+        .enqueue(entry("t", "c", "two", None), ROOMY)
+        .await
+        .unwrap()
+    else {
+        panic!("queued");
+    };
+    let mut second = first.clone();
+    second.session = json!({"step": 2});
+    second.transcript_len = 2;
+    let claim = Some(InboxClaim {
+        entry: Some(id),
+        epoch: 0,
+    });
+
+    store.fail_next_write();
+    let failed = store
+        .commit(turn(&second, 1, "two", claim))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failed.to_string(),
+        "store: a write failure injected by a test"
+    );
+    assert_eq!(store.load("b", "c").await.unwrap().unwrap(), first);
+    assert_eq!(store.transcript("b", "c", 0, 10).await.unwrap(), [line(0)]);
+    assert!(store.postback("b", "pb_two").await.unwrap().is_none());
+    let queued = store.outbox(10).await.unwrap();
+    assert_eq!((queued.len(), queued[0].id), (1, 1));
+    assert_eq!(store.inbox_next("b", "c").await.unwrap().unwrap().id, id);
+    assert_eq!(store.stored_bytes(&bots).await.unwrap(), held);
+
+    // The store goes on: the same turn commits once, in full.
+    store.commit(turn(&second, 1, "two", claim)).await.unwrap();
+    store.outbox_settle(&[1], &[]).await.unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&path, Duration::from_secs(60)).unwrap();
+    assert_eq!(store.load("b", "c").await.unwrap().unwrap(), second);
+    assert_eq!(
+        store.transcript("b", "c", 0, 10).await.unwrap(),
+        [line(0), line(1)]
+    );
+    assert_eq!(
+        store.postback("b", "pb_two").await.unwrap().unwrap()["nextDialogstateId"],
+        "two"
+    );
+    let queued = store.outbox(10).await.unwrap();
+    assert_eq!(
+        (queued.len(), queued[0].id),
+        (1, 2),
+        "the next id, none skipped"
+    );
+    assert!(store.inbox_next("b", "c").await.unwrap().is_none());
+    assert!(store.stored_bytes(&bots).await.unwrap() > held);
+}

@@ -55,12 +55,12 @@ async fn postgres(lease: Duration) -> Backend {
     Backend { open }
 }
 
-const ROOMY: Backlog = Backlog {
+pub const ROOMY: Backlog = Backlog {
     conversation: 100,
     tenant: 1000,
 };
 
-fn entry(tenant: &str, conv: &str, text: &str, dedupe: Option<&str>) -> InboxEntry {
+pub fn entry(tenant: &str, conv: &str, text: &str, dedupe: Option<&str>) -> InboxEntry {
     InboxEntry {
         id: 0,
         tenant: tenant.into(),

@@ -47,6 +47,10 @@ pub struct ServeConfig {
     /// (60,000; shorter for tests and demos).
     #[serde(default = "default_silence_minute_ms")]
     pub silence_minute_ms: u64,
+    /// Guest code running at once, all tenants (the CPU fair share's slots);
+    /// default one less than the cores. `SANDBOT_CPU_SLOTS` overrides.
+    #[serde(default)]
+    pub cpu_slots: Option<usize>,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -486,6 +490,7 @@ impl ServeConfig {
             metrics_token: None,
             http: Default::default(),
             silence_minute_ms: default_silence_minute_ms(),
+            cpu_slots: None,
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
             tenants: vec![TenantConfig {
@@ -581,6 +586,9 @@ impl ServeConfig {
                 }
             }
         }
+        if self.cpu_slots == Some(0) {
+            bail!("cpuSlots must be at least 1 (guest code needs a slot to run)");
+        }
         for t in &self.tenants {
             if t.max_concurrent_actions == 0 {
                 bail!("tenant `{}`: maxConcurrentActions must be at least 1", t.id);
@@ -640,5 +648,38 @@ impl ServeConfig {
             bail!("channel id `{}` is used twice", w[0]);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str, tenant: &str) -> anyhow::Result<ServeConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.yaml");
+        let yaml = format!(
+            "{extra}\ntenants:\n  - {{ id: t, tokens: [\"{}\"]{tenant} }}\nbots: []\n",
+            hash_token("x")
+        );
+        std::fs::write(&path, yaml).unwrap();
+        ServeConfig::load(&path)
+    }
+
+    #[test]
+    fn cpu_slots_and_storage_quota_are_checked() {
+        let c = load("cpuSlots: 3", ", storageQuotaMb: 0.5").unwrap();
+        assert_eq!(c.cpu_slots, Some(3));
+        assert_eq!(c.tenants[0].storage_quota_mb, 0.5);
+        let c = load("", "").unwrap();
+        assert_eq!((c.cpu_slots, c.tenants[0].storage_quota_mb), (None, 1024.0));
+        assert_eq!(
+            load("cpuSlots: 0", "").unwrap_err().to_string(),
+            "cpuSlots must be at least 1 (guest code needs a slot to run)"
+        );
+        assert_eq!(
+            load("", ", storageQuotaMb: -1").unwrap_err().to_string(),
+            "tenant `t`: storageQuotaMb must be a number of MiB, 0 or more (0: no quota)"
+        );
     }
 }

@@ -334,6 +334,9 @@ pub async fn record(
     state: std::sync::Arc<super::AppState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // Reading what tenants store scans their conversations' rows on
+    // PostgreSQL: at most 1 % of the time goes to it on a large database.
+    let mut storage_due = std::time::Instant::now();
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
@@ -342,7 +345,11 @@ pub async fn record(
         if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await {
             tracing::warn!(%e, "recording usage figures");
         }
-        super::storage::refresh(&state).await;
+        if std::time::Instant::now() >= storage_due {
+            let started = std::time::Instant::now();
+            super::storage::refresh(&state).await;
+            storage_due = std::time::Instant::now() + started.elapsed() * 100;
+        }
         if stopping {
             return;
         }

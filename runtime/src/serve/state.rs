@@ -150,7 +150,13 @@ impl AppState {
                     Duration::from_secs(1),
                 ),
             };
-        let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
+        let mut sandbox_config = SandboxConfig::default();
+        if std::env::var_os("SANDBOT_CPU_SLOTS").is_none()
+            && let Some(slots) = config.cpu_slots
+        {
+            sandbox_config.cpu_slots = slots;
+        }
+        let sandbox = Arc::new(Sandbox::new(sandbox_config)?);
         let mut tenants = HashMap::new();
         let mut runners = HashMap::new();
         for t in &config.tenants {

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -110,6 +111,8 @@ pub struct EmbeddedStore {
     /// This run's key for its usage rows, and the figures last written.
     run: String,
     recorded: std::sync::Mutex<Vec<(String, String, Value)>>,
+    /// Tests: fail the writer's next batch after its writes, before its commit.
+    fail_next: Arc<AtomicBool>,
 }
 
 /// Closing waits for the writer to finish the commits already handed to it,
@@ -139,6 +142,7 @@ struct Writer {
     next_delivery: u64,
     next_entry: u64,
     counts: Counts,
+    fail_next: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -155,6 +159,7 @@ impl Writer {
             next_delivery: last_delivery.map_or(1, |(k, _)| k.value() + 1),
             next_entry,
             counts: Counts::read(&inbox)?,
+            fail_next: Arc::default(),
         })
     }
 }
@@ -183,6 +188,7 @@ impl EmbeddedStore {
             .map_err(StoreError::new)?;
         sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError)?;
         let writer_state = Writer::read(&tx).map_err(StoreError)?;
+        let fail_next = writer_state.fail_next.clone();
         super::usage::compact(&tx).map_err(StoreError)?;
         tx.commit().map_err(StoreError::new)?;
         let (writer, rx) = mpsc::channel::<Op>();
@@ -198,7 +204,15 @@ impl EmbeddedStore {
             ttl,
             run: run_id(),
             recorded: std::sync::Mutex::new(Vec::new()),
+            fail_next,
         })
+    }
+
+    /// For tests of failed commits: the writer's next batch does all its
+    /// writes, then fails instead of committing (as a full disk would).
+    #[doc(hidden)]
+    pub fn fail_next_write(&self) {
+        self.fail_next.store(true, Ordering::SeqCst);
     }
 
     pub(super) fn db(&self) -> &Database {
@@ -356,6 +370,9 @@ fn write_batch(db: &Database, batch: &[Op], w: &mut Writer) -> Result<Vec<Accept
         }
         let mut sizes = tx.open_table(SIZES).map_err(|e| e.to_string())?;
         growth.apply(&mut sizes)?;
+    }
+    if w.fail_next.swap(false, Ordering::SeqCst) {
+        return Err("a write failure injected by a test".into());
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(accepted)
