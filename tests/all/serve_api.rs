@@ -240,7 +240,25 @@ async fn conversations_messages_session_actions_and_extract() {
         json!({"conversationId": "a", "message": {"textMessage": {"text": "hello?"}}}),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Its turn is committed once the transcript shows it: nothing after it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let (_, page) = api
+            .get("/v1/bots/test/conversations/a/messages?limit=100")
+            .await;
+        let lines = page["data"].as_array().unwrap().clone();
+        let seen = lines.iter().any(|l| l["message"] == "hello?");
+        if seen || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["actor"], &last["message"]),
+        (&json!("user"), &json!("hello?")),
+        "{lines:?}"
+    );
     assert_eq!(receiver.messages().len(), 10);
     api.call(
         "POST",

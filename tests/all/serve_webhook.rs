@@ -47,6 +47,46 @@ impl Receiver {
         }
         self.messages()
     }
+
+    /// What was delivered to `conversation` for the messages it had before now:
+    /// a REST action queues a marker message behind them (turns run in
+    /// order, and the call returns once its turn is committed), then waits
+    /// for the marker's delivery (deliveries go out in order). What came
+    /// before the marker, instead of a fixed sleep that cannot tell
+    /// "refused" from "not run yet".
+    pub async fn drained(&self, addr: &str, conversation: &str) -> Vec<Value> {
+        let marker = format!("marker {}", self.messages().len());
+        let res = reqwest::Client::new()
+            .post(format!(
+                "http://{addr}/v1/bots/test/conversations/{conversation}/actions"
+            ))
+            .header("authorization", "Bearer token-one")
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"sendMessages": [{"textMessageTemplate": {"text": marker}}]})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got: Vec<Value> = self
+                .messages()
+                .into_iter()
+                .filter(|m| m["recipient"]["id"] == conversation)
+                .collect();
+            if let Some(at) = got
+                .iter()
+                .position(|m| m["message"]["text"] == marker.as_str())
+            {
+                return got[..at].to_vec();
+            }
+            assert!(Instant::now() < deadline, "no {marker} delivered: {got:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 async fn receive(State(r): State<Receiver>, Json(body): Json<Value>) -> StatusCode {
