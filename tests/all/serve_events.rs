@@ -165,6 +165,10 @@ async fn a_rest_session_write_fires_variables_changed_once() {
     assert_eq!(out["flowMessages"], json!([]));
     let got: Vec<_> = receiver.drained(&addr, "c1").await;
     let got: Vec<_> = got.iter().map(|m| m["message"]["text"].clone()).collect();
-    assert_eq!(got, ["Your name?", "CRM gold"], "nothing for the same value");
+    assert_eq!(
+        got,
+        ["Your name?", "CRM gold"],
+        "nothing for the same value"
+    );
     server.shutdown().await.unwrap();
 }

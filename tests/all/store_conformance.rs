@@ -688,12 +688,17 @@ async fn postgres_take_next_between_nodes() {
         entry: Some(id),
         epoch,
     });
-    one.commit(c).await.unwrap();
     let later = queued(two.as_ref(), entry("t", "c", "2", None), ROOMY).await;
-    let Next::Entry { entry: taken, .. } = one.take_next("b", "c", ttl).await.unwrap() else {
+    one.commit(c).await.unwrap();
+    let Next::Entry {
+        entry: taken,
+        epoch: same,
+        ..
+    } = one.take_next("b", "c", ttl).await.unwrap()
+    else {
         panic!("accepted by two, run by one while it holds the lease");
     };
-    assert_eq!(taken.id, later);
+    assert_eq!((taken.id, same), (later, epoch));
     two.inbox_discard("b", "c", later).await.unwrap();
     assert!(matches!(
         one.take_next("b", "c", ttl).await.unwrap(),
@@ -703,6 +708,38 @@ async fn postgres_take_next_between_nodes() {
         panic!("given up: free for two at once");
     };
     assert!(e2 > epoch, "a new holder, a new epoch");
+}
+
+/// A commit with nothing else waiting gives the lease up in the same
+/// transaction (`sandbot_commit_next`): another node may take the
+/// conversation at once, and the worker's next step needs no round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_commit_with_nothing_waiting_gives_the_lease_up() {
+    let ttl = Duration::from_secs(30);
+    let b = postgres(ttl).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let id = queued(two.as_ref(), entry("t", "c", "1", None), ROOMY).await;
+    let Next::Entry { epoch, .. } = one.take_next("b", "c", ttl).await.unwrap() else {
+        panic!("one takes the conversation");
+    };
+    let mut c = commit_done("c", id);
+    c.inbox = Some(InboxClaim {
+        entry: Some(id),
+        epoch,
+    });
+    one.commit(c).await.unwrap();
+    let Some(e2) = two.lease("b", "c", ttl).await.unwrap() else {
+        panic!("given up by the commit: free for two at once");
+    };
+    assert!(e2 > epoch);
+    assert!(matches!(
+        one.take_next("b", "c", ttl).await.unwrap(),
+        Next::Empty
+    ));
+    assert!(matches!(
+        one.take_next("b", "c", ttl).await.unwrap(),
+        Next::Busy
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,10 @@
 
 mod write;
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Row;
@@ -52,7 +54,15 @@ pub struct PostgresStore {
     node: String,
     lease: Duration,
     ttl: Duration,
+    /// A conversation's next step, taken by its last commit
+    /// (`sandbot_commit_next`), for the worker's next `take_next`: one
+    /// round trip fewer per message.
+    stepped: Arc<Mutex<HashMap<(String, String), (Instant, Next)>>>,
 }
+
+/// How long a next step taken by a commit is good for (the worker asks for
+/// it right after the turn; a turn that failed after its commit leaves it).
+const STEP_FRESH: Duration = Duration::from_secs(2);
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError(format!("postgres: {e}"))
@@ -96,6 +106,7 @@ impl PostgresStore {
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,
+            stepped: Arc::default(),
         })
     }
 
@@ -129,8 +140,17 @@ impl Store for PostgresStore {
     }
 
     fn commit(&self, commit: TurnCommit) -> CommitFuture {
-        let (pool, node) = (self.pool.clone(), self.node.clone());
-        Box::pin(async move { write::commit(&pool, &node, commit).await })
+        let (pool, node, lease) = (self.pool.clone(), self.node.clone(), self.lease);
+        let stepped = self.stepped.clone();
+        Box::pin(async move {
+            let key = (commit.bot.clone(), commit.conversation.clone());
+            if let Some(next) = write::commit(&pool, &node, commit, lease).await? {
+                let mut all = stepped.lock().expect("not poisoned");
+                all.retain(|_, (at, _)| at.elapsed() < STEP_FRESH);
+                all.insert(key, (Instant::now(), next));
+            }
+            Ok(())
+        })
     }
 
     async fn postback(&self, bot: &str, id: &str) -> Result<Option<Value>, StoreError> {
@@ -358,6 +378,13 @@ impl Store for PostgresStore {
         conversation: &str,
         ttl: Duration,
     ) -> Result<Next, StoreError> {
+        let key = (bot.to_string(), conversation.to_string());
+        let stepped = self.stepped.lock().expect("not poisoned").remove(&key);
+        if let Some((at, next)) = stepped
+            && at.elapsed() < STEP_FRESH
+        {
+            return Ok(next);
+        }
         write::take_next(
             &self.relaxed,
             &self.node,

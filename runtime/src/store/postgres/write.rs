@@ -18,15 +18,24 @@ use crate::store::{
 /// Why a commit was refused: the lease moved on (or ran out).
 pub const LEASE_LOST: &str = "this node's lease on the conversation ran out; the turn is not committed (another node takes the message)";
 
-pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), StoreError> {
+/// Commits a turn; for a fenced commit of an inbox entry, also the
+/// worker's next step (`sandbot_commit_next`): the conversation's next
+/// waiting entry under the renewed lease, or `Empty` with the lease given up.
+pub async fn commit(
+    pool: &PgPool,
+    node: &str,
+    c: TurnCommit,
+    lease: Duration,
+) -> Result<Option<Next>, StoreError> {
     let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
     let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
     let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
     let ids: Vec<&str> = c.postbacks.iter().map(|(id, _)| id.as_str()).collect();
     let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
-    let outcome: i32 = sqlx::query(
-        "SELECT sandbot_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    let now = now_ms() as i64;
+    let row = sqlx::query(
+        "SELECT * FROM sandbot_commit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&c.bot)
     .bind(&c.conversation)
@@ -34,7 +43,7 @@ pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), Stor
     .bind(node)
     .bind(c.inbox.map_or(0, |claim| claim.epoch as i64))
     .bind(c.inbox.and_then(|claim| claim.entry).map(|e| e as i64))
-    .bind(now_ms() as i64)
+    .bind(now)
     .bind(Json(&c.state))
     .bind(c.state.updated_ms as i64)
     .bind(&seqs)
@@ -45,17 +54,30 @@ pub async fn commit(pool: &PgPool, node: &str, c: TurnCommit) -> Result<(), Stor
     .bind(&deliveries)
     .bind(json_len(&c.state) as i64)
     .bind(c.transcript.iter().map(json_len).sum::<u64>() as i64)
+    .bind(now + lease.as_millis() as i64)
     .fetch_one(pool)
     .await
-    .map_err(db)?
-    .get(0);
-    match outcome {
-        0 => Ok(()),
-        1 => Err(StoreError(LEASE_LOST.into())),
-        _ => Err(StoreError(
-            "the message's turn was already committed".into(),
-        )),
+    .map_err(db)?;
+    match row.get::<i32, _>(0) {
+        0 => {}
+        1 => return Err(StoreError(LEASE_LOST.into())),
+        _ => {
+            return Err(StoreError(
+                "the message's turn was already committed".into(),
+            ));
+        }
     }
+    if !row.get::<bool, _>(1) {
+        return Ok(None);
+    }
+    if row.get::<Option<i64>, _>(2).is_none() {
+        return Ok(Some(Next::Empty));
+    }
+    Ok(Some(Next::Entry {
+        epoch: c.inbox.map_or(0, |claim| claim.epoch),
+        entry: inbox_entry(&row, 2, &c.bot, &c.conversation),
+        state: Some(Some(c.state)),
+    }))
 }
 
 pub async fn enqueue(
