@@ -57,8 +57,11 @@ pub struct PostgresStore {
     /// A conversation's next step, taken by its last commit
     /// (`sandbot_commit_next`), for the worker's next `take_next`: one
     /// round trip fewer per message.
-    stepped: Arc<Mutex<HashMap<(String, String), (Instant, Next)>>>,
+    stepped: Arc<Mutex<Steps>>,
 }
+
+/// (bot, conversation) → when its commit took the next step, and the step.
+type Steps = HashMap<(String, String), (Instant, Next)>;
 
 /// How long a next step taken by a commit is good for (the worker asks for
 /// it right after the turn; a turn that failed after its commit leaves it).
