@@ -45,7 +45,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use effects::{Effects, Failure, FailureKind, FetchRecord, LogLine};
 pub use json_path::{JsonPath, PathError, Segment};
-pub use meter::{HostLimits, MemoryMeter, Meter};
+pub use meter::{HostLimits, MemoryBudget, MemoryMeter, Meter};
 
 /// Captured stdout/stderr per stream; past this, writes fail (and are dropped).
 const STDIO_CAPTURE_BYTES: usize = 64 << 10;

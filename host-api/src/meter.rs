@@ -2,6 +2,9 @@
 //! boundary, HTTP calls, memory. A meter that trips records why, so the runtime
 //! classifies the trap that follows with the right kind.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wasmtime::ResourceLimiter;
 
 use crate::{Failure, FailureKind};
@@ -71,6 +74,46 @@ impl Meter {
     }
 }
 
+/// The memory a tenant's instances may hold together (`maxMemoryMib`),
+/// shared by its invocations: each instance's growth is taken from it and
+/// given back when the instance ends.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    cap: u64,
+    held: AtomicU64,
+}
+
+impl MemoryBudget {
+    pub fn new(cap: u64) -> Arc<Self> {
+        Arc::new(Self {
+            cap,
+            held: AtomicU64::new(0),
+        })
+    }
+
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    /// What the tenant's instances hold now.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Takes `bytes` if they fit under the cap.
+    fn take(&self, bytes: u64) -> bool {
+        self.held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                held.checked_add(bytes).filter(|n| *n <= self.cap)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: u64) {
+        self.held.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
 /// The memory limiter: a total across the instance's memories, its peak, and
 /// whether the limit was hit (so the resulting trap reads *memory limit*).
 #[derive(Debug)]
@@ -84,6 +127,18 @@ pub struct MemoryMeter {
     /// The refused growth was the instance's initial memory: it cannot start.
     pub hit_at_start: bool,
     pub max_table_elements: usize,
+    /// The tenant's budget this instance's memory is taken from, if any.
+    pub budget: Option<Arc<MemoryBudget>>,
+    /// The growth was refused by the tenant's budget, not the instance's limit.
+    pub budget_hit: bool,
+}
+
+impl Drop for MemoryMeter {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.current);
+        }
+    }
 }
 
 impl MemoryMeter {
@@ -96,6 +151,8 @@ impl MemoryMeter {
             wanted: 0,
             hit_at_start: false,
             max_table_elements: 100_000,
+            budget: None,
+            budget_hit: false,
         }
     }
 }
@@ -111,6 +168,15 @@ impl ResourceLimiter for MemoryMeter {
         if self.current + grow > self.limit {
             self.hit = true;
             self.wanted = self.current + grow;
+            self.hit_at_start = current == 0;
+            return Ok(false);
+        }
+        if let Some(b) = &self.budget
+            && !b.take(grow)
+        {
+            self.hit = true;
+            self.budget_hit = true;
+            self.wanted = b.held() + grow;
             self.hit_at_start = current == 0;
             return Ok(false);
         }

@@ -160,3 +160,59 @@ async fn a_tenant_over_its_action_cap_waits_within_its_deadline() {
         "{failures:?}"
     );
 }
+
+/// A tenant's cap on the memory its running actions hold together, both
+/// ways: one action that holds 24 MiB runs under a 64 MiB cap; a second one
+/// at the same time finds the cap full and fails with `memory_limit` naming
+/// it, while another tenant's action is not affected; once the first ends
+/// its memory is given back and the next one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_memory_cap_gets_a_classified_error() {
+    use sandbot::flow::ActionRunner;
+    use sandbot::runner::SandboxRunner;
+    use sandbot_host_api::MemoryBudget;
+    use std::sync::Arc;
+
+    let sandbox = crate::flow_conversations::SANDBOX.clone();
+    let budget = MemoryBudget::new(64 << 20);
+    let mut limits = Limits::deny_all();
+    limits.timeout = Duration::from_secs(5);
+    limits.memory_budget = Some(budget.clone());
+    let tenant = Arc::new(SandboxRunner::new(sandbox.clone(), limits.clone()));
+    let mut other_limits = limits.clone();
+    other_limits.memory_budget = Some(MemoryBudget::new(64 << 20));
+    let other = Arc::new(SandboxRunner::new(sandbox.clone(), other_limits));
+    let session = json!({});
+    // Holds 24 MiB for 600 ms, then returns.
+    let hold = "const a = new Uint8Array(24 << 20); a[7] = 1; const t = Date.now(); while (Date.now() - t < 600) {} return a[7];";
+
+    let alone = tenant.run(js(hold), &session).await;
+    assert!(alone.result.is_ok(), "{:?}", alone.result);
+    assert_eq!(budget.held(), 0, "given back");
+
+    let (first, second, theirs) = tokio::join!(
+        tenant.run(js(hold), &session),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tenant.run(js(hold), &session).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            other.run(js(hold), &session).await
+        }
+    );
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    assert!(theirs.result.is_ok(), "another tenant: {:?}", theirs.result);
+    let failure = second.result.unwrap_err();
+    assert_eq!(failure.kind, "memory_limit", "{failure:?}");
+    assert!(
+        failure.message.starts_with("this tenant's actions running now hold ")
+            && failure.message.ends_with(
+                " MiB of memory together and this one needed more; the tenant's cap is 64 MiB (maxMemoryMib)"
+            ),
+        "{failure:?}"
+    );
+    assert_eq!(budget.held(), 0, "all given back");
+    let after = tenant.run(js(hold), &session).await;
+    assert!(after.result.is_ok(), "{:?}", after.result);
+}

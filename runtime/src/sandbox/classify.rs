@@ -89,7 +89,18 @@ pub fn timeout(limits: &Limits) -> Failure {
 
 fn memory_limit(state: &ActionState, limits: &Limits) -> Failure {
     let limit = limits.memory_bytes >> 20;
-    let message = if state.memory.hit_at_start {
+    let message = if let Some(b) = state
+        .memory
+        .budget
+        .as_ref()
+        .filter(|_| state.memory.budget_hit)
+    {
+        format!(
+            "this tenant's actions running now hold {:.1} MiB of memory together and this one needed more; the tenant's cap is {} MiB (maxMemoryMib)",
+            super::limits::mib(b.held()),
+            b.cap() >> 20
+        )
+    } else if state.memory.hit_at_start {
         // Its initial memory alone (the JS runner's snapshot, say) is over the limit.
         format!(
             "the action needs {:.1} MiB of memory to start; its memory limit is {limit} MiB",

@@ -66,6 +66,8 @@ impl Sandbox {
             deadline,
             invocation.replay,
         );
+        let mut state = state;
+        state.memory.budget = limits.memory_budget.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         if let Err(e) = store.set_fuel(limits.fuel) {

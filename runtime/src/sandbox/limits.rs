@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandbot_host_api::HostLimits;
 use sandbot_host_api::egress::{Egress, EgressPolicy};
+use sandbot_host_api::{HostLimits, MemoryBudget};
 
 /// What one tenant's invocations may use.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct Limits {
     /// Whose share of the CPU these invocations run in (the tenant's id):
     /// a freed CPU slot goes to the next tenant in turn.
     pub cpu_share: Arc<str>,
+    /// The memory the tenant's instances may hold together (`maxMemoryMib`),
+    /// shared by its invocations; none: only the per-instance limit.
+    pub memory_budget: Option<Arc<MemoryBudget>>,
 }
 
 /// Default fuel: about a second of straight-line WebAssembly.
@@ -48,6 +51,7 @@ impl Limits {
             host: HostLimits::default(),
             egress: Arc::new(Egress::new(policy)?),
             cpu_share: "".into(),
+            memory_budget: None,
         })
     }
 

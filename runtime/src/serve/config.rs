@@ -100,6 +100,15 @@ pub struct TenantConfig {
     /// refused (507). 0: no quota.
     #[serde(default = "default_storage_quota_mb")]
     pub storage_quota_mb: f64,
+    /// The memory the tenant's actions running at once may hold together,
+    /// in MiB; an action whose memory would go past it fails with
+    /// `memory_limit`, naming the cap.
+    #[serde(default = "default_max_memory_mib")]
+    pub max_memory_mib: u64,
+}
+
+fn default_max_memory_mib() -> u64 {
+    2048
 }
 
 fn default_storage_quota_mb() -> f64 {
@@ -505,6 +514,7 @@ impl ServeConfig {
                 inbound_rate: None,
                 max_concurrent_actions: default_max_concurrent_actions(),
                 storage_quota_mb: default_storage_quota_mb(),
+                max_memory_mib: default_max_memory_mib(),
             }],
             // Each example bot twice, from one folder: LIVE (its webhook
             // channel and the public web chat at /chat/{id}) and DRAFT (the
@@ -593,6 +603,17 @@ impl ServeConfig {
             if t.max_concurrent_actions == 0 {
                 bail!("tenant `{}`: maxConcurrentActions must be at least 1", t.id);
             }
+            let instance_mib = t
+                .limits
+                .memory_mib
+                .unwrap_or(crate::sandbox::DEFAULT_MEMORY_BYTES >> 20);
+            if t.max_memory_mib < instance_mib {
+                bail!(
+                    "tenant `{}`: maxMemoryMib ({}) is below one action's memory limit ({instance_mib} MiB): raise it or lower limits.memoryMib",
+                    t.id,
+                    t.max_memory_mib
+                );
+            }
             if !(t.storage_quota_mb >= 0.0 && t.storage_quota_mb.is_finite()) {
                 bail!(
                     "tenant `{}`: storageQuotaMb must be a number of MiB, 0 or more (0: no quota)",
@@ -667,8 +688,9 @@ mod tests {
     }
 
     #[test]
-    fn cpu_slots_and_storage_quota_are_checked() {
-        let c = load("cpuSlots: 3", ", storageQuotaMb: 0.5").unwrap();
+    fn cpu_slots_memory_cap_and_storage_quota_are_checked() {
+        let c = load("cpuSlots: 3", ", storageQuotaMb: 0.5, maxMemoryMib: 128").unwrap();
+        assert_eq!(c.tenants[0].max_memory_mib, 128);
         assert_eq!(c.cpu_slots, Some(3));
         assert_eq!(c.tenants[0].storage_quota_mb, 0.5);
         let c = load("", "").unwrap();
@@ -676,6 +698,10 @@ mod tests {
         assert_eq!(
             load("cpuSlots: 0", "").unwrap_err().to_string(),
             "cpuSlots must be at least 1 (guest code needs a slot to run)"
+        );
+        assert_eq!(
+            load("", ", maxMemoryMib: 127").unwrap_err().to_string(),
+            "tenant `t`: maxMemoryMib (127) is below one action's memory limit (128 MiB): raise it or lower limits.memoryMib"
         );
         assert_eq!(
             load("", ", storageQuotaMb: -1").unwrap_err().to_string(),

@@ -192,6 +192,9 @@ impl AppState {
                 .and_then(|l| crate::sandbox::check_builtin_limits(&l).map(|()| l))
                 .with_context(|| format!("tenant `{}` limits", t.id))?;
             limits.cpu_share = t.id.as_str().into();
+            limits.memory_budget = Some(sandbot_host_api::MemoryBudget::new(
+                t.max_memory_mib.saturating_mul(1 << 20),
+            ));
             runners.insert(
                 t.id.clone(),
                 Arc::new(
