@@ -98,8 +98,11 @@ impl SandboxRunner {
     ) -> Outcome {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
+        let mut queued = false;
         let _turn = match &self.running {
+            Some((slots, _)) if let Ok(permit) = slots.clone().try_acquire_owned() => Some(permit),
             Some((slots, cap)) => {
+                queued = true;
                 let permit =
                     tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned());
                 match permit.await {
@@ -135,7 +138,7 @@ impl SandboxRunner {
             replay: recording,
             ..invocation
         };
-        if waited.as_millis() == 0 {
+        if !queued || waited.as_millis() == 0 {
             return self.sandbox.invoke(&module, invocation, &self.limits).await;
         }
         // The wait for a slot counts against the action's deadline.
