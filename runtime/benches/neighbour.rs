@@ -6,7 +6,8 @@
 //! The server's resident memory is read idle before and after the burst.
 //!
 //! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
-//! (`--cap`: tenant A's `maxConcurrentActions`)
+//! (`--cap`: tenant A's `maxConcurrentActions`; `--benign 1`: A's messages
+//! run B's quick action instead of spinning)
 
 mod support;
 
@@ -122,7 +123,9 @@ fn main() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         bot(dir.path(), "quiet", QUIET);
-        bot(dir.path(), "hostile", HOSTILE);
+        // `--benign 1`: A's action is B's (where B's time goes without spinning).
+        let a_script = if support::arg("--benign", 0) == 1 { QUIET } else { HOSTILE };
+        bot(dir.path(), "hostile", a_script);
         let (inbox, hook) = serve::receiver().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let hash = sandbot::serve::config::hash_token;

@@ -17,6 +17,21 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+thread_local! {
+    /// When the poll running on this thread got its slot.
+    static SLICE_STARTED: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// How long the guest running on this thread has had its slot in this poll
+/// (`None` outside a [`Sliced`] poll). The epoch callback lets a guest that
+/// only just got its slot go on to the next tick instead of yielding at once:
+/// a guest that waited for the slot longer than a tick would otherwise find
+/// its epoch deadline already passed and give the slot back with no work
+/// done, and polls of waiting guests would burn the CPU the others need.
+pub fn slice_elapsed() -> Option<std::time::Duration> {
+    SLICE_STARTED.with(|s| s.get().map(|t| t.elapsed()))
+}
+
 /// The process's CPU slots and the tenants waiting for one.
 pub struct FairCpu {
     state: Mutex<State>,
@@ -175,7 +190,9 @@ impl<F: Future> Future for Sliced<F> {
             return Poll::Pending;
         }
         let started = Instant::now();
+        let outer = SLICE_STARTED.with(|s| s.replace(Some(started)));
         let polled = this.inner.as_mut().poll(cx);
+        SLICE_STARTED.with(|s| s.set(outer));
         let ns = started.elapsed().as_nanos() as u64;
         this.cpu.release(Some((&this.tenant, ns)));
         polled

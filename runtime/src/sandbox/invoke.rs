@@ -76,9 +76,13 @@ impl Sandbox {
         }
         // Every tick: yield to other tasks, or stop once the deadline has passed.
         store.set_epoch_deadline(1);
+        // A slice is at least half a tick of guest code (see fair::slice_elapsed).
+        let min_slice = self.config.epoch_tick / 2;
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
+            } else if super::fair::slice_elapsed().is_some_and(|e| e < min_slice) {
+                UpdateDeadline::Continue(1)
             } else {
                 UpdateDeadline::Yield(1)
             })
