@@ -215,6 +215,15 @@ impl<F: Future> Drop for Sliced<F> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_poll_knows_how_long_it_has_had_its_slot() {
+        let cpu = FairCpu::new(1);
+        assert!(slice_elapsed().is_none(), "outside a poll");
+        let inside = cpu.run("t".into(), async { slice_elapsed() }).await;
+        assert!(inside.is_some_and(|e| e < std::time::Duration::from_secs(1)));
+        assert!(slice_elapsed().is_none(), "cleared after the poll");
+    }
+
     type Task = Sliced<std::future::Pending<()>>;
 
     fn task(cpu: &Arc<FairCpu>, tenant: &str) -> Task {
