@@ -173,19 +173,28 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
     if bases.len() > 1 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
-    let usage: Value = serde_json::from_str(
-        &client
-            .get(format!("{}/v1/usage", bases[0]))
-            .bearer_auth("load-token")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let turns = usage["bots"]["load"]["turns"].as_u64().unwrap_or(0);
+    // A turn is counted just after its commit, so the last answer can
+    // arrive a moment before its turn is: look again for up to 3 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let (usage, turns) = loop {
+        let usage: Value = serde_json::from_str(
+            &client
+                .get(format!("{}/v1/usage", bases[0]))
+                .bearer_auth("load-token")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let turns = usage["bots"]["load"]["turns"].as_u64().unwrap_or(0);
+        if turns >= sent || std::time::Instant::now() > deadline {
+            break (usage, turns);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let failures = &usage["bots"]["load"]["actionFailures"];
     assert!(
         failures.as_object().is_none_or(|f| f.is_empty()),

@@ -88,7 +88,7 @@ impl Default for SandboxConfig {
             max_memory_bytes: 512 << 20,
             max_wasm_stack: 1 << 20,
             cache_dir: default_cache_dir(),
-            epoch_tick: Duration::from_millis(2),
+            epoch_tick: Duration::from_millis(1),
             cpu_slots: default_cpu_slots(),
         }
     }
