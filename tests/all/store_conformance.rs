@@ -757,7 +757,8 @@ async fn postgres_inbox_backlog() {
 /// delivery claimed by one node is not handed to the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_leases_fence_a_node_that_lost_its_lease() {
-    let lease = Duration::from_millis(400);
+    // Long enough that the steps below finish within it on a loaded machine.
+    let lease = Duration::from_millis(1500);
     let b = postgres(lease).await;
     let (one, two) = (b.open().await, b.open().await);
     let id = queued(one.as_ref(), entry("t", "c", "1", None), ROOMY).await;
