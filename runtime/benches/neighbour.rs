@@ -1,8 +1,9 @@
 //! A noisy neighbour: one `sandbot serve` process, two tenants. Tenant B
-//! runs a closed loop of webhook messages through a JS code action; its
-//! POST→delivery latency is measured alone, then while tenant A floods its
-//! own bot with messages whose code action spins (`while (true) {}`) until
-//! A's deadline. Target (issue 12): B's p99 within 2× of its baseline.
+//! runs a closed loop of webhook messages through a JS code action (its
+//! POST→delivery latency) and one of web chat messages (request→answer),
+//! measured alone, then while tenant A floods its own bot with messages
+//! whose code action spins (`while (true) {}`) until A's deadline or, every
+//! other one, allocates until its memory limit. Target (issue 12): B's p99 within 2× of its baseline.
 //! The server's resident memory is read idle before and after the burst.
 //!
 //! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
@@ -28,7 +29,9 @@ const FLOW: &str = r#"blocks:
 "#;
 
 const QUIET: &str = r#"ChatlayerResponseBuilder().addMessage("You said " + args.text).send();"#;
-const HOSTILE: &str = "while (true) {}";
+/// Every other message of A's is a memory bomb (1 MiB blocks until its
+/// memory limit), the others spin until A's deadline.
+const HOSTILE: &str = "if (args.text === 'bomb') { const a = []; while (true) a.push(new Uint8Array(1 << 20).fill(1)); } while (true) {}";
 
 fn bot(dir: &std::path::Path, id: &str, script: &str) {
     let bot = dir.join(id);
@@ -100,6 +103,66 @@ async fn quiet_loop(
     all
 }
 
+/// Tenant B's web chat for `seconds`: 2 lanes of visitors, each message's
+/// answer awaited (the request returns with the turn's messages). The web
+/// chat limits each address and conversation (120 and 30 messages a
+/// minute), so the bench comes through a trusted proxy (127.0.0.1) with a
+/// new client address for every visitor, and each visitor sends 25.
+async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64) -> Vec<Duration> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for lane in 0..2u32 {
+        let (client, base, stop) = (client.clone(), base.to_string(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut visitor = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let ip = format!("10.{lane}.{}.{}", visitor / 250, visitor % 250 + 1);
+                visitor += 1;
+                let opened = client
+                    .post(format!("{base}/v1/channels/web/quiet/sessions"))
+                    .header("x-forwarded-for", &ip)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(opened.status(), 201);
+                let opened: Value = serde_json::from_str(&opened.text().await.unwrap()).unwrap();
+                let session = opened["session"].as_str().unwrap().to_string();
+                for n in 0..25 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let body = json!({"message": {"textMessage": {"text": format!("w{n}")}}});
+                    let res = client
+                        .post(format!("{base}/v1/channels/web/quiet/messages"))
+                        .bearer_auth(&session)
+                        .header("x-forwarded-for", &ip)
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), 200);
+                    let _ = res.bytes().await;
+                    latencies.push(t.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
 fn report(label: &str, l: &[Duration]) -> f64 {
     let p99 = support::percentile_us(l, 0.99) / 1000.0;
     println!(
@@ -130,8 +193,8 @@ fn main() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let hash = sandbot::serve::config::hash_token;
         let config = format!(
-            "listen: 127.0.0.1:{port}\ndata: data\ntenants:\n  - {{ id: a, tokens: [\"{}\"], maxConcurrentActions: {cap}, limits: {{ timeoutMs: 1000, fuel: 100000000000 }}, backlog: {{ conversation: 1000000, tenant: 1000000 }} }}\n  - {{ id: b, tokens: [\"{}\"] }}\n\
-             bots:\n  - {{ folder: hostile, tenant: a, channels: {{ webhook: [{{ id: hostile, verifyToken: v }}] }} }}\n  - {{ folder: quiet, tenant: b, channels: {{ webhook: [{{ id: quiet, url: \"{hook}\", verifyToken: v }}] }} }}\n",
+            "listen: 127.0.0.1:{port}\ndata: data\nhttp: {{ trustedProxies: [\"127.0.0.1\"] }}\ntenants:\n  - {{ id: a, tokens: [\"{}\"], maxConcurrentActions: {cap}, limits: {{ timeoutMs: 1000, fuel: 100000000000 }}, backlog: {{ conversation: 1000000, tenant: 1000000 }} }}\n  - {{ id: b, tokens: [\"{}\"] }}\n\
+             bots:\n  - {{ folder: hostile, tenant: a, channels: {{ webhook: [{{ id: hostile, verifyToken: v }}] }} }}\n  - {{ folder: quiet, tenant: b, channels: {{ webhook: [{{ id: quiet, url: \"{hook}\", verifyToken: v }}], web: true }} }}\n",
             hash("token-a"),
             hash("token-b"),
         );
@@ -153,8 +216,12 @@ fn main() {
         quiet_loop(&client, &base, &inbox, 1, "warm").await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle_before = rss_mib(pid);
-        let alone = quiet_loop(&client, &base, &inbox, seconds, "alone").await;
+        let (alone, web_alone) = tokio::join!(
+            quiet_loop(&client, &base, &inbox, seconds, "alone"),
+            web_loop(&client, &base, seconds)
+        );
         let base_p99 = report("tenant B alone", &alone);
+        let web_base_p99 = report("tenant B's web chat alone", &web_alone);
 
         // Tenant A floods: `hostile_rate` messages a second over 64 conversations.
         let stop = Arc::new(AtomicBool::new(false));
@@ -165,7 +232,8 @@ fn main() {
                 let every = Duration::from_micros(1_000_000 / hostile_rate.max(1));
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let body = json!({"conversationId": format!("a{}", n % 64), "message": {"textMessage": {"text": "spin"}}});
+                    let text = if n % 2 == 0 { "spin" } else { "bomb" };
+                    let body = json!({"conversationId": format!("a{}", n % 64), "message": {"textMessage": {"text": text}}});
                     let (client, base, sent) = (client.clone(), base.clone(), sent.clone());
                     tokio::spawn(async move {
                         let r = client
@@ -186,14 +254,19 @@ fn main() {
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
         let peak = rss_mib(pid);
-        let noisy = quiet_loop(&client, &base, &inbox, seconds, "noisy").await;
+        let (noisy, web_noisy) = tokio::join!(
+            quiet_loop(&client, &base, &inbox, seconds, "noisy"),
+            web_loop(&client, &base, seconds)
+        );
         stop.store(true, Ordering::Relaxed);
         flood.await.unwrap();
-        let noisy_p99 = report(&format!("tenant B while A floods ({hostile_rate} msg/s spinning)"), &noisy);
+        let noisy_p99 = report(&format!("tenant B while A floods ({hostile_rate} msg/s spinning and memory bombs)"), &noisy);
+        let web_noisy_p99 = report("tenant B's web chat while A floods", &web_noisy);
         println!(
-            "tenant A messages accepted: {}; B's p99 {:.1}× its baseline (target ≤ 2×)",
+            "tenant A messages accepted: {}; B's p99 {:.1}× its baseline on the webhook, {:.1}× on the web chat (target ≤ 2×)",
             sent.load(Ordering::Relaxed),
-            noisy_p99 / base_p99
+            noisy_p99 / base_p99,
+            web_noisy_p99 / web_base_p99
         );
         // Let A's backlog drain (each spins to its 1 s deadline), then idle.
         let deadline = Instant::now() + Duration::from_secs(120);
