@@ -232,7 +232,7 @@ fn main() {
                 let every = Duration::from_micros(1_000_000 / hostile_rate.max(1));
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let text = if n % 2 == 0 { "spin" } else { "bomb" };
+                    let text = if n.is_multiple_of(2) { "spin" } else { "bomb" };
                     let body = json!({"conversationId": format!("a{}", n % 64), "message": {"textMessage": {"text": text}}});
                     let (client, base, sent) = (client.clone(), base.clone(), sent.clone());
                     tokio::spawn(async move {
