@@ -4,7 +4,8 @@
 //! measured alone, then while tenant A floods its own bot with messages
 //! whose code action spins (`while (true) {}`) until A's deadline or, every
 //! other one, allocates until its memory limit. Target (issue 12): B's p99 within 2× of its baseline.
-//! The server's resident memory is read idle before and after the burst.
+//! The server's resident memory (RSS, and PSS: shared pages counted once)
+//! is read idle before and after the burst.
 //!
 //! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
 //! (`--cap`: tenant A's `maxConcurrentActions`; `--benign 1`: A's messages
@@ -47,6 +48,19 @@ fn rss_mib(pid: u32) -> f64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The process's proportional set size: RSS with pages it shares counted
+/// once. Each pool slot maps the JS runner's memory image (a memfd) and
+/// RSS counts the image's pages once per slot that touched them, although
+/// they are the same pages in memory; PSS counts them once.
+fn pss_mib(pid: u32) -> f64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -216,6 +230,7 @@ fn main() {
         quiet_loop(&client, &base, &inbox, 1, "warm").await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle_before = rss_mib(pid);
+        let pss_before = pss_mib(pid);
         let (alone, web_alone) = tokio::join!(
             quiet_loop(&client, &base, &inbox, seconds, "alone"),
             web_loop(&client, &base, seconds)
@@ -280,9 +295,14 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let idle_after = rss_mib(pid);
+        let pss_after = pss_mib(pid);
         println!(
-            "server RSS: idle before {idle_before:.0} MiB, during the flood {peak:.0} MiB, idle after {idle_after:.0} MiB ({:.1}× idle before; target ≤ 2×)",
+            "server RSS: idle before {idle_before:.0} MiB, during the flood {peak:.0} MiB, idle after {idle_after:.0} MiB ({:.1}× idle before)",
             idle_after / idle_before
+        );
+        println!(
+            "server PSS (shared pages once): idle before {pss_before:.0} MiB, idle after {pss_after:.0} MiB ({:.1}× idle before; target ≤ 2×)",
+            pss_after / pss_before
         );
     });
 }
