@@ -19,10 +19,10 @@ use support::serve::{self, ServerProcess};
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const NO_ACTION: &str = r#"blocks:
   - { id: intro, system: introduction, type: message, messages: [{ text: "Hi" }] }
@@ -112,58 +112,28 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         serve::ready(&client, base).await;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
     let started = Instant::now();
-    for c in 0..conversations {
-        let (client, bases, inbox, stop, sent) = (
-            client.clone(),
-            bases.clone(),
-            inbox.clone(),
-            stop.clone(),
-            sent.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
+    let latencies = serve::closed_loops(conversations, seconds, |c, stop| {
+        let (client, bases, inbox, sent) =
+            (client.clone(), bases.clone(), inbox.clone(), sent.clone());
+        async move {
             let conv = format!("c{c}");
-            let notify = serve::notifier(&inbox, &conv);
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
+            let (mut n, mut latencies) = (0u64, Vec::new());
             while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let body = json!({"conversationId": conv, "message": {"textMessage": {"text": format!("m{n}")}}});
+                // Each message to the next node in turn.
                 let base = &bases[(c + n as usize) % bases.len()];
-                let res = client
-                    .post(format!("{base}/v1/channels/webhook/load/messages"))
-                    .header("authorization", "Bearer load-token")
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(res.status(), 202);
+                let url = format!("{base}/v1/channels/webhook/load/messages");
+                latencies
+                    .push(serve::webhook_turn(&client, &url, "load-token", &inbox, &conv, n).await);
                 sent.fetch_add(1, Ordering::Relaxed);
                 n += 1;
-                // Wait for this turn's answer.
-                loop {
-                    if inbox.lock().unwrap()[&conv].0 >= n {
-                        break;
-                    }
-                    let _ = tokio::time::timeout(Duration::from_millis(100), notify.notified()).await;
-                }
-                latencies.push(t.elapsed());
             }
             latencies
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
+        }
+    })
+    .await;
     let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
 
     // Accounting.
     let sent = sent.load(Ordering::Relaxed);

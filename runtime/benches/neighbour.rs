@@ -65,7 +65,7 @@ fn pss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Tenant B's closed loop for `seconds`: POST→delivery latencies.
+/// Tenant B's closed loop for `seconds` (4 conversations): POST→delivery latencies.
 async fn quiet_loop(
     client: &reqwest::Client,
     base: &str,
@@ -73,48 +73,21 @@ async fn quiet_loop(
     seconds: u64,
     round: &str,
 ) -> Vec<Duration> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..4 {
-        let (client, base, inbox, stop) = (
-            client.clone(),
-            base.to_string(),
-            inbox.clone(),
-            stop.clone(),
-        );
+    serve::closed_loops(4, seconds, |c, stop| {
+        let (client, inbox) = (client.clone(), inbox.clone());
+        let url = format!("{base}/v1/channels/webhook/quiet/messages");
         let conv = format!("b-{round}-{c}");
-        tasks.push(tokio::spawn(async move {
-            let notify = serve::notifier(&inbox, &conv);
+        async move {
             let (mut n, mut latencies) = (0u64, Vec::new());
             while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let body = json!({"conversationId": conv, "message": {"textMessage": {"text": format!("m{n}")}}});
-                let res = client
-                    .post(format!("{base}/v1/channels/webhook/quiet/messages"))
-                    .header("authorization", "Bearer token-b")
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(res.status(), 202);
+                latencies
+                    .push(serve::webhook_turn(&client, &url, "token-b", &inbox, &conv, n).await);
                 n += 1;
-                while inbox.lock().unwrap()[&conv].0 < n {
-                    let _ = tokio::time::timeout(Duration::from_millis(100), notify.notified()).await;
-                }
-                latencies.push(t.elapsed());
             }
             latencies
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    all
+        }
+    })
+    .await
 }
 
 /// Tenant B's web chat for `seconds`: 2 lanes of visitors, each message's
@@ -123,13 +96,11 @@ async fn quiet_loop(
 /// minute), so the bench comes through a trusted proxy (127.0.0.1) with a
 /// new client address for every visitor, and each visitor sends 25.
 async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64) -> Vec<Duration> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for lane in 0..2u32 {
-        let (client, base, stop) = (client.clone(), base.to_string(), stop.clone());
-        tasks.push(tokio::spawn(async move {
+    serve::closed_loops(2, seconds, |lane, stop| {
+        let (client, base) = (client.clone(), base.to_string());
+        async move {
             let mut latencies = Vec::new();
-            let mut visitor = 0u32;
+            let mut visitor = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let ip = format!("10.{lane}.{}.{}", visitor / 250, visitor % 250 + 1);
                 visitor += 1;
@@ -165,16 +136,9 @@ async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64) -> Vec<Dur
                 }
             }
             latencies
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    all
+        }
+    })
+    .await
 }
 
 fn report(label: &str, l: &[Duration]) -> f64 {

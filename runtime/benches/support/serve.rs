@@ -3,9 +3,11 @@
 //! conversation, and waiting for readiness.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -76,4 +78,54 @@ pub async fn ready(client: &reqwest::Client, base: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `lanes` closed loops at once for `seconds`: each gets its index and
+/// a stop flag, and returns its latencies. All of them, sorted.
+pub async fn closed_loops<F, Fut>(lanes: usize, seconds: u64, lane: F) -> Vec<Duration>
+where
+    F: Fn(usize, Arc<AtomicBool>) -> Fut,
+    Fut: Future<Output = Vec<Duration>> + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..lanes)
+        .map(|i| tokio::spawn(lane(i, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+/// One webhook turn of a closed loop: posts message `n` of `conversation`
+/// to `url` (a webhook channel's messages URL) with `token`, then waits for
+/// its answer at the receiver. Its POST→delivery latency.
+pub async fn webhook_turn(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    inbox: &Inbox,
+    conversation: &str,
+    n: u64,
+) -> Duration {
+    let notify = notifier(inbox, conversation);
+    let t = Instant::now();
+    let body = serde_json::json!({"conversationId": conversation, "message": {"textMessage": {"text": format!("m{n}")}}});
+    let res = client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    while inbox.lock().unwrap()[conversation].0 <= n {
+        let _ = tokio::time::timeout(Duration::from_millis(100), notify.notified()).await;
+    }
+    t.elapsed()
 }
