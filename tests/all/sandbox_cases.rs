@@ -51,6 +51,12 @@ struct Expect {
     next: Option<Value>,
     http_calls: Option<u32>,
     log_contains: Option<String>,
+    /// JSON pointer → the length of the string there (big outputs and
+    /// messages, checked without writing them out).
+    lengths: Option<std::collections::BTreeMap<String, usize>>,
+    /// JSON pointers that must hold a number (a result each guest kit
+    /// computes its own way, e.g. the `work` loop's).
+    numbers: Option<Vec<String>>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,6 +243,20 @@ fn compare(expect: &Expect, got: &Value) -> Vec<String> {
         expect.http_calls.map(Value::from).as_ref(),
         &got["stats"]["http_calls"],
     );
+    for (pointer, want) in expect.lengths.iter().flatten() {
+        let have = got.pointer(pointer).and_then(Value::as_str).map(str::len);
+        if have != Some(*want) {
+            problems.push(format!("length of {pointer}: want {want}, have {have:?}"));
+        }
+    }
+    for pointer in expect.numbers.iter().flatten() {
+        if !got.pointer(pointer).is_some_and(Value::is_number) {
+            problems.push(format!(
+                "{pointer}: want a number, have {:?}",
+                got.pointer(pointer)
+            ));
+        }
+    }
     if let Some(part) = &expect.message_contains {
         let msg = got["error"]["message"].as_str().unwrap_or_default();
         if !msg.contains(part.as_str()) {
