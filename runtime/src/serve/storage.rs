@@ -47,13 +47,13 @@ pub fn check(state: &AppState, tenant: &str, bot: &str) -> Result<(), AppError> 
         StatusCode::INSUFFICIENT_STORAGE,
         format!(
             "tenant `{tenant}` is over its storage quota: its conversations hold {} of {} (sessions and transcripts); new messages are refused until conversations are deleted (DELETE /v1/bots/{{botId}}/conversations/{{conversationId}}) or expire, or the operator raises `storageQuotaMb`",
-            mb(s.bytes),
-            mb(s.quota_bytes)
+            size(s.bytes),
+            size(s.quota_bytes)
         ),
     ))
 }
 
-fn mb(bytes: u64) -> String {
+fn size(bytes: u64) -> String {
     match bytes {
         0..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
         _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
