@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -98,15 +98,19 @@ impl SandboxRunner {
     ) -> Outcome {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
-        let mut queued = false;
+        // What the action waited for one of the tenant's slots (none when
+        // one was free at once).
+        let mut waited = Duration::ZERO;
         let _turn = match &self.running {
             Some((slots, _)) if let Ok(permit) = slots.clone().try_acquire_owned() => Some(permit),
             Some((slots, cap)) => {
-                queued = true;
                 let permit =
                     tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned());
                 match permit.await {
-                    Ok(Ok(permit)) if deadline > Instant::now() => Some(permit),
+                    Ok(Ok(permit)) if deadline > Instant::now() => {
+                        waited = started.elapsed();
+                        Some(permit)
+                    }
                     _ => {
                         let message = format!(
                             "this tenant already runs {cap} actions at once (maxConcurrentActions) and none finished within the {} ms deadline",
@@ -118,7 +122,6 @@ impl SandboxRunner {
             }
             None => None,
         };
-        let waited = started.elapsed();
         let module = match self.module(&call) {
             Ok(m) => m,
             Err(e) => {
@@ -138,7 +141,7 @@ impl SandboxRunner {
             replay: recording,
             ..invocation
         };
-        if !queued || waited.as_millis() == 0 {
+        if waited.as_millis() == 0 {
             return self.sandbox.invoke(&module, invocation, &self.limits).await;
         }
         // The wait for a slot counts against the action's deadline.

@@ -58,7 +58,7 @@ impl Sandbox {
             return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         };
 
-        let state = ActionState::new(
+        let mut state = ActionState::new(
             invocation.session,
             limits.egress.clone(),
             limits.host,
@@ -66,7 +66,6 @@ impl Sandbox {
             deadline,
             invocation.replay,
         );
-        let mut state = state;
         state.memory.budget = limits.memory_budget.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
