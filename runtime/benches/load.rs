@@ -77,6 +77,8 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         ),
         Err(_) => String::new(),
     };
+    // `--idle-mib N`: the servers' idleMemoryMib (default 32).
+    let idle_mib = support::arg("--idle-mib", 32);
     let mut servers = Vec::new();
     let mut bases = Vec::new();
     for n in 0..nodes {
@@ -86,7 +88,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
             .unwrap()
             .port();
         let config = format!(
-            "listen: 127.0.0.1:{port}\ndata: data{n}\n{store}tenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
+            "listen: 127.0.0.1:{port}\ndata: data{n}\nidleMemoryMib: {idle_mib}\n{store}tenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
              bots:\n  - folder: bot\n    tenant: t\n    channels:\n      webhook: [{{ id: load, url: \"{hook}\", verifyToken: v }}]\n",
             sandbot::serve::config::hash_token("load-token"),
         );
@@ -172,9 +174,22 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
     );
     assert_eq!(turns, sent, "every inbound message was processed");
     assert_eq!(received, sent, "every answer was delivered");
+    let metrics = client
+        .get(format!("{}/metrics", bases[0]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let releases = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sandbot_sandbox_idle_releases_total "))
+        .unwrap_or("?")
+        .to_string();
     drop(servers);
     println!(
-        "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries",
+        "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries; idle pool releases: {releases}",
         sent as f64 / elapsed,
         support::percentile_us(&latencies, 0.5) / 1000.0,
         support::percentile_us(&latencies, 0.99) / 1000.0,

@@ -9,7 +9,8 @@
 //!
 //! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
 //! (`--cap`: tenant A's `maxConcurrentActions`; `--benign 1`: A's messages
-//! run B's quick action instead of spinning)
+//! run B's quick action instead of spinning; `--idle-mib N`: the server's
+//! `idleMemoryMib`, default 32; `--bombs 0`: A only spins)
 
 mod support;
 
@@ -56,6 +57,15 @@ fn rss_mib(pid: u32) -> f64 {
 /// once. Each pool slot maps the JS runner's memory image (a memfd) and
 /// RSS counts the image's pages once per slot that touched them, although
 /// they are the same pages in memory; PSS counts them once.
+/// With `SANDBOT_BENCH_SMAPS=PREFIX`, copies the server's `/proc/PID/smaps` to
+/// `PREFIX-WHEN` (to see which mappings hold the memory).
+fn keep_smaps(pid: u32, when: &str) {
+    if let Some(prefix) = std::env::var_os("SANDBOT_BENCH_SMAPS") {
+        let to = format!("{}-{when}", prefix.to_string_lossy());
+        std::fs::copy(format!("/proc/{pid}/smaps"), to).unwrap();
+    }
+}
+
 fn pss_mib(pid: u32) -> f64 {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     rollup
@@ -156,6 +166,9 @@ fn main() {
     let hostile_rate = support::arg("--hostile", 100) as u64;
     // Tenant A's maxConcurrentActions (the default is 32).
     let cap = support::arg("--cap", 32);
+    let idle_mib = support::arg("--idle-mib", 32);
+    // `--bombs 0`: A only spins (no memory bombs).
+    let bombs = support::arg("--bombs", 1) == 1;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -171,7 +184,7 @@ fn main() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let hash = sandbot::serve::config::hash_token;
         let config = format!(
-            "listen: 127.0.0.1:{port}\ndata: data\nhttp: {{ trustedProxies: [\"127.0.0.1\"] }}\ntenants:\n  - {{ id: a, tokens: [\"{}\"], maxConcurrentActions: {cap}, limits: {{ timeoutMs: 1000, fuel: 100000000000 }}, backlog: {{ conversation: 1000000, tenant: 1000000 }} }}\n  - {{ id: b, tokens: [\"{}\"] }}\n\
+            "listen: 127.0.0.1:{port}\ndata: data\nidleMemoryMib: {idle_mib}\nhttp: {{ trustedProxies: [\"127.0.0.1\"] }}\ntenants:\n  - {{ id: a, tokens: [\"{}\"], maxConcurrentActions: {cap}, limits: {{ timeoutMs: 1000, fuel: 100000000000 }}, backlog: {{ conversation: 1000000, tenant: 1000000 }} }}\n  - {{ id: b, tokens: [\"{}\"] }}\n\
              bots:\n  - {{ folder: hostile, tenant: a, channels: {{ webhook: [{{ id: hostile, verifyToken: v }}] }} }}\n  - {{ folder: quiet, tenant: b, channels: {{ webhook: [{{ id: quiet, url: \"{hook}\", verifyToken: v }}], web: true }} }}\n",
             hash("token-a"),
             hash("token-b"),
@@ -195,6 +208,7 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle_before = rss_mib(pid);
         let pss_before = pss_mib(pid);
+        keep_smaps(pid, "before");
         let (alone, web_alone) = tokio::join!(
             quiet_loop(&client, &base, &inbox, seconds, "alone"),
             web_loop(&client, &base, seconds)
@@ -211,7 +225,7 @@ fn main() {
                 let every = Duration::from_micros(1_000_000 / hostile_rate.max(1));
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let text = if n.is_multiple_of(2) { "spin" } else { "bomb" };
+                    let text = if n.is_multiple_of(2) || !bombs { "spin" } else { "bomb" };
                     let body = json!({"conversationId": format!("a{}", n % 64), "message": {"textMessage": {"text": text}}});
                     let (client, base, sent) = (client.clone(), base.clone(), sent.clone());
                     tokio::spawn(async move {
@@ -257,9 +271,12 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Idle: the pool's idle slots are released within ~11 s when they
+        // hold more than the server's idleMemoryMib (at most every 10 s).
+        tokio::time::sleep(Duration::from_secs(12)).await;
         let idle_after = rss_mib(pid);
         let pss_after = pss_mib(pid);
+        keep_smaps(pid, "after");
         println!(
             "server RSS: idle before {idle_before:.0} MiB, during the flood {peak:.0} MiB, idle after {idle_after:.0} MiB ({:.1}× idle before)",
             idle_after / idle_before

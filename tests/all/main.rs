@@ -19,6 +19,7 @@ mod sandbox_budget;
 mod sandbox_cache;
 mod sandbox_cases;
 mod sandbox_concurrency;
+mod sandbox_idle_memory;
 mod serve_api;
 mod serve_delivery;
 mod serve_events;

@@ -89,7 +89,7 @@ impl Sandbox {
 
         let input = invocation.input.to_string();
         let call = async {
-            let instance = module.pre.instantiate_async(&mut store).await?;
+            let instance = module.pre().instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &input).await
         };
         // One epoch tick of guest code per poll, in the tenant's CPU share.

@@ -79,6 +79,9 @@ pub struct SandboxConfig {
     /// (at least one), so that guests never hold every core against the
     /// server's own work; `SANDBOT_CPU_SLOTS` sets it.
     pub cpu_slots: usize,
+    /// What the pool's idle slots may keep resident, all tenants together;
+    /// past it they are released (see `trim`). Needs `cache_dir`.
+    pub idle_memory_budget: u64,
 }
 
 impl Default for SandboxConfig {
@@ -90,9 +93,14 @@ impl Default for SandboxConfig {
             cache_dir: default_cache_dir(),
             epoch_tick: Duration::from_millis(1),
             cpu_slots: default_cpu_slots(),
+            idle_memory_budget: DEFAULT_IDLE_MEMORY_BUDGET,
         }
     }
 }
+
+/// What idle pool slots keep resident by default: about 24 warm JavaScript
+/// slots (each keeps ~1.3 MiB of its own besides the shared image).
+pub const DEFAULT_IDLE_MEMORY_BUDGET: u64 = 32 << 20;
 
 /// `$SANDBOT_CACHE_DIR`, else `$XDG_CACHE_HOME/sandbot`, else `~/.cache/sandbot`.
 pub fn default_cache_dir() -> Option<PathBuf> {

@@ -25,6 +25,7 @@ mod module_cache;
 mod outcome;
 mod pool_fit;
 mod preinit;
+mod trim;
 
 use std::sync::Arc;
 
@@ -48,19 +49,22 @@ pub use preinit::preinitialize;
 use builtin::Builtins;
 use engine::EpochTicker;
 use module_cache::ModuleCache;
+use trim::{TrimFigures, Trimmer};
 
 /// The process's sandbox. Cheap to share behind an `Arc`.
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<ActionState>,
-    modules: ModuleCache,
+    modules: Arc<ModuleCache>,
     /// One permit per pool slot: invocations wait here, never fail in the pool.
     slots: Arc<Semaphore>,
     /// CPU slots shared fairly between tenants (see [`fair`]).
     cpu: Arc<fair::FairCpu>,
     config: SandboxConfig,
     builtins: Builtins,
+    trim: Arc<TrimFigures>,
     _ticker: EpochTicker,
+    _trimmer: Trimmer,
 }
 
 impl Sandbox {
@@ -68,8 +72,16 @@ impl Sandbox {
         let engine = engine::build_engine(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         sandbot_host_api::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-        let modules = ModuleCache::new(&engine, config.cache_dir.clone());
+        let modules = Arc::new(ModuleCache::new(&engine, config.cache_dir.clone()));
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        let trim = Arc::new(TrimFigures::default());
+        let trimmer = Trimmer::start(
+            engine.clone(),
+            linker.clone(),
+            modules.clone(),
+            config.idle_memory_budget,
+            trim.clone(),
+        );
         Ok(Self {
             slots: Arc::new(Semaphore::new(config.max_instances as usize)),
             cpu: fair::FairCpu::new(config.cpu_slots),
@@ -78,7 +90,9 @@ impl Sandbox {
             modules,
             config,
             builtins: Builtins::default(),
+            trim,
             _ticker: ticker,
+            _trimmer: trimmer,
         })
     }
 
@@ -95,5 +109,15 @@ impl Sandbox {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Bytes the pool's idle slots keep resident (read each second), and
+    /// how many times they were released for being over the budget.
+    pub fn idle_memory(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.trim.idle_bytes.load(Relaxed),
+            self.trim.releases.load(Relaxed),
+        )
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context as _;
 use sandbot_host_api::ActionState;
@@ -18,9 +18,21 @@ use super::componentize::{componentize, is_component};
 
 /// A loaded action module, ready to instantiate.
 pub struct ActionModule {
-    pub(crate) pre: ActionPre<ActionState>,
+    /// Replaced by a fresh copy when the pool's idle memory is released
+    /// (see [`super::trim`]); invocations in flight keep the copy they took.
+    pre: RwLock<ActionPre<ActionState>>,
     /// SHA-256 of the bytes it was loaded from (hex).
     pub digest: String,
+    /// The compiled artifact in the cache folder, from which a fresh copy is
+    /// loaded; `None` without a cache folder (the module is then not recycled).
+    compiled: Option<PathBuf>,
+}
+
+impl ActionModule {
+    /// The instance-ready component (a cheap clone).
+    pub(crate) fn pre(&self) -> ActionPre<ActionState> {
+        self.pre.read().expect("module lock").clone()
+    }
 }
 
 impl std::fmt::Debug for ActionModule {
@@ -65,16 +77,12 @@ impl ModuleCache {
         }
         let component = self.compile(engine, bytes, &digest)?;
         super::pool_fit::check_resources(&component)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("the module does not fit the sandbot:action world")?;
-        let pre = ActionPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .context("the module does not export `run` from the sandbot:action world")?;
+        let pre = prepare(linker, &component)?;
+        let compiled = self.cached_path(&digest).filter(|p| p.is_file());
         let module = Arc::new(ActionModule {
-            pre,
+            pre: RwLock::new(pre),
             digest: digest.clone(),
+            compiled,
         });
         self.loaded
             .lock()
@@ -83,25 +91,47 @@ impl ModuleCache {
         Ok(module)
     }
 
-    fn compile(&self, engine: &Engine, bytes: &[u8], digest: &str) -> anyhow::Result<Component> {
-        let cached = self
-            .dir
-            .as_ref()
-            .map(|d| d.join(format!("{digest}-{}.cwasm", self.compat)));
-        if let Some(path) = &cached {
-            // Read, not mmap: a cache file truncated by someone else must not be
-            // able to crash the process (SIGBUS on a vanished mapping).
-            if let Ok(compiled) = std::fs::read(path) {
-                // SAFETY: the bytes come from `Component::serialize` of an engine with
-                // the same compatibility hash (it is in the file name), in a cache
-                // folder owned by this user; wasmtime checks the header and version.
-                match unsafe { Component::deserialize(engine, &compiled) } {
-                    Ok(c) => return Ok(c),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable cached component")
-                    }
+    /// Gives every loaded module that has a compiled artifact a fresh copy
+    /// of its component, loaded from the cache folder. The old copies go
+    /// when the invocations using them end, and with them (wasmtime purges a
+    /// dropped module's slots) every pool slot's pages kept for them.
+    /// Modules nothing uses any more (a bot's old plugin after a reload) are
+    /// forgotten instead. Returns how many were replaced.
+    pub fn recycle(&self, engine: &Engine, linker: &Linker<ActionState>) -> usize {
+        let modules: Vec<Arc<ActionModule>> = {
+            let mut loaded = self.loaded.lock().expect("module cache lock");
+            loaded.retain(|_, m| Arc::strong_count(m) > 1);
+            loaded.values().cloned().collect()
+        };
+        let mut replaced = 0;
+        for m in modules {
+            let Some(path) = &m.compiled else { continue };
+            let fresh = read_compiled(engine, path)
+                .ok_or_else(|| anyhow::anyhow!("the compiled artifact could not be read"))
+                .and_then(|c| prepare(linker, &c));
+            match fresh {
+                Ok(pre) => {
+                    *m.pre.write().expect("module lock") = pre;
+                    replaced += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "could not reload a module to release its idle memory")
                 }
             }
+        }
+        replaced
+    }
+
+    fn cached_path(&self, digest: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{digest}-{}.cwasm", self.compat)))
+    }
+
+    fn compile(&self, engine: &Engine, bytes: &[u8], digest: &str) -> anyhow::Result<Component> {
+        let cached = self.cached_path(digest);
+        if let Some(c) = cached.as_deref().and_then(|p| read_compiled(engine, p)) {
+            return Ok(c);
         }
         let component_bytes;
         let bytes = if is_component(bytes) {
@@ -125,6 +155,37 @@ impl ModuleCache {
         }
         Ok(component)
     }
+}
+
+/// The component compiled into `path`, if it can be read.
+fn read_compiled(engine: &Engine, path: &Path) -> Option<Component> {
+    // Read, not mmap: a cache file truncated by someone else must not be
+    // able to crash the process (SIGBUS on a vanished mapping).
+    let compiled = std::fs::read(path).ok()?;
+    // SAFETY: the bytes come from `Component::serialize` of an engine with
+    // the same compatibility hash (it is in the file name), in a cache
+    // folder owned by this user; wasmtime checks the header and version.
+    match unsafe { Component::deserialize(engine, &compiled) } {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable cached component");
+            None
+        }
+    }
+}
+
+/// `component` linked against the host API, checked to be an action.
+fn prepare(
+    linker: &Linker<ActionState>,
+    component: &Component,
+) -> anyhow::Result<ActionPre<ActionState>> {
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(anyhow::Error::from)
+        .context("the module does not fit the sandbot:action world")?;
+    ActionPre::new(pre)
+        .map_err(anyhow::Error::from)
+        .context("the module does not export `run` from the sandbot:action world")
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -51,6 +51,10 @@ pub struct ServeConfig {
     /// default one less than the cores. `SANDBOT_CPU_SLOTS` overrides.
     #[serde(default)]
     pub cpu_slots: Option<usize>,
+    /// What the sandbox pool's idle slots may keep resident, all tenants
+    /// together, in MiB (default 32); past it they are released.
+    #[serde(default)]
+    pub idle_memory_mib: Option<u64>,
     pub tenants: Vec<TenantConfig>,
     pub bots: Vec<BotConfig>,
 }
@@ -500,6 +504,7 @@ impl ServeConfig {
             http: Default::default(),
             silence_minute_ms: default_silence_minute_ms(),
             cpu_slots: None,
+            idle_memory_mib: None,
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
             tenants: vec![TenantConfig {
@@ -689,12 +694,23 @@ mod tests {
 
     #[test]
     fn cpu_slots_memory_cap_and_storage_quota_are_checked() {
-        let c = load("cpuSlots: 3", ", storageQuotaMb: 0.5, maxMemoryMib: 128").unwrap();
+        let c = load(
+            "cpuSlots: 3\nidleMemoryMib: 8",
+            ", storageQuotaMb: 0.5, maxMemoryMib: 128",
+        )
+        .unwrap();
         assert_eq!(c.tenants[0].max_memory_mib, 128);
-        assert_eq!(c.cpu_slots, Some(3));
+        assert_eq!((c.cpu_slots, c.idle_memory_mib), (Some(3), Some(8)));
         assert_eq!(c.tenants[0].storage_quota_mb, 0.5);
         let c = load("", "").unwrap();
-        assert_eq!((c.cpu_slots, c.tenants[0].storage_quota_mb), (None, 1024.0));
+        assert_eq!(
+            (
+                c.cpu_slots,
+                c.idle_memory_mib,
+                c.tenants[0].storage_quota_mb
+            ),
+            (None, None, 1024.0)
+        );
         assert_eq!(
             load("cpuSlots: 0", "").unwrap_err().to_string(),
             "cpuSlots must be at least 1 (guest code needs a slot to run)"

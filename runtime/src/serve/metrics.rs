@@ -164,6 +164,8 @@ struct Figures {
     usage: Mutex<BTreeMap<(String, String), Usage>>,
     /// Tenant → what it stores (refreshed by `serve::storage`).
     storage: Mutex<BTreeMap<String, Storage>>,
+    /// The sandbox pool's idle resident bytes and releases (see `sandbox::trim`).
+    pool: Mutex<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -220,6 +222,11 @@ impl Metrics {
     pub fn set_storage(&self, tenant: &str, storage: Storage) {
         let mut all = self.figures.storage.lock().expect("not poisoned");
         all.insert(tenant.to_string(), storage);
+    }
+
+    /// The sandbox pool's idle memory and how often it was released.
+    pub fn set_pool(&self, idle: (u64, u64)) {
+        *self.figures.pool.lock().expect("not poisoned") = idle;
     }
 
     /// What `tenant` stored at the last look.
@@ -323,6 +330,20 @@ impl Collector for Scrape {
                     .encode(family.encode_family(&[("tenant", tenant.as_str())])?)?;
             }
         }
+        drop(storage);
+        let (idle, releases) = *self.0.pool.lock().expect("not poisoned");
+        ConstGauge::new(idle as i64).encode(encoder.encode_descriptor(
+            "sandbot_sandbox_idle_resident_bytes",
+            "What the sandbox pool's idle slots keep resident (all tenants; held to idleMemoryMib)",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstCounter::new(releases).encode(encoder.encode_descriptor(
+            "sandbot_sandbox_idle_releases",
+            "Times the sandbox pool's idle slots were released for being over idleMemoryMib",
+            None,
+            MetricType::Counter,
+        )?)?;
         Ok(())
     }
 }
@@ -342,6 +363,7 @@ pub async fn record(
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
+        state.metrics.set_pool(state.sandbox.idle_memory());
         if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await {
             tracing::warn!(%e, "recording usage figures");
         }
@@ -382,6 +404,7 @@ mod tests {
                 quota_bytes: 1 << 20,
             },
         );
+        m.set_pool((3 << 20, 2));
         let text = m.render();
         for line in [
             "# TYPE sandbot_refused_messages counter",
@@ -396,6 +419,8 @@ mod tests {
             "sandbot_turn_duration_seconds_count{tenant=\"acme\",bot=\"shop\"} 3",
             "sandbot_tenant_stored_bytes{tenant=\"acme\"} 1200",
             "sandbot_tenant_storage_quota_bytes{tenant=\"acme\"} 1048576",
+            "sandbot_sandbox_idle_resident_bytes 3145728",
+            "sandbot_sandbox_idle_releases_total 2",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");

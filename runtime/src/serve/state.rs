@@ -125,6 +125,8 @@ pub struct AppState {
     pub silence_minute_ms: u64,
     /// Each tenant's sandbox runner (its limits and cap).
     pub runners: HashMap<String, Arc<SandboxRunner>>,
+    /// The process's sandbox (its pool's idle memory for the metrics).
+    pub sandbox: Arc<Sandbox>,
 }
 
 impl AppState {
@@ -155,6 +157,9 @@ impl AppState {
             && let Some(slots) = config.cpu_slots
         {
             sandbox_config.cpu_slots = slots;
+        }
+        if let Some(mib) = config.idle_memory_mib {
+            sandbox_config.idle_memory_budget = mib << 20;
         }
         let sandbox = Arc::new(Sandbox::new(sandbox_config)?);
         let mut tenants = HashMap::new();
@@ -310,6 +315,7 @@ impl AppState {
             offloading,
             silence_minute_ms: config.silence_minute_ms,
             runners,
+            sandbox,
             metrics_token: std::env::var("SANDBOT_METRICS_TOKEN")
                 .ok()
                 .or_else(|| config.metrics_token.clone())
