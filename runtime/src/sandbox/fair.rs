@@ -7,7 +7,10 @@
 //! from the least-served waiting tenant's figure, not with a credit). A
 //! tenant with a thousand spinning actions thus gets no more CPU than a
 //! tenant with one action that wants it, whatever it queues; the one action
-//! waits at most for the slices already running.
+//! waits at most for the slices already running — and not for their full
+//! tick: a tenant that starts waiting while others wait and is owed the next
+//! slot moves the engine's epoch on, so a running slice that has had half a
+//! tick ends at once instead of at the end of its tick.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -32,9 +35,16 @@ pub fn slice_elapsed() -> Option<std::time::Duration> {
     SLICE_STARTED.with(|s| s.get().map(|t| t.elapsed()))
 }
 
+/// Cuts the slices running now short (the engine's epoch moves on, so each
+/// running guest reaches its deadline and, past its minimum slice, yields).
+pub type Preempt = Box<dyn Fn() + Send + Sync>;
+
 /// The process's CPU slots and the tenants waiting for one.
 pub struct FairCpu {
     state: Mutex<State>,
+    /// Called when a tenant starts waiting that is owed the next slot, so it
+    /// waits for the running slices' minimum, not their full tick.
+    preempt: Option<Preempt>,
 }
 
 struct State {
@@ -65,6 +75,16 @@ impl State {
         }
     }
 
+    /// Whether `tenant` (waiting) is owed the next slot before other
+    /// waiting tenants: it has used no more than any of them. Not when it
+    /// waits alone (most likely behind its own slices).
+    fn is_owed(&self, tenant: &Arc<str>) -> bool {
+        let mine = self.used.get(tenant).copied().unwrap_or(0);
+        let mut others = self.turns.iter().filter(|(t, _)| t != tenant).peekable();
+        others.peek().is_some()
+            && others.all(|(t, _)| mine <= self.used.get(t).copied().unwrap_or(0))
+    }
+
     /// The waiting tenant that has used the least (the first of equals).
     fn next_turn(&self) -> Option<usize> {
         (0..self.turns.len()).min_by_key(|&i| self.used.get(&self.turns[i].0).copied().unwrap_or(0))
@@ -81,13 +101,19 @@ struct Waiter {
 }
 
 impl FairCpu {
+    #[cfg(test)]
     pub fn new(slots: usize) -> Arc<Self> {
+        Self::with_preempt(slots, None)
+    }
+
+    pub fn with_preempt(slots: usize, preempt: Option<Preempt>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 free: slots.max(1),
                 turns: VecDeque::new(),
                 used: HashMap::new(),
             }),
+            preempt,
         })
     }
 
@@ -174,6 +200,12 @@ impl<F: Future> Sliced<F> {
                 s.join(&self.tenant);
                 s.turns
                     .push_back((self.tenant.clone(), VecDeque::from([w.clone()])));
+                if s.is_owed(&self.tenant) {
+                    drop(s);
+                    if let Some(preempt) = &self.cpu.preempt {
+                        preempt();
+                    }
+                }
             }
         }
         self.waiter = Some(w);
@@ -267,6 +299,40 @@ mod tests {
         assert!(try_run(&mut a[2]));
         done(&cpu, "a", 2);
         assert_eq!(free(&cpu), 1, "the slot is back once nobody waits");
+    }
+
+    #[test]
+    fn a_tenant_owed_the_next_slot_cuts_the_running_slices_short() {
+        use std::sync::atomic::AtomicUsize;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let preempt: Preempt = Box::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+        let cpu = FairCpu::with_preempt(1, Some(preempt));
+        let preempted = || calls.load(Ordering::Relaxed);
+        let mut running = task(&cpu, "a");
+        assert!(try_run(&mut running));
+        // a waits behind its own slice: nothing is cut short.
+        let mut a1 = task(&cpu, "a");
+        assert!(!try_run(&mut a1));
+        assert_eq!(preempted(), 0);
+        // b, owed the next slot, starts waiting: the running slice is cut.
+        let mut b1 = task(&cpu, "b");
+        assert!(!try_run(&mut b1));
+        assert_eq!(preempted(), 1);
+        // More of a's, or b's, polls waiting do not cut again.
+        let (mut a2, mut b2) = (task(&cpu, "a"), task(&cpu, "b"));
+        assert!(!try_run(&mut a2) && !try_run(&mut b2));
+        assert_eq!(preempted(), 1);
+        // Once a's slice ends, b goes first.
+        done(&cpu, "a", 1);
+        assert!(try_run(&mut b1));
+        // c has used more than the others when it comes back: not owed.
+        cpu.state.lock().unwrap().charge(&"c".into(), 1_000_000_000);
+        let mut c1 = task(&cpu, "c");
+        assert!(!try_run(&mut c1));
+        assert_eq!(preempted(), 1);
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl Sandbox {
         );
         Ok(Self {
             slots: Arc::new(Semaphore::new(config.max_instances as usize)),
-            cpu: fair::FairCpu::new(config.cpu_slots),
+            cpu: {
+                let engine = engine.clone();
+                let preempt: fair::Preempt = Box::new(move || engine.increment_epoch());
+                fair::FairCpu::with_preempt(config.cpu_slots, Some(preempt))
+            },
             engine,
             linker,
             modules,
