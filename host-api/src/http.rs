@@ -35,13 +35,7 @@ fn replayed(
             body: r.body.into_bytes(),
             url: r.url,
         }),
-        (None, Some((kind, why))) => Err(match kind.as_str() {
-            "denied" => FetchError::Denied(why),
-            "timeout" => FetchError::Timeout(why.parse().unwrap_or(0)),
-            "too_large" => FetchError::TooLarge(why),
-            "invalid" => FetchError::Invalid(why),
-            _ => FetchError::Transport(why),
-        }),
+        (None, Some((kind, why))) => Err(FetchError::from_parts(&kind, why)),
         (None, None) => Err(FetchError::Transport("replay: an empty answer".into())),
     }
 }
@@ -60,13 +54,7 @@ fn record(method: &str, url: &str, result: &Result<FetchResponse, FetchError>) -
             None,
         ),
         Err(e) => {
-            let (kind, why) = match e {
-                FetchError::Denied(w) => ("denied", w.clone()),
-                FetchError::Timeout(ms) => ("timeout", ms.to_string()),
-                FetchError::TooLarge(w) => ("too_large", w.clone()),
-                FetchError::Invalid(w) => ("invalid", w.clone()),
-                FetchError::Transport(w) => ("transport", w.clone()),
-            };
+            let (kind, why) = e.parts();
             (None, Some((kind.to_string(), why)))
         }
     };

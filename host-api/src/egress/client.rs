@@ -49,6 +49,31 @@ pub enum FetchError {
     Transport(String),
 }
 
+impl FetchError {
+    /// The error as a recording keeps it: its kind in a word and its reason
+    /// (the inverse of [`FetchError::from_parts`]).
+    pub fn parts(&self) -> (&'static str, String) {
+        match self {
+            FetchError::Denied(w) => ("denied", w.clone()),
+            FetchError::Timeout(ms) => ("timeout", ms.to_string()),
+            FetchError::TooLarge(w) => ("too_large", w.clone()),
+            FetchError::Invalid(w) => ("invalid", w.clone()),
+            FetchError::Transport(w) => ("transport", w.clone()),
+        }
+    }
+
+    /// The error a recording kept as [`FetchError::parts`].
+    pub fn from_parts(kind: &str, why: String) -> Self {
+        match kind {
+            "denied" => FetchError::Denied(why),
+            "timeout" => FetchError::Timeout(why.parse().unwrap_or(0)),
+            "too_large" => FetchError::TooLarge(why),
+            "invalid" => FetchError::Invalid(why),
+            _ => FetchError::Transport(why),
+        }
+    }
+}
+
 /// Headers a guest may not set: the host owns framing and routing.
 const HOST_OWNED_HEADERS: &[&str] = &[
     "host",
@@ -288,5 +313,24 @@ fn describe(e: &reqwest::Error) -> String {
         top
     } else {
         format!("{top}: {root}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FetchError;
+
+    #[test]
+    fn a_recorded_fetch_error_reads_back_as_itself() {
+        for e in [
+            FetchError::Denied("not allowed".into()),
+            FetchError::Timeout(1500),
+            FetchError::TooLarge("5 MiB".into()),
+            FetchError::Invalid("no scheme".into()),
+            FetchError::Transport("reset".into()),
+        ] {
+            let (kind, why) = e.parts();
+            assert_eq!(FetchError::from_parts(kind, why), e);
+        }
     }
 }

@@ -171,6 +171,6 @@ pub async fn delete(
             "no conversation `{conversation}`"
         )));
     }
-    crate::serve::storage::refresh(&state).await;
+    crate::serve::storage::refresh_tenant(&state, &tenant.0).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,23 +16,31 @@ use super::state::AppState;
 
 /// Reads what every tenant stores now (at start, then once a second).
 pub async fn refresh(state: &Arc<AppState>) {
-    for tenant in state.tenants.values() {
-        let keys: Vec<String> = state
-            .bots
-            .values()
-            .filter(|d| d.tenant == tenant.id)
-            .map(|d| d.key.clone())
-            .collect();
-        match state.store.stored_bytes(&keys).await {
-            Ok(bytes) => state.metrics.set_storage(
-                &tenant.id,
-                Storage {
-                    bytes,
-                    quota_bytes: tenant.storage_quota,
-                },
-            ),
-            Err(e) => tracing::warn!(%e, tenant = tenant.id, "reading what the tenant stores"),
-        }
+    for tenant in state.tenants.keys() {
+        refresh_tenant(state, tenant).await;
+    }
+}
+
+/// Reads what `tenant` stores now (after it deleted a conversation).
+pub async fn refresh_tenant(state: &AppState, tenant: &str) {
+    let Some(t) = state.tenants.get(tenant) else {
+        return;
+    };
+    let keys: Vec<String> = state
+        .bots
+        .values()
+        .filter(|d| d.tenant == t.id)
+        .map(|d| d.key.clone())
+        .collect();
+    match state.store.stored_bytes(&keys).await {
+        Ok(bytes) => state.metrics.set_storage(
+            &t.id,
+            Storage {
+                bytes,
+                quota_bytes: t.storage_quota,
+            },
+        ),
+        Err(e) => tracing::warn!(%e, tenant = t.id, "reading what the tenant stores"),
     }
 }
 

@@ -35,8 +35,16 @@ pub(super) struct Growth(HashMap<String, i64>);
 impl Growth {
     /// `bot`'s conversations hold `new` bytes where they held `old`.
     pub fn change(&mut self, bot: &str, old: usize, new: usize) {
-        if old != new {
-            *self.0.entry(bot.to_string()).or_default() += new as i64 - old as i64;
+        if old == new {
+            return;
+        }
+        let delta = new as i64 - old as i64;
+        // A batch touches few bots: look up before allocating the key.
+        match self.0.get_mut(bot) {
+            Some(total) => *total += delta,
+            None => {
+                self.0.insert(bot.to_string(), delta);
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use serde_json::value::to_raw_value;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
@@ -30,6 +31,9 @@ pub async fn commit(
     let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
     let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
     let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
+    // Serialized once: bound as it is, and its length counted.
+    let state = to_raw_value(&c.state)
+        .map_err(|e| StoreError(format!("serializing the conversation state: {e}")))?;
     let ids: Vec<&str> = c.postbacks.iter().map(|(id, _)| id.as_str()).collect();
     let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
@@ -44,7 +48,7 @@ pub async fn commit(
     .bind(c.inbox.map_or(0, |claim| claim.epoch as i64))
     .bind(c.inbox.and_then(|claim| claim.entry).map(|e| e as i64))
     .bind(now)
-    .bind(Json(&c.state))
+    .bind(Json(&*state))
     .bind(c.state.updated_ms as i64)
     .bind(&seqs)
     .bind(&ats)
@@ -52,7 +56,7 @@ pub async fn commit(
     .bind(&ids)
     .bind(&targets)
     .bind(&deliveries)
-    .bind(json_len(&c.state) as i64)
+    .bind(state.get().len() as i64)
     .bind(c.transcript.iter().map(json_len).sum::<u64>() as i64)
     .bind(now + lease.as_millis() as i64)
     .fetch_one(pool)
