@@ -70,9 +70,11 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
 
     let (inbox, hook) = serve::receiver().await;
 
+    // `--pool N`: each node's PostgreSQL pool (default 16, the serve default).
+    let pool = support::arg("--pool", 16);
     let store = match std::env::var("SANDBOT_BENCH_DATABASE_URL") {
         Ok(admin) => format!(
-            "store: {{ postgres: {{ url: \"{}\", pool: 32 }} }}\nwebSessionSecret: \"one secret shared by the bench nodes\"\n",
+            "store: {{ postgres: {{ url: \"{}\", pool: {pool} }} }}\nwebSessionSecret: \"one secret shared by the bench nodes\"\n",
             fresh_database(admin.trim_end_matches('/')).await
         ),
         Err(_) => String::new(),
