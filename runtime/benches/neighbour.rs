@@ -44,19 +44,28 @@ fn bot(dir: &std::path::Path, id: &str, script: &str) {
     std::fs::write(bot.join("actions/act.js"), script).unwrap();
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+/// A `kB` field of a `/proc` file (`VmRSS:` of `status`, `Pss:` of
+/// `smaps_rollup`), in MiB; 0 when it cannot be read.
+fn proc_mib(path: &str, field: &str) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    proc_mib(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
 /// The process's proportional set size: RSS with pages it shares counted
 /// once. Each pool slot maps the JS runner's memory image (a memfd) and
 /// RSS counts the image's pages once per slot that touched them, although
 /// they are the same pages in memory; PSS counts them once.
+fn pss_mib(pid: u32) -> f64 {
+    proc_mib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
 /// With `SANDBOT_BENCH_SMAPS=PREFIX`, copies the server's `/proc/PID/smaps` to
 /// `PREFIX-WHEN` (to see which mappings hold the memory).
 fn keep_smaps(pid: u32, when: &str) {
@@ -64,15 +73,6 @@ fn keep_smaps(pid: u32, when: &str) {
         let to = format!("{}-{when}", prefix.to_string_lossy());
         std::fs::copy(format!("/proc/{pid}/smaps"), to).unwrap();
     }
-}
-
-fn pss_mib(pid: u32) -> f64 {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Tenant B's closed loop for `seconds` (4 conversations): POST→delivery latencies.

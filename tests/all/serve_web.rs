@@ -257,7 +257,12 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
     // Wait until the reloader has seen and refused it (a metric says so).
     let refused = "sandbot_bot_reloads_refused_total{tenant=\"one\",bot=\"test\"} 1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !server.state.metrics.render().contains(refused) {
+    while !server
+        .state
+        .metrics
+        .render(server.state.sandbox.idle_memory())
+        .contains(refused)
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the change was not refused"

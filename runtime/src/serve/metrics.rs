@@ -164,8 +164,6 @@ struct Figures {
     usage: Mutex<BTreeMap<(String, String), Usage>>,
     /// Tenant → what it stores (refreshed by `serve::storage`).
     storage: Mutex<BTreeMap<String, Storage>>,
-    /// The sandbox pool's idle resident bytes and releases (see `sandbox::trim`).
-    pool: Mutex<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -224,11 +222,6 @@ impl Metrics {
         all.insert(tenant.to_string(), storage);
     }
 
-    /// The sandbox pool's idle memory and how often it was released.
-    pub fn set_pool(&self, idle: (u64, u64)) {
-        *self.figures.pool.lock().expect("not poisoned") = idle;
-    }
-
     /// What `tenant` stored at the last look.
     pub fn storage(&self, tenant: &str) -> Storage {
         let all = self.figures.storage.lock().expect("not poisoned");
@@ -258,19 +251,20 @@ impl Metrics {
             .collect()
     }
 
-    /// The Prometheus (OpenMetrics) text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus (OpenMetrics) text exposition, with the sandbox pool's
+    /// idle memory and releases (`Sandbox::idle_memory`).
+    pub fn render(&self, pool: (u64, u64)) -> String {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(Scrape(self.figures.clone())));
+        registry.register_collector(Box::new(Scrape(self.figures.clone(), pool)));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing a String");
         out
     }
 }
 
-/// Encodes the figures at a scrape.
+/// Encodes the figures (and the sandbox pool's idle memory and releases) at a scrape.
 #[derive(Debug)]
-struct Scrape(Arc<Figures>);
+struct Scrape(Arc<Figures>, (u64, u64));
 
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -331,7 +325,7 @@ impl Collector for Scrape {
             }
         }
         drop(storage);
-        let (idle, releases) = *self.0.pool.lock().expect("not poisoned");
+        let (idle, releases) = self.1;
         ConstGauge::new(idle as i64).encode(encoder.encode_descriptor(
             "sandbot_sandbox_idle_resident_bytes",
             "What the sandbox pool's idle slots keep resident (all tenants; held to idleMemoryMib)",
@@ -363,7 +357,6 @@ pub async fn record(
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        state.metrics.set_pool(state.sandbox.idle_memory());
         if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await {
             tracing::warn!(%e, "recording usage figures");
         }
@@ -404,8 +397,7 @@ mod tests {
                 quota_bytes: 1 << 20,
             },
         );
-        m.set_pool((3 << 20, 2));
-        let text = m.render();
+        let text = m.render((3 << 20, 2));
         for line in [
             "# TYPE sandbot_refused_messages counter",
             "sandbot_refused_messages_total{tenant=\"acme\",bot=\"shop\"} 2",
