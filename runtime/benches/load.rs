@@ -9,7 +9,8 @@
 //!
 //! `cargo bench -p sandbot --bench load -- --conversations 24 --seconds 8`
 //!
-//! With `SANDBOT_BENCH_DATABASE_URL=postgres://…` (a server's admin URL) the
+//! With `SANDBOT_BENCH_DATABASE_URL=postgres://…` (a server's admin URL; a
+//! Unix socket as `postgres://user@localhost:PORT?host=/run/postgresql`) the
 //! nodes share a fresh PostgreSQL database; `--nodes N` starts N server
 //! processes and sends each message to the next node in turn.
 
@@ -48,7 +49,16 @@ ChatlayerResponseBuilder()
 /// A fresh database on the server at `admin`, for one run.
 async fn fresh_database(admin: &str) -> String {
     use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+    // `…?host=/run/postgresql`: the URL's options (a Unix socket) follow
+    // the database name.
+    let (admin, options) = admin.split_once('?').unwrap_or((admin, ""));
+    let admin = admin.trim_end_matches('/');
+    let options = if options.is_empty() {
+        String::new()
+    } else {
+        format!("?{options}")
+    };
+    let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres{options}"))
         .await
         .unwrap();
     let name = format!("bench_{}", sandbot::store::now_ms());
@@ -56,7 +66,7 @@ async fn fresh_database(admin: &str) -> String {
         .execute(&mut c)
         .await
         .unwrap();
-    format!("{admin}/{name}")
+    format!("{admin}/{name}{options}")
 }
 
 async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: usize) {
@@ -75,7 +85,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
     let store = match std::env::var("SANDBOT_BENCH_DATABASE_URL") {
         Ok(admin) => format!(
             "store: {{ postgres: {{ url: \"{}\", pool: {pool} }} }}\nwebSessionSecret: \"one secret shared by the bench nodes\"\n",
-            fresh_database(admin.trim_end_matches('/')).await
+            fresh_database(&admin).await
         ),
         Err(_) => String::new(),
     };

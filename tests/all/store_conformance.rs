@@ -710,6 +710,134 @@ async fn postgres_take_next_between_nodes() {
     assert!(e2 > epoch, "a new holder, a new epoch");
 }
 
+/// Accepting on a node that runs the worker next: the message's turn then
+/// starts from the accept's step. Wherever the store took the lease with the
+/// accept, the worker's `take_next` finds the entry under it and its commit
+/// applies; a refused or duplicate message leaves the lease free.
+async fn enqueue_and_take_runs_the_entry(b: &Backend) {
+    let store = b.open().await;
+    let ttl = Duration::from_secs(30);
+    let accepted = store
+        .enqueue_and_take(entry("t", "k", "1", Some("s\0k1")), ROOMY, ttl)
+        .await
+        .unwrap();
+    let Accepted::Queued(id) = accepted else {
+        panic!("expected Queued, got {accepted:?}");
+    };
+    let Next::Entry {
+        epoch,
+        entry: taken,
+        state,
+    } = store.take_next("b", "k", ttl).await.unwrap()
+    else {
+        panic!("the accepted entry is waiting");
+    };
+    assert_eq!(taken.id, id);
+    if let Some(read) = state {
+        assert!(read.is_none(), "no session yet");
+    }
+    let mut c = commit_done("k", id);
+    c.inbox = Some(InboxClaim {
+        entry: Some(id),
+        epoch,
+    });
+    store.commit(c).await.unwrap();
+    assert!(matches!(
+        store.take_next("b", "k", ttl).await.unwrap(),
+        Next::Empty
+    ));
+    // A retry of the same message id: nothing queued, nothing taken.
+    let again = store
+        .enqueue_and_take(entry("t", "k", "1", Some("s\0k1")), ROOMY, ttl)
+        .await
+        .unwrap();
+    assert_eq!(again, Accepted::Duplicate);
+    assert!(matches!(
+        store.take_next("b", "k", ttl).await.unwrap(),
+        Next::Empty
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_enqueue_and_take_runs_the_entry() {
+    enqueue_and_take_runs_the_entry(&postgres(Duration::from_secs(30)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_enqueue_and_take_runs_the_entry() {
+    let (_dir, b) = embedded();
+    enqueue_and_take_runs_the_entry(&b).await;
+}
+
+/// PostgreSQL takes an idle conversation's lease with the accept: another
+/// node finds it `Busy`; a conversation another node holds is left to that
+/// node (the accept takes nothing, the holder runs the entry); a message
+/// refused for the backlog or seen before leaves the lease free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_accept_takes_only_a_free_lease() {
+    let ttl = Duration::from_secs(30);
+    let b = postgres(ttl).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let taken = |store: &Arc<dyn Store>, conv: &'static str| {
+        let store = store.clone();
+        async move { store.take_next("b", conv, ttl).await.unwrap() }
+    };
+    // Idle: one takes it with the accept.
+    let Accepted::Queued(id) = one
+        .enqueue_and_take(entry("t", "c", "1", None), ROOMY, ttl)
+        .await
+        .unwrap()
+    else {
+        panic!("queued");
+    };
+    assert!(matches!(taken(&two, "c").await, Next::Busy));
+    let Next::Entry {
+        epoch, entry: got, ..
+    } = taken(&one, "c").await
+    else {
+        panic!("one runs what it accepted");
+    };
+    assert_eq!(got.id, id);
+    // Held by one: an accept on two takes nothing; one runs it after its turn.
+    let Accepted::Queued(later) = two
+        .enqueue_and_take(entry("t", "c", "2", None), ROOMY, ttl)
+        .await
+        .unwrap()
+    else {
+        panic!("queued");
+    };
+    assert!(matches!(taken(&two, "c").await, Next::Busy));
+    let mut c = commit_done("c", id);
+    c.inbox = Some(InboxClaim {
+        entry: Some(id),
+        epoch,
+    });
+    one.commit(c).await.unwrap();
+    let Next::Entry {
+        entry: got,
+        epoch: same,
+        ..
+    } = taken(&one, "c").await
+    else {
+        panic!("one holds on while entries wait");
+    };
+    assert_eq!((got.id, same), (later, epoch));
+    one.inbox_discard("b", "c", later).await.unwrap();
+    assert!(matches!(taken(&one, "c").await, Next::Empty));
+    // Refused for the backlog: the lease stays free for any node.
+    let tight = Backlog {
+        conversation: 1,
+        tenant: 100,
+    };
+    queued(two.as_ref(), entry("t", "d", "1", None), tight).await;
+    let full = one
+        .enqueue_and_take(entry("t", "d", "2", None), tight, ttl)
+        .await
+        .unwrap();
+    assert_eq!(full, Accepted::Full { conversation: true });
+    assert!(two.lease("b", "d", ttl).await.unwrap().is_some());
+}
+
 /// A commit with nothing else waiting gives the lease up in the same
 /// transaction (`sandbot_commit_next`): another node may take the
 /// conversation at once, and the worker's next step needs no round trip.

@@ -164,7 +164,7 @@ pub async fn accept(
     };
     let accepted = state
         .store
-        .enqueue(entry, backlog)
+        .enqueue_and_take(entry, backlog, state.lease)
         .await
         .map_err(AppError::internal)?;
     let full = match accepted {

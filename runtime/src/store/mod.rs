@@ -234,6 +234,18 @@ pub trait Store: Send + Sync + 'static {
     /// is durable (group-committed like turns). A `dedupe` key seen before
     /// is a `Duplicate`; past `backlog` the entry is refused (`Full`).
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture;
+    /// [`Store::enqueue`] for a node that runs the conversation's worker
+    /// after `Queued` (it must): a store where steps are round trips may
+    /// take the idle conversation's lease for this node (for `ttl`) in the
+    /// same step, so that the worker's [`Store::take_next`] needs none.
+    fn enqueue_and_take(
+        &self,
+        entry: InboxEntry,
+        backlog: Backlog,
+        _ttl: Duration,
+    ) -> EnqueueFuture {
+        self.enqueue(entry, backlog)
+    }
     /// The conversation's oldest entry not yet done.
     async fn inbox_next(
         &self,

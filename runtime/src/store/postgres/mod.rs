@@ -67,6 +67,18 @@ type Steps = HashMap<(String, String), (Instant, Next)>;
 /// it right after the turn; a turn that failed after its commit leaves it).
 const STEP_FRESH: Duration = Duration::from_secs(2);
 
+/// Keeps a conversation's next step for its worker. An entry is not
+/// replaced by `Empty`: a lease taken by an accept is newer than any commit
+/// of this node that gave it up (the accept could take it only after).
+fn remember(stepped: &Mutex<Steps>, key: (String, String), next: Next) {
+    let mut all = stepped.lock().expect("not poisoned");
+    all.retain(|_, (at, _)| at.elapsed() < STEP_FRESH);
+    if matches!(next, Next::Empty) && matches!(all.get(&key), Some((_, Next::Entry { .. }))) {
+        return;
+    }
+    all.insert(key, (Instant::now(), next));
+}
+
 fn db(e: sqlx::Error) -> StoreError {
     StoreError(format!("postgres: {e}"))
 }
@@ -148,9 +160,7 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let key = (commit.bot.clone(), commit.conversation.clone());
             if let Some(next) = write::commit(&pool, &node, commit, lease).await? {
-                let mut all = stepped.lock().expect("not poisoned");
-                all.retain(|_, (at, _)| at.elapsed() < STEP_FRESH);
-                all.insert(key, (Instant::now(), next));
+                remember(&stepped, key, next);
             }
             Ok(())
         })
@@ -328,6 +338,25 @@ impl Store for PostgresStore {
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {
         let pool = self.pool.clone();
         Box::pin(async move { write::enqueue(&pool, entry, backlog).await })
+    }
+
+    fn enqueue_and_take(
+        &self,
+        entry: InboxEntry,
+        backlog: Backlog,
+        ttl: Duration,
+    ) -> EnqueueFuture {
+        let (pool, node, cutoff) = (self.pool.clone(), self.node.clone(), self.cutoff());
+        let stepped = self.stepped.clone();
+        Box::pin(async move {
+            let key = (entry.bot.clone(), entry.conversation.clone());
+            let (accepted, next) =
+                write::enqueue_take(&pool, &node, entry, backlog, ttl, cutoff).await?;
+            if let Some(next) = next {
+                remember(&stepped, key, next);
+            }
+            Ok(accepted)
+        })
     }
 
     async fn inbox_next(

@@ -89,7 +89,18 @@ pub async fn enqueue(
     e: InboxEntry,
     backlog: Backlog,
 ) -> Result<Accepted, StoreError> {
-    let id: i64 = sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)")
+    let query = sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)");
+    let id: i64 = bind_entry(query, &e, backlog)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?
+        .get(0);
+    Ok(accepted(id))
+}
+
+/// Binds `sandbot_enqueue`'s parameters, `$1` to `$8`.
+fn bind_entry<'q>(query: PgQuery<'q>, e: &'q InboxEntry, backlog: Backlog) -> PgQuery<'q> {
+    query
         .bind(&e.tenant)
         .bind(&e.bot)
         .bind(&e.conversation)
@@ -98,18 +109,70 @@ pub async fn enqueue(
         .bind(Json(&e.job))
         .bind(backlog.conversation as i64)
         .bind(backlog.tenant as i64)
-        .fetch_one(pool)
-        .await
-        .map_err(db)?
-        .get(0);
-    Ok(match id {
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// What `sandbot_enqueue` answered.
+fn accepted(id: i64) -> Accepted {
+    match id {
         -1 => Accepted::Full { conversation: true },
         -2 => Accepted::Full {
             conversation: false,
         },
         0 => Accepted::Duplicate,
         id => Accepted::Queued(id as u64),
-    })
+    }
+}
+
+/// Accepts as [`enqueue`] does and, when the conversation is idle, takes its
+/// lease for `node` in the same transaction (`sandbot_enqueue_take`): the
+/// worker's first step (the oldest waiting entry and the state), or `None`
+/// when the lease was not free (its holder takes the entry).
+pub async fn enqueue_take(
+    pool: &PgPool,
+    node: &str,
+    e: InboxEntry,
+    backlog: Backlog,
+    ttl: Duration,
+    cutoff: i64,
+) -> Result<(Accepted, Option<Next>), StoreError> {
+    let query = sqlx::query(
+        "SELECT * FROM sandbot_enqueue_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    );
+    let row = bind_step(bind_entry(query, &e, backlog), node, ttl, cutoff)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    let result = accepted(row.get(0));
+    if row.get::<Option<i64>, _>(1).is_none() {
+        return Ok((result, None));
+    }
+    Ok((result, Some(step(&row, 1, &e.bot, &e.conversation))))
+}
+
+/// Binds a step's lease parameters: the node, the lease's end, now, and
+/// the cutoff before which a conversation's state has expired.
+fn bind_step<'q>(query: PgQuery<'q>, node: &'q str, ttl: Duration, cutoff: i64) -> PgQuery<'q> {
+    let now = now_ms() as i64;
+    query
+        .bind(node)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .bind(cutoff)
+}
+
+/// The entry to run from `r`'s columns `at..at + 6`: the lease's epoch, the
+/// inbox entry (id, tenant, accepted_ms, job) and the conversation's state.
+fn step(r: &PgRow, at: usize, bot: &str, conversation: &str) -> Next {
+    Next::Entry {
+        epoch: r.get::<i64, _>(at) as u64,
+        entry: inbox_entry(r, at + 1, bot, conversation),
+        state: Some(
+            r.get::<Option<Json<ConversationState>>, _>(at + 5)
+                .map(|j| j.0),
+        ),
+    }
 }
 
 /// Takes the conversation's lease if it is free (or this node's); a lease
@@ -153,14 +216,10 @@ pub async fn take_next(
     ttl: Duration,
     cutoff: i64,
 ) -> Result<Next, StoreError> {
-    let now = now_ms() as i64;
-    let row = sqlx::query("SELECT * FROM sandbot_take_next($1, $2, $3, $4, $5, $6)")
+    let query = sqlx::query("SELECT * FROM sandbot_take_next($1, $2, $3, $4, $5, $6)")
         .bind(bot)
-        .bind(conversation)
-        .bind(node)
-        .bind(now + ttl.as_millis() as i64)
-        .bind(now)
-        .bind(cutoff)
+        .bind(conversation);
+    let row = bind_step(query, node, ttl, cutoff)
         .fetch_optional(pool)
         .await
         .map_err(db)?;
@@ -170,11 +229,7 @@ pub async fn take_next(
     if r.get::<Option<i64>, _>(1).is_none() {
         return Ok(Next::Empty);
     }
-    Ok(Next::Entry {
-        epoch: r.get::<i64, _>(0) as u64,
-        entry: inbox_entry(&r, 1, bot, conversation),
-        state: Some(r.get::<Option<Json<ConversationState>>, _>(5).map(|j| j.0)),
-    })
+    Ok(step(&r, 0, bot, conversation))
 }
 
 /// The inbox entry in `r`'s columns `at..at + 4` (id, tenant, accepted_ms, job).
