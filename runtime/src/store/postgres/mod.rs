@@ -625,3 +625,48 @@ impl Store for PostgresStore {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64) -> Next {
+        Next::Entry {
+            epoch: 7,
+            entry: InboxEntry {
+                id,
+                tenant: "t".into(),
+                bot: "b".into(),
+                conversation: "c".into(),
+                dedupe: None,
+                accepted_ms: 0,
+                job: Value::Null,
+            },
+            state: Some(None),
+        }
+    }
+
+    fn kept(steps: &Mutex<Steps>) -> Option<u64> {
+        match steps.lock().unwrap().get(&("b".into(), "c".into())) {
+            Some((_, Next::Entry { entry, .. })) => Some(entry.id),
+            Some((_, Next::Empty)) => Some(0),
+            _ => None,
+        }
+    }
+
+    /// A lease an accept took is newer than the `Empty` of a commit that
+    /// gave it up before: the worker's next step stays the accepted entry.
+    #[test]
+    fn a_kept_entry_is_not_replaced_by_an_older_empty() {
+        let steps = Mutex::new(Steps::new());
+        let key = || ("b".to_string(), "c".to_string());
+        remember(&steps, key(), Next::Empty);
+        assert_eq!(kept(&steps), Some(0), "nothing kept yet: Empty is kept");
+        remember(&steps, key(), entry(5));
+        assert_eq!(kept(&steps), Some(5), "an entry replaces Empty");
+        remember(&steps, key(), Next::Empty);
+        assert_eq!(kept(&steps), Some(5), "Empty does not replace an entry");
+        remember(&steps, key(), entry(6));
+        assert_eq!(kept(&steps), Some(6), "a newer entry does");
+    }
+}
