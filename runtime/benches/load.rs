@@ -51,13 +51,8 @@ async fn fresh_database(admin: &str) -> String {
     use sqlx::Connection;
     // `…?host=/run/postgresql`: the URL's options (a Unix socket) follow
     // the database name.
-    let (admin, options) = admin.split_once('?').unwrap_or((admin, ""));
+    let (admin, options) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
     let admin = admin.trim_end_matches('/');
-    let options = if options.is_empty() {
-        String::new()
-    } else {
-        format!("?{options}")
-    };
     let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres{options}"))
         .await
         .unwrap();

@@ -87,6 +87,17 @@ fn commit_done(conv: &str, inbox: u64) -> TurnCommit {
     }
 }
 
+/// Entry `id`'s turn, committed under the conversation's lease `epoch`.
+fn commit_leased(conv: &str, id: u64, epoch: u64) -> TurnCommit {
+    TurnCommit {
+        inbox: Some(InboxClaim {
+            entry: Some(id),
+            epoch,
+        }),
+        ..commit_done(conv, id)
+    }
+}
+
 /// A delivery of bot `b` to a closed local port, with `body`.
 pub fn delivery(conversation: &str, body: serde_json::Value) -> Delivery {
     Delivery {
@@ -109,12 +120,7 @@ async fn finish(store: &dyn Store, conv: &str, id: u64) {
         .await
         .unwrap()
         .unwrap();
-    let mut c = commit_done(conv, id);
-    c.inbox = Some(InboxClaim {
-        entry: Some(id),
-        epoch,
-    });
-    store.commit(c).await.unwrap();
+    store.commit(commit_leased(conv, id, epoch)).await.unwrap();
     store.release("b", conv, epoch).await.unwrap();
 }
 
@@ -179,12 +185,7 @@ async fn take_next_in_order(b: &Backend) {
         if let Some(read) = state {
             assert_eq!(read.is_some(), id == second, "state read with entry {id}");
         }
-        let mut c = commit_done("n", id);
-        c.inbox = Some(InboxClaim {
-            entry: Some(id),
-            epoch,
-        });
-        store.commit(c).await.unwrap();
+        store.commit(commit_leased("n", id, epoch)).await.unwrap();
         epochs.push(epoch);
     }
     assert_eq!(epochs[0], epochs[1], "the lease is kept between turns");
@@ -683,11 +684,7 @@ async fn postgres_take_next_between_nodes() {
         two.take_next("b", "c", ttl).await.unwrap(),
         Next::Busy
     ));
-    let mut c = commit_done("c", id);
-    c.inbox = Some(InboxClaim {
-        entry: Some(id),
-        epoch,
-    });
+    let c = commit_leased("c", id, epoch);
     let later = queued(two.as_ref(), entry("t", "c", "2", None), ROOMY).await;
     one.commit(c).await.unwrap();
     let Next::Entry {
@@ -736,12 +733,7 @@ async fn enqueue_and_take_runs_the_entry(b: &Backend) {
     if let Some(read) = state {
         assert!(read.is_none(), "no session yet");
     }
-    let mut c = commit_done("k", id);
-    c.inbox = Some(InboxClaim {
-        entry: Some(id),
-        epoch,
-    });
-    store.commit(c).await.unwrap();
+    store.commit(commit_leased("k", id, epoch)).await.unwrap();
     assert!(matches!(
         store.take_next("b", "k", ttl).await.unwrap(),
         Next::Empty
@@ -807,12 +799,7 @@ async fn postgres_an_accept_takes_only_a_free_lease() {
         panic!("queued");
     };
     assert!(matches!(taken(&two, "c").await, Next::Busy));
-    let mut c = commit_done("c", id);
-    c.inbox = Some(InboxClaim {
-        entry: Some(id),
-        epoch,
-    });
-    one.commit(c).await.unwrap();
+    one.commit(commit_leased("c", id, epoch)).await.unwrap();
     let Next::Entry {
         entry: got,
         epoch: same,
@@ -850,12 +837,7 @@ async fn postgres_a_commit_with_nothing_waiting_gives_the_lease_up() {
     let Next::Entry { epoch, .. } = one.take_next("b", "c", ttl).await.unwrap() else {
         panic!("one takes the conversation");
     };
-    let mut c = commit_done("c", id);
-    c.inbox = Some(InboxClaim {
-        entry: Some(id),
-        epoch,
-    });
-    one.commit(c).await.unwrap();
+    one.commit(commit_leased("c", id, epoch)).await.unwrap();
     let Some(e2) = two.lease("b", "c", ttl).await.unwrap() else {
         panic!("given up by the commit: free for two at once");
     };
