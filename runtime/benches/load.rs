@@ -82,7 +82,11 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
             "store: {{ postgres: {{ url: \"{}\", pool: {pool} }} }}\nwebSessionSecret: \"one secret shared by the bench nodes\"\n",
             fresh_database(&admin).await
         ),
-        Err(_) => String::new(),
+        // `--parts N`: the embedded store's parts (default: the serve default).
+        Err(_) => match support::arg("--parts", 0) {
+            0 => String::new(),
+            parts => format!("store: {{ embedded: {{ parts: {parts} }} }}\n"),
+        },
     };
     // `--idle-mib N`: the servers' idleMemoryMib (default 32).
     let idle_mib = support::arg("--idle-mib", 32);

@@ -16,13 +16,24 @@ const CONVERSATIONS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_and_repeats_no_message() {
+    sigkill_under_load("", 1).await;
+}
+
+/// The same with the store split into three parts (three writers, three
+/// files, each committing on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_with_three_store_parts() {
+    sigkill_under_load("store: { embedded: { parts: 3 } }\n", 3).await;
+}
+
+async fn sigkill_under_load(extra: &str, parts: usize) {
     let dir = tempfile::tempdir().unwrap();
     write_bot(dir.path());
     let received = Received::default();
     let hook = received.start().await;
     let port = free_port();
     let config = dir.path().join("serve.yaml");
-    write_config(&config, port, "data", "", &hook);
+    write_config(&config, port, "data", extra, &hook);
     let log = dir.path().join("serve.log");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -58,5 +69,6 @@ async fn sigkill_under_load_loses_and_repeats_no_message() {
         Duration::from_secs(3600),
     )
     .unwrap();
+    assert_eq!(store.part_count(), parts);
     check(&store, &sent, &received, &log).await;
 }

@@ -277,7 +277,7 @@ async fn a_failed_commit_leaves_nothing_and_the_store_goes_on() {
         epoch: 0,
     });
 
-    store.fail_next_write();
+    store.fail_next_write("b", "c");
     let failed = store
         .commit(turn(&second, 1, "two", claim))
         .await

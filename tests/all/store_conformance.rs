@@ -38,6 +38,19 @@ fn embedded() -> (tempfile::TempDir, Backend) {
     (dir, Backend { open })
 }
 
+/// The embedded store split into `parts` parts (each conversation in one).
+fn parted(parts: usize) -> (tempfile::TempDir, Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let open = Box::new(move || {
+        let store =
+            EmbeddedStore::open_parts(&path, Duration::from_secs(3600), None, parts).unwrap();
+        assert_eq!(store.part_count(), parts);
+        Box::pin(async move { Arc::new(store) as Arc<dyn Store> }) as Opened
+    });
+    (dir, Backend { open })
+}
+
 /// A fresh database on the test server; leases of `lease`.
 async fn postgres(lease: Duration) -> Backend {
     let url = crate::pg::database().await;
@@ -970,5 +983,171 @@ fn a_second_process_on_the_same_data_folder_is_told_why() {
         message.contains("is in use by another process (another `sandbot serve` or `sandbot chat` on the same data folder)")
             && message.contains("run several nodes on PostgreSQL"),
         "{message}"
+    );
+}
+
+/// The whole suite on an embedded store of three parts: conversations spread
+/// over the parts, listings merged from all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parted_embedded_store_passes_the_suite() {
+    inbox_order_and_done(&parted(3).1).await;
+    take_next_in_order(&parted(3).1).await;
+    dedupe(&parted(3).1).await;
+    backlog_both_ways(&parted(3).1).await;
+    turns_and_outbox(&parted(3).1).await;
+    dead_letters(&parted(3).1).await;
+    silence_timers(&parted(3).1).await;
+    failures_kept_for_replay(&parted(3).1).await;
+    stored_bytes(&parted(3).1).await;
+    enqueue_and_take_runs_the_entry(&parted(3).1).await;
+}
+
+/// A tenant's backlog counts its entries in every part (at the limit: the
+/// next is refused whichever part it lands in; also after a restart), and
+/// each conversation's deliveries keep their order and their part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_share_the_tenant_backlog_and_keep_deliveries_apart() {
+    let (dir, b) = parted(4);
+    let tight = Backlog {
+        conversation: 10,
+        tenant: 6,
+    };
+    let store = b.open().await;
+    let convs: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+    let mut ids = Vec::new();
+    for conv in &convs[..6] {
+        ids.push(queued(store.as_ref(), entry("t", conv, "hi", None), tight).await);
+    }
+    for conv in &convs[6..] {
+        let full = store.enqueue(entry("t", conv, "hi", None), tight).await;
+        assert_eq!(
+            full.unwrap(),
+            Accepted::Full {
+                conversation: false
+            }
+        );
+    }
+    for i in 1..4 {
+        assert!(dir.path().join(format!("s.part{i}.redb")).exists());
+    }
+    drop(store);
+    let store = b.open().await;
+    let full = store
+        .enqueue(entry("t", &convs[7], "hi", None), tight)
+        .await;
+    assert_eq!(
+        full.unwrap(),
+        Accepted::Full {
+            conversation: false
+        }
+    );
+    finish(store.as_ref(), &convs[0], ids[0]).await;
+    queued(store.as_ref(), entry("t", &convs[7], "hi", None), tight).await;
+
+    // Two deliveries for each of eight conversations: the first of each is
+    // offered, settling it offers the second, ids never repeat.
+    for conv in &convs {
+        let mut c = commit_done(conv, 0);
+        c.inbox = None;
+        c.outbox = ["one", "two"]
+            .map(|t| delivery(conv, json!({"text": t})))
+            .to_vec();
+        store.commit(c).await.unwrap();
+    }
+    let first = store.outbox(100).await.unwrap();
+    assert_eq!(first.len(), 8);
+    assert!(first.iter().all(|d| d.body["text"] == "one"));
+    let done: Vec<u64> = first.iter().map(|d| d.id).collect();
+    store.outbox_settle(&done, &[]).await.unwrap();
+    let second = store.outbox(100).await.unwrap();
+    assert_eq!(second.len(), 8);
+    assert!(second.iter().all(|d| d.body["text"] == "two"));
+    let mut all: Vec<u64> = done
+        .iter()
+        .chain(second.iter().map(|d| &d.id))
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 16, "ids are unique across parts");
+    assert_eq!(store.outbox(3).await.unwrap().len(), 3, "the limit holds");
+}
+
+/// A store keeps the part count it was created with: opened without one it
+/// has it, asked for another it refuses with the reason; a store from
+/// before parts is a one-part store.
+#[test]
+fn a_store_keeps_its_part_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sandbot.redb");
+    let ttl = Duration::from_secs(60);
+    drop(EmbeddedStore::open_parts(&path, ttl, Some(3), 1).unwrap());
+    assert_eq!(
+        EmbeddedStore::open_parts(&path, ttl, None, 8)
+            .unwrap()
+            .part_count(),
+        3
+    );
+    assert_eq!(
+        EmbeddedStore::open_parts(&path, ttl, Some(3), 1)
+            .unwrap()
+            .part_count(),
+        3
+    );
+    let Err(e) = EmbeddedStore::open_parts(&path, ttl, Some(2), 1) else {
+        panic!("opened with another count");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "store: {} was created with 3 part(s) and `store.embedded.parts` asks for 2: a data folder keeps the count it was created with — remove the setting (or set it to 3), or give this configuration a new `data` folder",
+            path.display()
+        )
+    );
+    let Err(e) = EmbeddedStore::open_parts(&dir.path().join("new.redb"), ttl, Some(65), 1) else {
+        panic!("65 parts");
+    };
+    assert_eq!(
+        e.to_string(),
+        "store: store.embedded.parts must be between 1 and 64 (got 65)"
+    );
+    // A file from before parts (no count recorded) has one part.
+    let old = dir.path().join("old.redb");
+    drop(redb::Database::create(&old).unwrap());
+    assert_eq!(
+        EmbeddedStore::open_parts(&old, ttl, None, 4)
+            .unwrap()
+            .part_count(),
+        1
+    );
+    assert!(!dir.path().join("old.part1.redb").exists());
+}
+
+/// A batch that fails gives back the backlog places its entries took: the
+/// tenant's next message (in another part) is accepted, and the one after
+/// it is refused at the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_gives_its_backlog_places_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        EmbeddedStore::open_parts(&dir.path().join("s.redb"), Duration::from_secs(60), None, 2)
+            .unwrap();
+    let one = Backlog {
+        conversation: 5,
+        tenant: 1,
+    };
+    store.fail_next_write("b", "x");
+    let failed = store.enqueue(entry("t", "x", "1", None), one).await;
+    assert_eq!(
+        failed.unwrap_err().to_string(),
+        "store: a write failure injected by a test"
+    );
+    queued(&store, entry("t", "y", "1", None), one).await;
+    let full = store.enqueue(entry("t", "x", "1", None), one).await;
+    assert_eq!(
+        full.unwrap(),
+        Accepted::Full {
+            conversation: false
+        }
     );
 }

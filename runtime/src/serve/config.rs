@@ -308,6 +308,19 @@ impl DeliveryConfig {
 pub struct StoreConfig {
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+}
+
+/// The embedded store (the default, one process).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Files (each with its own writer) that a new store is split into by
+    /// conversation; default one per four cores (1–8). A store keeps the
+    /// count it was created with.
+    #[serde(default)]
+    pub parts: Option<usize>,
 }
 
 /// PostgreSQL, shared by every node of a deployment.

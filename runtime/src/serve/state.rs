@@ -20,7 +20,7 @@ use crate::channels::sinch::oauth::SinchTokens;
 use crate::flow::{Bot, FlowEngine};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{EmbeddedStore, PostgresOptions, PostgresStore, Store};
+use crate::store::{EmbeddedStore, PostgresOptions, PostgresStore, Store, default_parts};
 
 pub struct Tenant {
     pub id: String,
@@ -147,7 +147,12 @@ impl AppState {
                     (store, lease, Duration::from_millis(100))
                 }
                 None => (
-                    Arc::new(EmbeddedStore::open(&config.data.join("sandbot.redb"), ttl)?),
+                    Arc::new(EmbeddedStore::open_parts(
+                        &config.data.join("sandbot.redb"),
+                        ttl,
+                        config.store.embedded.parts,
+                        default_parts(),
+                    )?),
                     Duration::from_secs(30),
                     Duration::from_secs(1),
                 ),

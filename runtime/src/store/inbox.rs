@@ -1,9 +1,11 @@
 //! The durable inbox: every accepted inbound message is an entry here before
 //! its channel is answered, and leaves only with the commit of the turn that
-//! answers it. The embedded store's tables and backlog counts live here; the
-//! writer thread (`embedded.rs`) is the only one that changes them.
+//! answers it. The embedded store's tables and backlog counts live here; each
+//! part's writer thread (`embedded/part.rs`) is the only one that changes its
+//! part's.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use redb::{ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -51,19 +53,31 @@ pub enum Accepted {
     Full { conversation: bool },
 }
 
-/// Entries not yet done, per conversation key and per tenant.
+/// A tenant's entries not yet done, shared by every part's writer.
+pub(super) type TenantCounts = Arc<Mutex<HashMap<String, usize>>>;
+
+/// Entries not yet done, per conversation key (this part's) and per tenant
+/// (all parts'), with the changes of the batch being written (undone if its
+/// commit fails).
 #[derive(Default)]
 pub(super) struct Counts {
     conversations: HashMap<String, usize>,
-    tenants: HashMap<String, usize>,
+    tenants: TenantCounts,
+    /// (key, tenant, added) since the last commit.
+    journal: Vec<(String, String, bool)>,
 }
 
 impl Counts {
-    /// Counts what `table` holds (at open, and after a failed write).
+    /// Counts what `table` holds (at open) into this part's conversations
+    /// and the shared `tenants`.
     pub(super) fn read(
         table: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        tenants: TenantCounts,
     ) -> Result<Self, String> {
-        let mut counts = Counts::default();
+        let mut counts = Counts {
+            tenants,
+            ..Counts::default()
+        };
         for item in table.iter().map_err(|e| e.to_string())? {
             let (_, v) = item.map_err(|e| e.to_string())?;
             let entry: InboxEntry = serde_json::from_slice(v.value()).map_err(|e| e.to_string())?;
@@ -72,29 +86,48 @@ impl Counts {
                 &entry.tenant,
             );
         }
+        counts.journal.clear();
         Ok(counts)
     }
 
-    /// Why `entry` cannot be accepted now, if it cannot.
-    pub(super) fn full(&self, key: &str, tenant: &str, backlog: Backlog) -> Option<Accepted> {
+    /// Counts an entry of conversation `key` if `backlog` has room for it;
+    /// otherwise why not. One lock: writers of other parts cannot take the
+    /// tenant's last place between the check and the count.
+    pub(super) fn take(&mut self, key: &str, tenant: &str, backlog: Backlog) -> Option<Accepted> {
         if self.conversations.get(key).copied().unwrap_or(0) >= backlog.conversation {
             return Some(Accepted::Full { conversation: true });
         }
-        if self.tenants.get(tenant).copied().unwrap_or(0) >= backlog.tenant {
-            return Some(Accepted::Full {
-                conversation: false,
-            });
+        {
+            let mut tenants = self.tenants.lock().expect("not poisoned");
+            let n = tenants.entry(tenant.to_string()).or_default();
+            if *n >= backlog.tenant {
+                return Some(Accepted::Full {
+                    conversation: false,
+                });
+            }
+            *n += 1;
         }
+        *self.conversations.entry(key.to_string()).or_default() += 1;
+        self.journal
+            .push((key.to_string(), tenant.to_string(), true));
         None
     }
 
-    pub(super) fn add(&mut self, key: &str, tenant: &str) {
+    fn add(&mut self, key: &str, tenant: &str) {
         *self.conversations.entry(key.to_string()).or_default() += 1;
-        *self.tenants.entry(tenant.to_string()).or_default() += 1;
+        *self
+            .tenants
+            .lock()
+            .expect("not poisoned")
+            .entry(tenant.to_string())
+            .or_default() += 1;
+        self.journal
+            .push((key.to_string(), tenant.to_string(), true));
     }
 
-    fn remove(&mut self, key: &str, tenant: &str) {
-        for (map, k) in [(&mut self.conversations, key), (&mut self.tenants, tenant)] {
+    pub(super) fn remove(&mut self, key: &str, tenant: &str) {
+        let mut tenants = self.tenants.lock().expect("not poisoned");
+        for (map, k) in [(&mut self.conversations, key), (&mut *tenants, tenant)] {
             if let Some(n) = map.get_mut(k) {
                 *n -= 1;
                 if *n == 0 {
@@ -102,6 +135,27 @@ impl Counts {
                 }
             }
         }
+        drop(tenants);
+        self.journal
+            .push((key.to_string(), tenant.to_string(), false));
+    }
+
+    /// The batch committed: its changes stay.
+    pub(super) fn keep(&mut self) {
+        self.journal.clear();
+    }
+
+    /// The batch failed: its changes are undone, newest first.
+    pub(super) fn undo(&mut self) {
+        let journal = std::mem::take(&mut self.journal);
+        for (key, tenant, added) in journal.into_iter().rev() {
+            if added {
+                self.remove(&key, &tenant);
+            } else {
+                self.add(&key, &tenant);
+            }
+        }
+        self.journal.clear();
     }
 }
 
