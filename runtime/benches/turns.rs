@@ -6,7 +6,8 @@
 //! 2. the same turn with one JavaScript code action (two session variables
 //!    and one message) in place of the set-variables block.
 //!
-//! `cargo bench -p sandbot --bench turns -- --conversations 200 --seconds 5`
+//! `cargo bench -p sandbot --bench turns -- --conversations 200 --seconds 5 [--parts N]`
+//! (`--parts`: the store's parts, each with its own writer; default 1)
 
 mod support;
 
@@ -126,6 +127,7 @@ async fn measure(
 fn main() {
     let conversations = support::arg("--conversations", 200);
     let seconds = support::arg("--seconds", 5) as u64;
+    let parts = support::arg("--parts", 1);
     let runtime = support::runtime();
     runtime.block_on(async {
         let sandbox = Arc::new(
@@ -143,8 +145,13 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let bot = write_bot(&dir.path().join("bot"), fourth);
             let store: Arc<dyn Store> = Arc::new(
-                EmbeddedStore::open(&dir.path().join("data/sandbot.redb"), DEFAULT_SESSION_TTL)
-                    .unwrap(),
+                EmbeddedStore::open_parts(
+                    &dir.path().join("data/sandbot.redb"),
+                    DEFAULT_SESSION_TTL,
+                    None,
+                    parts,
+                )
+                .unwrap(),
             );
             let engine = FlowEngine::new(store, runner.clone(), "LIVE");
             measure(name, bot, engine, messages, conversations, seconds).await;
