@@ -73,7 +73,10 @@ async fn message(store: &dyn Store, conv: &str, n: u64, state: &mut Conversation
         state: state.clone(),
         transcript: vec![
             line(seq, json!({"user": {"text": format!("message {n}")}})),
-            line(seq + 1, json!({"bot": [{"text": format!("You said message {n}")}]})),
+            line(
+                seq + 1,
+                json!({"bot": [{"text": format!("You said message {n}")}]}),
+            ),
         ],
         postbacks: Vec::new(),
         outbox: vec![Delivery {

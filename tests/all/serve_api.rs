@@ -594,3 +594,61 @@ async fn a_tenant_over_its_storage_quota_is_refused_until_space_is_freed() {
     assert_eq!(status, 202, "{answer}");
     server.shutdown().await.unwrap();
 }
+
+/// The janitor (here every second, sessions idle for 4.3 s expire, message
+/// ids kept 4.3 s): inside the window a retried `messageId` is a duplicate
+/// and the conversation holds its bytes; past it the expired conversation
+/// is deleted (the tenant's stored bytes drop to 0, its transcript is gone)
+/// and the same `messageId` is a new message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_janitor_deletes_expired_sessions_and_forgets_old_message_ids() {
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &url, 1000);
+    config.session_idle_days = 0.00005;
+    config.message_id_days = 0.00005;
+    config.purge_every_seconds = 1;
+    let server = Server::start(&config).await.unwrap();
+    let addr = server.addr.to_string();
+    let api = Api {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+    };
+    let intro =
+        json!({"conversationId": "old", "messageId": "m-1", "message": {"introMessage": {}}});
+    accepted(&addr, intro.clone()).await;
+    receiver.wait_for(2).await;
+    let (status, again) =
+        crate::serve_webhook::post(&addr, "hook", Some("token-one"), &intro.to_string()).await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (202, &json!(true)),
+        "{again}"
+    );
+    let transcript = "/v1/bots/test/conversations/old/messages";
+    let (status, _) = api.get(transcript).await;
+    assert_eq!(status, 200, "inside the window the conversation is kept");
+
+    // The stored figure is read once a second: first it counts the
+    // conversation, then (once the janitor deleted it) nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for held in [true, false] {
+        loop {
+            let (_, usage) = api.get("/v1/usage").await;
+            if (usage["storage"]["bytes"].as_u64().unwrap() > 0) == held {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{held}: {usage}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let (status, gone) = api.get(transcript).await;
+    assert_eq!(status, 404, "{gone}");
+    // The id is forgotten too: the same message is new again.
+    let (status, fresh) =
+        crate::serve_webhook::post(&addr, "hook", Some("token-one"), &intro.to_string()).await;
+    assert_eq!((status, fresh.get("duplicate")), (202, None), "{fresh}");
+    receiver.wait_for(4).await;
+    server.shutdown().await.unwrap();
+}

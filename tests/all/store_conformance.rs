@@ -53,13 +53,18 @@ fn parted(parts: usize) -> (tempfile::TempDir, Backend) {
 
 /// A fresh database on the test server; leases of `lease`.
 async fn postgres(lease: Duration) -> Backend {
+    postgres_with(lease, Duration::from_secs(3600)).await
+}
+
+/// The same, sessions expiring after `ttl`.
+async fn postgres_with(lease: Duration, session_ttl: Duration) -> Backend {
     let url = crate::pg::database().await;
     let open = Box::new(move || {
         let options = PostgresOptions {
             url: url.clone(),
             pool: 4,
             lease,
-            session_ttl: Duration::from_secs(3600),
+            session_ttl,
         };
         Box::pin(async move {
             Arc::new(PostgresStore::connect(&options).await.unwrap()) as Arc<dyn Store>
@@ -1150,4 +1155,112 @@ async fn a_failed_batch_gives_its_backlog_places_back() {
             conversation: false
         }
     );
+}
+
+/// Message ids are forgotten once older than the cut-off (a retry after
+/// that is a new message), not before (a retry is a duplicate).
+async fn message_ids_are_forgotten(b: &Backend) {
+    let store = b.open().await;
+    let old = entry("t", "c", "1", Some("hook\0old"));
+    finish(
+        store.as_ref(),
+        "c",
+        queued(store.as_ref(), old.clone(), ROOMY).await,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cutoff = now_ms();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut new = entry("t", "c", "2", Some("hook\0new"));
+    new.accepted_ms = now_ms();
+    finish(
+        store.as_ref(),
+        "c",
+        queued(store.as_ref(), new.clone(), ROOMY).await,
+    )
+    .await;
+    assert_eq!(store.purge_seen(cutoff).await.unwrap(), 1);
+    assert_eq!(store.purge_seen(cutoff).await.unwrap(), 0);
+    let mut again = new.clone();
+    again.accepted_ms = now_ms();
+    assert_eq!(
+        store.enqueue(again, ROOMY).await.unwrap(),
+        Accepted::Duplicate,
+        "inside the window"
+    );
+    let mut again = old.clone();
+    again.accepted_ms = now_ms();
+    queued(store.as_ref(), again, ROOMY).await;
+}
+
+#[tokio::test]
+async fn embedded_message_ids_are_forgotten() {
+    message_ids_are_forgotten(&embedded().1).await;
+    message_ids_are_forgotten(&parted(3).1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_message_ids_are_forgotten() {
+    message_ids_are_forgotten(&postgres(Duration::from_secs(30)).await).await;
+}
+
+/// Sessions idle past the expiry (here 300 ms) are deleted with their
+/// transcripts, and their bytes leave the tenant's total; a fresh one stays.
+async fn expired_conversations_are_deleted(b: &Backend) {
+    let store = b.open().await;
+    let commit = |conv: &str| {
+        let mut state = ConversationState::new(now_ms());
+        state.transcript_len = 1;
+        TurnCommit {
+            bot: "b".into(),
+            conversation: conv.into(),
+            state,
+            transcript: vec![TranscriptEntry {
+                seq: 0,
+                at_ms: now_ms(),
+                event: json!({"user": conv}),
+            }],
+            postbacks: Vec::new(),
+            outbox: Vec::new(),
+            inbox: None,
+        }
+    };
+    store.commit(commit("old")).await.unwrap();
+    let old = store.stored_bytes(&["b".into()]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.commit(commit("new")).await.unwrap();
+    let both = store.stored_bytes(&["b".into()]).await.unwrap();
+    assert!(both > old && old > 0);
+    assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert!(
+        store
+            .transcript("b", "old", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.transcript("b", "new", 0, 10).await.unwrap().len(), 1);
+    assert!(store.load("b", "new").await.unwrap().is_some());
+    assert_eq!(store.stored_bytes(&["b".into()]).await.unwrap(), both - old);
+}
+
+#[tokio::test]
+async fn embedded_expired_conversations_are_deleted() {
+    for parts in [1, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let open = Box::new(move || {
+            let store =
+                EmbeddedStore::open_parts(&path, Duration::from_millis(300), None, parts).unwrap();
+            Box::pin(async move { Arc::new(store) as Arc<dyn Store> }) as Opened
+        });
+        expired_conversations_are_deleted(&Backend { open }).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_expired_conversations_are_deleted() {
+    let b = postgres_with(Duration::from_secs(30), Duration::from_millis(300)).await;
+    expired_conversations_are_deleted(&b).await;
 }

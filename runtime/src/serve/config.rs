@@ -25,9 +25,18 @@ pub struct ServeConfig {
     /// How long failed deliveries are retried.
     #[serde(default)]
     pub delivery: DeliveryConfig,
-    /// Days of inactivity after which a session expires.
+    /// Days of inactivity after which a session expires (fractions allowed);
+    /// the janitor then deletes it and its transcript.
     #[serde(default = "default_idle_days")]
-    pub session_idle_days: u64,
+    pub session_idle_days: f64,
+    /// Days a channel's message ids (`messageId`, Sinch's message id) are
+    /// remembered for duplicate detection (fractions allowed).
+    #[serde(default = "default_message_id_days")]
+    pub message_id_days: f64,
+    /// How often the janitor deletes expired sessions and old message ids,
+    /// in seconds.
+    #[serde(default = "default_purge_every")]
+    pub purge_every_seconds: u64,
     /// How often bot folders are checked for changes, in milliseconds.
     #[serde(default = "default_reload_ms")]
     pub reload_ms: u64,
@@ -68,8 +77,14 @@ fn default_data() -> PathBuf {
 fn default_silence_minute_ms() -> u64 {
     60_000
 }
-fn default_idle_days() -> u64 {
-    30
+fn default_idle_days() -> f64 {
+    30.0
+}
+fn default_message_id_days() -> f64 {
+    7.0
+}
+fn default_purge_every() -> u64 {
+    600
 }
 fn default_reload_ms() -> u64 {
     2000
@@ -511,6 +526,8 @@ impl ServeConfig {
             listen: default_listen(),
             data: repo.join(default_data()),
             session_idle_days: default_idle_days(),
+            message_id_days: default_message_id_days(),
+            purge_every_seconds: default_purge_every(),
             reload_ms: default_reload_ms(),
             web_session_secret: None,
             metrics_token: None,
@@ -582,6 +599,18 @@ impl ServeConfig {
         self.http.check()?;
         if self.silence_minute_ms == 0 {
             bail!("silenceMinuteMs must be at least 1");
+        }
+        for (name, days) in [
+            ("sessionIdleDays", self.session_idle_days),
+            ("messageIdDays", self.message_id_days),
+        ] {
+            // At most about 100 years: the figure becomes milliseconds.
+            if !(days > 0.0 && days <= 36_500.0) {
+                bail!("{name} must be more than 0 and at most 36500 (got {days})");
+            }
+        }
+        if self.purge_every_seconds == 0 {
+            bail!("purgeEverySeconds must be at least 1");
         }
         for b in &self.bots {
             let mut ids = std::collections::HashSet::new();
@@ -736,5 +765,53 @@ mod tests {
             load("", ", storageQuotaMb: -1").unwrap_err().to_string(),
             "tenant `t`: storageQuotaMb must be a number of MiB, 0 or more (0: no quota)"
         );
+    }
+
+    #[test]
+    fn retention_and_store_parts_are_checked() {
+        let c = load("", "").unwrap();
+        assert_eq!(
+            (
+                c.session_idle_days,
+                c.message_id_days,
+                c.purge_every_seconds
+            ),
+            (30.0, 7.0, 600)
+        );
+        assert_eq!(c.store.embedded.parts, None);
+        let c = load(
+            "sessionIdleDays: 0.5\nmessageIdDays: 2\npurgeEverySeconds: 60\nstore: { embedded: { parts: 4 } }",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.session_idle_days,
+                c.message_id_days,
+                c.purge_every_seconds
+            ),
+            (0.5, 2.0, 60)
+        );
+        assert_eq!(c.store.embedded.parts, Some(4));
+        for (yaml, error) in [
+            (
+                "sessionIdleDays: 0",
+                "sessionIdleDays must be more than 0 and at most 36500 (got 0)",
+            ),
+            (
+                "messageIdDays: -1",
+                "messageIdDays must be more than 0 and at most 36500 (got -1)",
+            ),
+            (
+                "messageIdDays: 40000",
+                "messageIdDays must be more than 0 and at most 36500 (got 40000)",
+            ),
+            (
+                "purgeEverySeconds: 0",
+                "purgeEverySeconds must be at least 1",
+            ),
+        ] {
+            assert_eq!(load(yaml, "").unwrap_err().to_string(), error, "{yaml}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod error;
 pub mod front;
 pub mod inbox;
+pub mod janitor;
 pub mod metrics;
 pub mod rate;
 pub mod reload;
@@ -38,6 +39,7 @@ pub struct Server {
     recorder: tokio::task::JoinHandle<()>,
     desks: tokio::task::JoinHandle<()>,
     timers: tokio::task::JoinHandle<()>,
+    janitor: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -77,6 +79,12 @@ impl Server {
         let sweeper = tokio::spawn(inbox::sweep(state.clone(), stopped.clone()));
         let timers = tokio::spawn(inbox::silence(state.clone(), stopped.clone()));
         let recorder = tokio::spawn(metrics::record(state.clone(), stopped.clone()));
+        let janitor = tokio::spawn(janitor::run(
+            state.store.clone(),
+            Duration::from_secs(config.purge_every_seconds),
+            Duration::from_secs_f64(config.message_id_days * 24.0 * 3600.0),
+            stopped.clone(),
+        ));
         let desks = tokio::spawn(crate::channels::offloading::watch(
             state.offloading.clone(),
             stopped,
@@ -92,6 +100,7 @@ impl Server {
             recorder,
             desks,
             timers,
+            janitor,
         })
     }
 
@@ -108,6 +117,7 @@ impl Server {
         self.worker.await?;
         self.reloader.await?;
         self.recorder.await?;
+        self.janitor.await?;
         self.desks.await?;
         Ok(())
     }

@@ -205,8 +205,13 @@ pub trait Store: Send + Sync + 'static {
     /// The bytes the conversations of `bots` (deployments as stored) hold:
     /// the JSON of each state and transcript entry (storage quotas).
     async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError>;
-    /// Deletes conversations idle past the expiry; returns how many.
+    /// Deletes conversations idle past the expiry (sessions and
+    /// transcripts); returns how many.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
+    /// Forgets the inbound message ids (duplicate detection) first seen
+    /// before `before_ms`, and request-count windows that ended before it;
+    /// returns how many ids.
+    async fn purge_seen(&self, before_ms: u64) -> Result<usize, StoreError>;
     /// The oldest queued delivery of each conversation (only it may go), in
     /// `id` order, at most `limit` (on PostgreSQL: the due ones, claimed for
     /// this node for its lease time).

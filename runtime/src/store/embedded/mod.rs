@@ -15,7 +15,7 @@ use std::time::Duration;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 
-use super::inbox::INBOX;
+use super::inbox::{INBOX, SEEN};
 use super::sizes::{self, Growth, SIZES};
 use super::{
     Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
@@ -390,32 +390,7 @@ impl Store for EmbeddedStore {
 
     async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError> {
         let k = key(bot, conversation);
-        let tx = self.home_of(&k).db.begin_write().map_err(StoreError::new)?;
-        let existed = {
-            let mut conversations = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
-            let mut transcripts = tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
-            let mut held = 0;
-            transcripts
-                .retain_in((k.as_str(), 0)..=(k.as_str(), u64::MAX), |_, v| {
-                    held += v.len();
-                    false
-                })
-                .map_err(StoreError::new)?;
-            let mut silence = tx.open_table(SILENCE).map_err(StoreError::new)?;
-            silence.remove(k.as_str()).map_err(StoreError::new)?;
-            let state = conversations
-                .remove(k.as_str())
-                .map_err(StoreError::new)?
-                .map(|v| v.value().len());
-            let mut growth = Growth::default();
-            growth.change(bot, held + state.unwrap_or(0), 0);
-            growth
-                .apply(&mut tx.open_table(SIZES).map_err(StoreError::new)?)
-                .map_err(StoreError)?;
-            state.is_some()
-        };
-        tx.commit().map_err(StoreError::new)?;
-        Ok(existed)
+        Ok(remove_conversations(self.home_of(&k), &[k])? == 1)
     }
 
     async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError> {
@@ -478,24 +453,94 @@ impl Store for EmbeddedStore {
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
-        let mut expired: Vec<String> = Vec::new();
+        let mut purged = 0;
         for part in &self.parts {
-            let tx = part.db.begin_read().map_err(StoreError::new)?;
-            let table = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
-            for item in table.iter().map_err(StoreError::new)? {
-                let (k, v) = item.map_err(StoreError::new)?;
-                let state: ConversationState =
-                    serde_json::from_slice(v.value()).map_err(StoreError::new)?;
-                if self.expired(&state) {
-                    expired.push(k.value().to_string());
+            let mut expired: Vec<String> = Vec::new();
+            {
+                let tx = part.db.begin_read().map_err(StoreError::new)?;
+                let table = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
+                for item in table.iter().map_err(StoreError::new)? {
+                    let (k, v) = item.map_err(StoreError::new)?;
+                    let state: ConversationState =
+                        serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+                    if self.expired(&state) {
+                        expired.push(k.value().to_string());
+                    }
                 }
             }
-        }
-        for k in &expired {
-            if let Some((bot, conv)) = k.split_once('\0') {
-                self.delete(bot, conv).await?;
+            // In transactions of a few hundred: the part's writer waits
+            // for each, not for the whole purge.
+            for chunk in expired.chunks(256) {
+                purged += remove_conversations(part, chunk)?;
             }
         }
-        Ok(expired.len())
+        Ok(purged)
     }
+
+    /// Old ids found in a read, deleted in write transactions of a few
+    /// thousand (the part's writer waits for each, not for the whole purge).
+    async fn purge_seen(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        for part in &self.parts {
+            let mut old: Vec<String> = Vec::new();
+            {
+                let tx = part.db.begin_read().map_err(StoreError::new)?;
+                let seen = tx.open_table(SEEN).map_err(StoreError::new)?;
+                for item in seen.iter().map_err(StoreError::new)? {
+                    let (k, at) = item.map_err(StoreError::new)?;
+                    if at.value() < before_ms {
+                        old.push(k.value().to_string());
+                    }
+                }
+            }
+            for chunk in old.chunks(4096) {
+                let tx = part.db.begin_write().map_err(StoreError::new)?;
+                {
+                    let mut seen = tx.open_table(SEEN).map_err(StoreError::new)?;
+                    for k in chunk {
+                        seen.remove(k.as_str()).map_err(StoreError::new)?;
+                    }
+                }
+                tx.commit().map_err(StoreError::new)?;
+            }
+            purged += old.len();
+        }
+        Ok(purged)
+    }
+}
+
+/// Deletes conversations `keys` of `part` (state, transcript, silence
+/// timer) in one transaction, their bytes off the part's totals; returns how
+/// many existed.
+fn remove_conversations(part: &Part, keys: &[String]) -> Result<usize, StoreError> {
+    let tx = part.db.begin_write().map_err(StoreError::new)?;
+    let mut existed = 0;
+    {
+        let mut conversations = tx.open_table(CONVERSATIONS).map_err(StoreError::new)?;
+        let mut transcripts = tx.open_table(TRANSCRIPTS).map_err(StoreError::new)?;
+        let mut silence = tx.open_table(SILENCE).map_err(StoreError::new)?;
+        let mut growth = Growth::default();
+        for k in keys {
+            let mut held = 0;
+            transcripts
+                .retain_in((k.as_str(), 0)..=(k.as_str(), u64::MAX), |_, v| {
+                    held += v.len();
+                    false
+                })
+                .map_err(StoreError::new)?;
+            silence.remove(k.as_str()).map_err(StoreError::new)?;
+            let state = conversations
+                .remove(k.as_str())
+                .map_err(StoreError::new)?
+                .map(|v| v.value().len());
+            existed += usize::from(state.is_some());
+            let bot = k.split('\0').next().unwrap_or_default();
+            growth.change(bot, held + state.unwrap_or(0), 0);
+        }
+        growth
+            .apply(&mut tx.open_table(SIZES).map_err(StoreError::new)?)
+            .map_err(StoreError)?;
+    }
+    tx.commit().map_err(StoreError::new)?;
+    Ok(existed)
 }

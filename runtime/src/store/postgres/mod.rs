@@ -31,6 +31,10 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Conversations deleted per transaction when purging (message ids: ten
+/// times as many).
+const PURGE_CHUNK: i64 = 1000;
+
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -241,27 +245,66 @@ impl Store for PostgresStore {
         Ok(gone > 0)
     }
 
+    /// In transactions of at most `PURGE_CHUNK` conversations, so a first
+    /// purge of a large backlog holds no lock for long.
     async fn purge_expired(&self) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let gone = sqlx::query(
-            "DELETE FROM conversations WHERE updated_ms < $1 RETURNING bot, conversation",
-        )
-        .bind(self.cutoff())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let bots: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
-        let conversations: Vec<String> = gone.iter().map(|r| r.get(1)).collect();
-        sqlx::query(
-            "DELETE FROM transcripts t USING UNNEST($1::text[], $2::text[]) AS g(bot, conversation) WHERE t.bot = g.bot AND t.conversation = g.conversation",
-        )
-        .bind(&bots)
-        .bind(&conversations)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(gone.len())
+        let mut purged = 0;
+        loop {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let gone = sqlx::query(
+                "DELETE FROM conversations WHERE (bot, conversation) IN (
+                     SELECT bot, conversation FROM conversations WHERE updated_ms < $1 LIMIT $2
+                 ) RETURNING bot, conversation",
+            )
+            .bind(self.cutoff())
+            .bind(PURGE_CHUNK)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let bots: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
+            let conversations: Vec<String> = gone.iter().map(|r| r.get(1)).collect();
+            sqlx::query(
+                "DELETE FROM transcripts t USING UNNEST($1::text[], $2::text[]) AS g(bot, conversation) WHERE t.bot = g.bot AND t.conversation = g.conversation",
+            )
+            .bind(&bots)
+            .bind(&conversations)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            purged += gone.len();
+            if (gone.len() as i64) < PURGE_CHUNK {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn purge_seen(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        loop {
+            let gone: i64 = sqlx::query(
+                "WITH gone AS (
+                     DELETE FROM seen WHERE key IN (SELECT key FROM seen WHERE at_ms < $1 LIMIT $2)
+                     RETURNING 1
+                 ) SELECT count(*) FROM gone",
+            )
+            .bind(before_ms as i64)
+            .bind(PURGE_CHUNK * 10)
+            .fetch_one(&self.relaxed)
+            .await
+            .map_err(db)?
+            .get(0);
+            purged += gone as usize;
+            if gone < PURGE_CHUNK * 10 {
+                break;
+            }
+        }
+        sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
+            .bind((before_ms / 1000) as i64)
+            .execute(&self.relaxed)
+            .await
+            .map_err(db)?;
+        Ok(purged)
     }
 
     async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError> {
