@@ -1105,7 +1105,7 @@ fn a_store_keeps_its_part_count() {
     assert_eq!(
         e.to_string(),
         format!(
-            "store: {} was created with 3 part(s) and `store.embedded.parts` asks for 2: a data folder keeps the count it was created with — remove the setting (or set it to 3), or give this configuration a new `data` folder",
+            "store: {} was created with 3 part(s) and `store.embedded.parts` asks for 2: a data folder keeps the count it was created with — remove the setting (or set it to 3), or copy the stopped store into a new data folder with `sandbot store copy --data OLD --to NEW --parts 2` and point `data` at it",
             path.display()
         )
     );
@@ -1263,4 +1263,169 @@ async fn embedded_expired_conversations_are_deleted() {
 async fn postgres_expired_conversations_are_deleted() {
     let b = postgres_with(Duration::from_secs(30), Duration::from_millis(300)).await;
     expired_conversations_are_deleted(&b).await;
+}
+
+/// `copy_to` another part count keeps everything a server would use:
+/// sessions and transcripts, waiting inbox entries in order, queued
+/// deliveries in order per conversation (renumbered, settled by their new
+/// ids), dead letters (re-queueable), seen message ids (a retry is still a
+/// duplicate, whichever part it lands in), postback ids, failures, the
+/// stored bytes — from 1 part to 4 and back to 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_copies_into_another_part_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(3600);
+    let one = dir.path().join("one/sandbot.redb");
+    let convs: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+    {
+        let store = EmbeddedStore::open(&one, ttl).unwrap();
+        for conv in &convs {
+            let mut c = commit_done(conv, 0);
+            c.inbox = None;
+            c.state.transcript_len = 1;
+            c.transcript = vec![TranscriptEntry {
+                seq: 0,
+                at_ms: 1,
+                event: json!({"user": conv}),
+            }];
+            c.postbacks = vec![(format!("pb_{conv}"), json!({"nextDialogstateId": conv}))];
+            c.outbox = ["one", "two"]
+                .map(|t| delivery(conv, json!({"text": t})))
+                .to_vec();
+            store.commit(c).await.unwrap();
+        }
+        for text in ["first", "second"] {
+            queued(&store, entry("t", "u3", text, None), ROOMY).await;
+        }
+        queued(&store, entry("t", "u5", "x", Some("hook\0m-9")), ROOMY).await;
+        store
+            .record_usage(&[("t".into(), "b".into(), json!({"turns": 5}))])
+            .await
+            .unwrap();
+        // u7's first delivery is given up.
+        let head = store.outbox(100).await.unwrap();
+        let u7 = head.iter().find(|d| d.conversation == "u7").unwrap().id;
+        store
+            .outbox_dead(&[(u7, 3, "answered 500".into())])
+            .await
+            .unwrap();
+        store
+            .put_failure(
+                StoredFailure {
+                    tenant: "t".into(),
+                    id: "f1".into(),
+                    bot: "b".into(),
+                    at_ms: now_ms(),
+                    record: json!({"id": "f1", "bot": "b"}),
+                },
+                FailureBounds {
+                    keep: 10,
+                    max_bytes: 1 << 20,
+                    max_age_ms: 3_600_000,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let before = {
+        let store = EmbeddedStore::open(&one, ttl).unwrap();
+        store.stored_bytes(&["b".into()]).await.unwrap()
+    };
+    let four = dir.path().join("four/sandbot.redb");
+    let two = dir.path().join("two/sandbot.redb");
+    let copied = EmbeddedStore::open(&one, ttl)
+        .unwrap()
+        .copy_to(&four, 4)
+        .unwrap();
+    assert_eq!(
+        copied,
+        sandbot::store::Copied {
+            parts: 4,
+            conversations: 8,
+            inbox: 3,
+            deliveries: 15,
+            dead_letters: 1
+        }
+    );
+    EmbeddedStore::open(&four, ttl)
+        .unwrap()
+        .copy_to(&two, 2)
+        .unwrap();
+    for (path, parts) in [(&four, 4), (&two, 2)] {
+        let store = EmbeddedStore::open(path, ttl).unwrap();
+        assert_eq!(store.part_count(), parts);
+        assert_eq!(store.stored_bytes(&["b".into()]).await.unwrap(), before);
+        let mut listed = store.conversations("b", None, 100).await.unwrap();
+        listed.sort();
+        assert_eq!(listed, convs);
+        for conv in &convs {
+            assert!(store.load("b", conv).await.unwrap().is_some());
+            assert_eq!(
+                store.transcript("b", conv, 0, 10).await.unwrap()[0].event,
+                json!({"user": conv})
+            );
+            assert_eq!(
+                store
+                    .postback("b", &format!("pb_{conv}"))
+                    .await
+                    .unwrap()
+                    .unwrap()["nextDialogstateId"],
+                json!(conv)
+            );
+        }
+        let next = store.inbox_next("b", "u3").await.unwrap().unwrap();
+        assert_eq!(next.job["text"], "first");
+        finish(&store, "u3", next.id).await;
+        assert_eq!(
+            store.inbox_next("b", "u3").await.unwrap().unwrap().job["text"],
+            "second"
+        );
+        assert_eq!(
+            store
+                .enqueue(entry("t", "u5", "x", Some("hook\0m-9")), ROOMY)
+                .await
+                .unwrap(),
+            Accepted::Duplicate
+        );
+        // One head per conversation: u7's second, the others' first.
+        let heads = store.outbox(100).await.unwrap();
+        assert_eq!(heads.len(), 8);
+        for d in &heads {
+            let want = if d.conversation == "u7" { "two" } else { "one" };
+            assert_eq!(d.body["text"], want, "{}", d.conversation);
+        }
+        let ids: Vec<u64> = heads.iter().map(|d| d.id).collect();
+        store.outbox_settle(&ids, &[]).await.unwrap();
+        let rest = store.outbox(100).await.unwrap();
+        assert_eq!(rest.len(), 7);
+        assert!(rest.iter().all(|d| d.body["text"] == "two"));
+        let dead = store.dead_letters(&["b".into()], 10).await.unwrap();
+        assert_eq!((dead.len(), dead[0].reason.as_str()), (1, "answered 500"));
+        let usage = store.usage("t").await.unwrap().unwrap();
+        assert_eq!(usage, [("b".to_string(), json!({"turns": 5}))]);
+        assert!(
+            store
+                .requeue(&["b".into()], dead[0].delivery.id)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .failures("t", &["b".into()], 0, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let Err(e) = EmbeddedStore::open(&one, ttl).unwrap().copy_to(&two, 3) else {
+        panic!("copied over a store");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "store: {} already exists: the copy goes to a folder without a store",
+            two.display()
+        )
+    );
 }

@@ -7,6 +7,7 @@ mod component_new;
 pub mod limit_args;
 mod publish;
 mod serve;
+mod store;
 mod validate;
 
 use std::process::ExitCode;
@@ -50,6 +51,15 @@ enum Command {
     /// Work with WebAssembly components.
     #[command(subcommand)]
     Component(ComponentCommand),
+    /// Work with the embedded store of a stopped server.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy a data folder's store into a new folder with another part count.
+    Copy(store::CopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +100,7 @@ pub fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate(args) => validate::run(args),
+        Command::Store(StoreCommand::Copy(args)) => store::copy(args),
         Command::Publish(args) => publish::publish(args),
         Command::Versions(args) => publish::versions(args),
         Command::Schema => {

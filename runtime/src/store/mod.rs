@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use embedded::{EmbeddedStore, MAX_PARTS, default_parts};
+pub use embedded::{Copied, EmbeddedStore, MAX_PARTS, default_parts};
 pub use inbox::{Accepted, Backlog, InboxEntry};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sizes::json_len;

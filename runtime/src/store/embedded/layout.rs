@@ -79,7 +79,7 @@ pub(super) fn parts(
         && w != parts
     {
         return Err(format!(
-            "{} was created with {parts} part(s) and `store.embedded.parts` asks for {w}: a data folder keeps the count it was created with — remove the setting (or set it to {parts}), or give this configuration a new `data` folder",
+            "{} was created with {parts} part(s) and `store.embedded.parts` asks for {w}: a data folder keeps the count it was created with — remove the setting (or set it to {parts}), or copy the stopped store into a new data folder with `sandbot store copy --data OLD --to NEW --parts {w}` and point `data` at it",
             path.display()
         ));
     }

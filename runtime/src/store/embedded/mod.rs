@@ -4,6 +4,7 @@
 //! as many cores as the store has parts. What is not a conversation's (usage,
 //! failures kept for replay, the part count) lives in part 0.
 
+mod copy;
 mod layout;
 mod outbox;
 mod part;
@@ -21,6 +22,7 @@ use super::{
     Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
     Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
+pub use copy::Copied;
 pub use layout::{MAX_PARTS, default_parts};
 use part::{Encoded, EncodedEntry, Op, Part, Shared};
 
