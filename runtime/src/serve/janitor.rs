@@ -24,7 +24,15 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         }
         wait = every;
-        round(store.as_ref(), message_ids).await;
+        // The embedded store reads through every conversation here: off the
+        // async workers, so a large store's purge never stalls requests.
+        let (store, handle) = (store.clone(), tokio::runtime::Handle::current());
+        let purge = tokio::task::spawn_blocking(move || {
+            handle.block_on(round(store.as_ref(), message_ids));
+        });
+        if let Err(e) = purge.await {
+            tracing::error!(%e, "the janitor's round failed");
+        }
     }
 }
 
