@@ -1116,9 +1116,16 @@ fn a_store_keeps_its_part_count() {
         e.to_string(),
         "store: store.embedded.parts must be between 1 and 64 (got 65)"
     );
-    // A file from before parts (no count recorded) has one part.
+    // A file from before parts (its tables, no count recorded) has one part.
     let old = dir.path().join("old.redb");
-    drop(redb::Database::create(&old).unwrap());
+    {
+        let db = redb::Database::create(&old).unwrap();
+        let tx = db.begin_write().unwrap();
+        let conversations: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("conversations");
+        tx.open_table(conversations).unwrap();
+        tx.commit().unwrap();
+    }
     assert_eq!(
         EmbeddedStore::open_parts(&old, ttl, None, 4)
             .unwrap()
@@ -1126,6 +1133,30 @@ fn a_store_keeps_its_part_count() {
         1
     );
     assert!(!dir.path().join("old.part1.redb").exists());
+    // A creation cut short before its count was recorded (no tables yet)
+    // is a new store.
+    let cut = dir.path().join("cut.redb");
+    drop(redb::Database::create(&cut).unwrap());
+    assert_eq!(
+        EmbeddedStore::open_parts(&cut, ttl, None, 4)
+            .unwrap()
+            .part_count(),
+        4
+    );
+    // A part's file gone: refused, not silently made anew and empty.
+    std::fs::remove_file(dir.path().join("sandbot.part2.redb")).unwrap();
+    let Err(e) = EmbeddedStore::open_parts(&path, ttl, None, 1) else {
+        panic!("opened without a part");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "store: {} is missing: the store at {} has 3 parts and each holds its own conversations (restore the file from a backup)",
+            dir.path().join("sandbot.part2.redb").display(),
+            path.display()
+        )
+    );
+    assert!(!dir.path().join("sandbot.part2.redb").exists());
 }
 
 /// A batch that fails gives back the backlog places its entries took: the

@@ -77,15 +77,29 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::new)?;
         }
-        let created = !path.exists();
         let first = part::create(path)?;
         let tx = first.begin_write().map_err(StoreError::new)?;
+        // New: no tables yet (also a creation cut short before its count
+        // was recorded).
+        let created = tx.list_tables().map_err(StoreError::new)?.next().is_none();
         let count = layout::parts(&tx, created, parts, new, path).map_err(StoreError)?;
+        let mut dbs = vec![first];
+        for index in 1..count {
+            let file = layout::part_path(path, index);
+            if !created && !file.exists() {
+                return Err(StoreError(format!(
+                    "{} is missing: the store at {} has {count} parts and each holds its own conversations (restore the file from a backup)",
+                    file.display(),
+                    path.display()
+                )));
+            }
+            dbs.push(part::create(&file)?);
+        }
+        // The count is recorded once every part's file exists.
         tx.commit().map_err(StoreError::new)?;
         let shared = Shared::default();
-        let mut opened = vec![Part::start(first, 0, count, &shared)?];
-        for index in 1..count {
-            let db = part::create(&layout::part_path(path, index))?;
+        let mut opened = Vec::with_capacity(count);
+        for (index, db) in dbs.into_iter().enumerate() {
             opened.push(Part::start(db, index, count, &shared)?);
         }
         Ok(Self {
