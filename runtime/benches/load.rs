@@ -13,6 +13,8 @@
 //! Unix socket as `postgres://user@localhost:PORT?host=/run/postgresql`) the
 //! nodes share a fresh PostgreSQL database; `--nodes N` starts N server
 //! processes and sends each message to the next node in turn.
+//!
+//! `runtime/benches/scaling.sh` runs it across core counts under `taskset`.
 
 mod support;
 
@@ -106,14 +108,18 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         let file = dir.path().join(format!("serve{n}.yaml"));
         std::fs::write(&file, config).unwrap();
         servers.push(ServerProcess(
-            Command::new(env!("CARGO_BIN_EXE_sandbot"))
-                .args(["serve", "--config"])
-                .arg(&file)
-                .env("SANDBOT_LOG", "warn")
-                .env_remove("SANDBOT_DATABASE_URL")
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
+            // `SANDBOT_BIN`: the server binary where it is not where cargo
+            // built it (a prepared run on another machine).
+            Command::new(
+                std::env::var("SANDBOT_BIN").unwrap_or(env!("CARGO_BIN_EXE_sandbot").into()),
+            )
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env("SANDBOT_LOG", "warn")
+            .env_remove("SANDBOT_DATABASE_URL")
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
         ));
         bases.push(format!("http://127.0.0.1:{port}"));
     }
