@@ -42,8 +42,8 @@ pub fn copy(args: CopyArgs) -> anyhow::Result<ExitCode> {
     for entry in std::fs::read_dir(&args.data).context("reading the data folder")? {
         let entry = entry?;
         let name = entry.file_name();
-        let is_store = name.to_string_lossy().starts_with("sandbot.")
-            && name.to_string_lossy().ends_with(".redb");
+        let text = name.to_string_lossy();
+        let is_store = text.starts_with("sandbot.") && text.ends_with(".redb");
         if entry.file_type()?.is_file() && !is_store {
             std::fs::copy(entry.path(), args.to.join(&name))
                 .with_context(|| format!("copying {}", entry.path().display()))?;

@@ -361,6 +361,10 @@ fn default_lease_seconds() -> u64 {
     30
 }
 
+fn days(days: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(days * 24.0 * 3600.0)
+}
+
 impl StoreConfig {
     /// The PostgreSQL settings in effect, if any (`SANDBOT_DATABASE_URL`
     /// sets or overrides the URL).
@@ -497,6 +501,16 @@ pub fn hash_token(token: &str) -> String {
 }
 
 impl ServeConfig {
+    /// How long an idle session lasts (`sessionIdleDays`).
+    pub fn session_ttl(&self) -> std::time::Duration {
+        days(self.session_idle_days)
+    }
+
+    /// How long channel message ids are remembered (`messageIdDays`).
+    pub fn message_id_window(&self) -> std::time::Duration {
+        days(self.message_id_days)
+    }
+
     /// Reads `path`; relative folders are resolved against its folder.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =

@@ -82,7 +82,7 @@ impl Server {
         let janitor = tokio::spawn(janitor::run(
             state.store.clone(),
             Duration::from_secs(config.purge_every_seconds),
-            Duration::from_secs_f64(config.message_id_days * 24.0 * 3600.0),
+            config.message_id_window(),
             stopped.clone(),
         ));
         let desks = tokio::spawn(crate::channels::offloading::watch(

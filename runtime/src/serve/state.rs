@@ -132,7 +132,7 @@ pub struct AppState {
 impl AppState {
     /// Loads every bot (all problems reported) and opens the store.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
-        let ttl = Duration::from_secs_f64(config.session_idle_days * 24.0 * 3600.0);
+        let ttl = config.session_ttl();
         let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) =
             match config.store.postgres()? {
                 Some(pg) => {

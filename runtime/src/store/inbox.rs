@@ -86,7 +86,6 @@ impl Counts {
                 &entry.tenant,
             );
         }
-        counts.journal.clear();
         Ok(counts)
     }
 
@@ -113,6 +112,15 @@ impl Counts {
         None
     }
 
+    /// An entry of conversation `key` is done (or its batch failed): the
+    /// counts drop, and the batch's journal remembers it.
+    pub(super) fn remove(&mut self, key: &str, tenant: &str) {
+        self.subtract(key, tenant);
+        self.journal
+            .push((key.to_string(), tenant.to_string(), false));
+    }
+
+    /// Counts an entry, unchecked and unjournaled (reading, undoing).
     fn add(&mut self, key: &str, tenant: &str) {
         *self.conversations.entry(key.to_string()).or_default() += 1;
         *self
@@ -121,11 +129,10 @@ impl Counts {
             .expect("not poisoned")
             .entry(tenant.to_string())
             .or_default() += 1;
-        self.journal
-            .push((key.to_string(), tenant.to_string(), true));
     }
 
-    pub(super) fn remove(&mut self, key: &str, tenant: &str) {
+    /// Uncounts an entry, unjournaled.
+    fn subtract(&mut self, key: &str, tenant: &str) {
         let mut tenants = self.tenants.lock().expect("not poisoned");
         for (map, k) in [(&mut self.conversations, key), (&mut *tenants, tenant)] {
             if let Some(n) = map.get_mut(k) {
@@ -135,9 +142,6 @@ impl Counts {
                 }
             }
         }
-        drop(tenants);
-        self.journal
-            .push((key.to_string(), tenant.to_string(), false));
     }
 
     /// The batch committed: its changes stay.
@@ -150,12 +154,11 @@ impl Counts {
         let journal = std::mem::take(&mut self.journal);
         for (key, tenant, added) in journal.into_iter().rev() {
             if added {
-                self.remove(&key, &tenant);
+                self.subtract(&key, &tenant);
             } else {
                 self.add(&key, &tenant);
             }
         }
-        self.journal.clear();
     }
 }
 
