@@ -177,6 +177,9 @@ async fn a_tenant_over_its_memory_cap_gets_a_classified_error() {
     let budget = MemoryBudget::new(64 << 20);
     let mut limits = Limits::deny_all();
     limits.timeout = Duration::from_secs(5);
+    // The actions below wait by spinning on the clock: their fuel depends
+    // on the machine's speed, and fuel is not what this test is about.
+    limits.fuel = 50_000_000_000;
     limits.memory_budget = Some(budget.clone());
     let tenant = Arc::new(SandboxRunner::new(sandbox.clone(), limits.clone()));
     let mut other_limits = limits.clone();

@@ -20,11 +20,21 @@ type Opened = Pin<Box<dyn Future<Output = Arc<dyn Store>>>>;
 /// for PostgreSQL, another node).
 pub struct Backend {
     open: Box<dyn Fn() -> Opened>,
+    /// Several nodes on one database, each claiming deliveries on the way
+    /// (a turn's commit, a settlement): PostgreSQL.
+    shared: bool,
 }
 
 impl Backend {
     async fn open(&self) -> Arc<dyn Store> {
         (self.open)().await
+    }
+
+    fn local(open: Box<dyn Fn() -> Opened>) -> Self {
+        Backend {
+            open,
+            shared: false,
+        }
     }
 }
 
@@ -35,7 +45,7 @@ fn embedded() -> (tempfile::TempDir, Backend) {
         let store = EmbeddedStore::open(&path, Duration::from_secs(3600)).unwrap();
         Box::pin(async move { Arc::new(store) as Arc<dyn Store> }) as Opened
     });
-    (dir, Backend { open })
+    (dir, Backend::local(open))
 }
 
 /// The embedded store split into `parts` parts (each conversation in one).
@@ -48,7 +58,7 @@ fn parted(parts: usize) -> (tempfile::TempDir, Backend) {
         assert_eq!(store.part_count(), parts);
         Box::pin(async move { Arc::new(store) as Arc<dyn Store> }) as Opened
     });
-    (dir, Backend { open })
+    (dir, Backend::local(open))
 }
 
 /// A fresh database on the test server; leases of `lease`.
@@ -70,7 +80,16 @@ async fn postgres_with(lease: Duration, session_ttl: Duration) -> Backend {
             Arc::new(PostgresStore::connect(&options).await.unwrap()) as Arc<dyn Store>
         }) as Opened
     });
-    Backend { open }
+    Backend { open, shared: true }
+}
+
+/// What a delivery round may start: the deliveries the store claimed on
+/// the way and the queue's heads (as the delivery worker takes them).
+async fn heads(store: &dyn Store) -> Vec<Delivery> {
+    let mut all = store.take_claimed().deliveries;
+    all.extend(store.outbox(10).await.unwrap());
+    all.sort_by_key(|d| d.id);
+    all
 }
 
 pub const ROOMY: Backlog = Backlog {
@@ -311,6 +330,19 @@ async fn turns_and_outbox(b: &Backend) {
         inbox: None,
     };
     store.commit(commit).await.unwrap();
+    // A store that claims on the way (PostgreSQL: the turn's commit claims
+    // its conversation's oldest delivery for this node): given back (as at
+    // shutdown), the next node takes it at once.
+    if b.shared {
+        let other = b.open().await;
+        assert!(
+            other.outbox(10).await.unwrap().is_empty(),
+            "a claim on the way is this node's"
+        );
+    }
+    sandbot::channels::delivery::give_back(store.as_ref())
+        .await
+        .unwrap();
     drop(store);
     let store = b.open().await;
     assert_eq!(store.load("b", "c").await.unwrap().unwrap(), state);
@@ -325,23 +357,23 @@ async fn turns_and_outbox(b: &Backend) {
         "postback ids are per bot"
     );
     // Only a conversation's oldest delivery goes at a time.
-    let queued = store.outbox(10).await.unwrap();
+    let queued = heads(store.as_ref()).await;
     assert_eq!(queued.len().min(1), 1);
     assert_eq!(queued[0].body["message"]["text"], "one");
     assert_eq!(queued[0].headers, [("x-a".to_string(), "1".to_string())]);
     let first = queued[0].id;
     store.outbox_settle(&[], &[(first, 1, 42)]).await.unwrap();
-    let again = store.outbox(10).await.unwrap();
+    let again = heads(store.as_ref()).await;
     assert_eq!(
         (again[0].id, again[0].attempts, again[0].not_before_ms),
         (first, 1, 42)
     );
     store.outbox_settle(&[first], &[]).await.unwrap();
-    let next = store.outbox(10).await.unwrap();
+    let next = heads(store.as_ref()).await;
     assert_eq!(next[0].body["message"]["text"], "two");
     assert!(next[0].id > first);
     store.outbox_settle(&[next[0].id], &[]).await.unwrap();
-    assert!(store.outbox(10).await.unwrap().is_empty());
+    assert!(heads(store.as_ref()).await.is_empty());
     // Listings page in id order, after the cursor.
     for c in ["c2", "c1"] {
         let mut commit_c = commit_done(c, 0);
@@ -371,12 +403,12 @@ async fn dead_letters(b: &Backend) {
     c.inbox = None;
     c.outbox = vec![delivery("one"), delivery("two")];
     store.commit(c).await.unwrap();
-    let head = store.outbox(10).await.unwrap()[0].clone();
+    let head = heads(store.as_ref()).await[0].clone();
     store
         .outbox_dead(&[(head.id, 9, "answered 500".into())])
         .await
         .unwrap();
-    let next = store.outbox(10).await.unwrap();
+    let next = heads(store.as_ref()).await;
     assert_eq!(next[0].body["text"], "two", "the next one may go");
     let dead = store.dead_letters(&["b".into()], 10).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -401,7 +433,7 @@ async fn dead_letters(b: &Backend) {
         !store.requeue(&["b".into()], head.id).await.unwrap(),
         "once"
     );
-    let back = store.outbox(10).await.unwrap();
+    let back = heads(store.as_ref()).await;
     assert_eq!(
         (back[0].id, back[0].attempts),
         (head.id, 0),
@@ -943,7 +975,7 @@ async fn postgres_leases_fence_a_node_that_lost_its_lease() {
     with_delivery.inbox = None;
     with_delivery.outbox = vec![delivery("d", json!({}))];
     one.commit(with_delivery).await.unwrap();
-    assert_eq!(one.outbox(10).await.unwrap().len(), 1);
+    assert_eq!(heads(one.as_ref()).await.len(), 1, "claimed by its commit");
     assert!(two.outbox(10).await.unwrap().is_empty(), "claimed by one");
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let taken = two.outbox(10).await.unwrap();
@@ -951,9 +983,82 @@ async fn postgres_leases_fence_a_node_that_lost_its_lease() {
     // One's late settlement of a delivery it no longer holds changes nothing.
     one.outbox_settle(&[taken[0].id], &[]).await.unwrap();
     two.outbox_settle(&[], &[]).await.unwrap();
-    assert_eq!(two.outbox(10).await.unwrap().len(), 1);
-    two.outbox_settle(&[taken[0].id], &[]).await.unwrap();
-    assert!(two.outbox(10).await.unwrap().is_empty());
+    assert!(one.outbox(10).await.unwrap().is_empty(), "still two's");
+    // Two gives it back (due at once): still queued, one takes it.
+    two.outbox_settle(&[], &[(taken[0].id, 0, 0)])
+        .await
+        .unwrap();
+    assert_eq!(one.outbox(10).await.unwrap()[0].id, taken[0].id);
+    one.outbox_settle(&[taken[0].id], &[]).await.unwrap();
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    assert!(two.outbox(10).await.unwrap().is_empty(), "delivered once");
+}
+
+/// On PostgreSQL a delivery costs no claim of its own in the steady state:
+/// a turn's commit claims the delivery it queued when its conversation has
+/// none older; a settlement claims the conversation's next one. What is not
+/// claimed on the way (an older delivery in flight or waiting for its
+/// retry) makes the node look at the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deliveries_are_claimed_on_the_way() {
+    let b = postgres(Duration::from_secs(30)).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let started = one.take_claimed();
+    assert!(
+        started.look && started.deliveries.is_empty(),
+        "a new node looks first"
+    );
+    let turn = |texts: &[&str]| {
+        let mut c = commit_done("c", 0);
+        c.inbox = None;
+        c.outbox = texts
+            .iter()
+            .map(|t| delivery("c", json!({"text": t})))
+            .collect();
+        c
+    };
+    one.commit(turn(&["one", "two"])).await.unwrap();
+    let claimed = one.take_claimed();
+    assert!(!claimed.look, "nothing left unclaimed");
+    assert_eq!(
+        claimed.deliveries.len(),
+        1,
+        "only the conversation's oldest"
+    );
+    let first = &claimed.deliveries[0];
+    assert_eq!(first.body["text"], "one");
+    assert!(two.outbox(10).await.unwrap().is_empty(), "one's claim");
+    // A later turn while the first is in flight: not claimed, look.
+    one.commit(turn(&["three"])).await.unwrap();
+    let later = one.take_claimed();
+    assert!(later.look && later.deliveries.is_empty());
+    // Delivered: the settlement claims the next one ("two"), not "three".
+    one.outbox_settle(&[first.id], &[]).await.unwrap();
+    let next = one.take_claimed();
+    assert_eq!(next.deliveries.len(), 1);
+    assert_eq!(next.deliveries[0].body["text"], "two");
+    assert!(two.outbox(10).await.unwrap().is_empty(), "one's claim");
+    // Failed: rescheduled, its claim let go; nothing else is claimed.
+    let (id, due) = (next.deliveries[0].id, now_ms() + 60_000);
+    one.outbox_settle(&[], &[(id, 1, due)]).await.unwrap();
+    assert!(one.take_claimed().deliveries.is_empty());
+    assert!(two.outbox(10).await.unwrap().is_empty(), "not due yet");
+    // Due now and given back: any node may take it, and only the head.
+    one.outbox_settle(&[], &[(id, 1, 0)]).await.unwrap();
+    let taken = two.outbox(10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!((taken[0].id, taken[0].attempts), (id, 1));
+    // Two delivers it; its settlement claims "three" for two. Two stops
+    // before its worker takes it: given back, the other node takes it.
+    two.outbox_settle(&[id], &[]).await.unwrap();
+    assert!(one.outbox(10).await.unwrap().is_empty(), "two's claim");
+    sandbot::channels::delivery::give_back(two.as_ref())
+        .await
+        .unwrap();
+    assert!(two.take_claimed().deliveries.is_empty(), "handed out once");
+    let back = one.outbox(10).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body["text"], "three");
 }
 
 #[tokio::test]
@@ -1286,7 +1391,7 @@ async fn embedded_expired_conversations_are_deleted() {
                 EmbeddedStore::open_parts(&path, Duration::from_millis(300), None, parts).unwrap();
             Box::pin(async move { Arc::new(store) as Arc<dyn Store> }) as Opened
         });
-        expired_conversations_are_deleted(&Backend { open }).await;
+        expired_conversations_are_deleted(&Backend::local(open)).await;
     }
 }
 

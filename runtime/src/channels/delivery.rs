@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -105,6 +105,8 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, Outcome)>();
     let mut in_flight: HashSet<(String, String)> = HashSet::new();
     let mut finished: Vec<(Delivery, Outcome)> = Vec::new();
+    // When the queue was last looked at (None: look at the next round).
+    let mut looked: Option<Instant> = None;
     loop {
         while let Ok(f) = done_rx.try_recv() {
             finished.push(f);
@@ -123,7 +125,9 @@ pub async fn run(
         }
         let mut next_due = None;
         if !stopping {
-            next_due = launch(&store, &client, &tokens, &done_tx, &mut in_flight).await;
+            let look = looked.is_none_or(|at| at.elapsed() >= idle);
+            let ours = (&client, &tokens, &done_tx);
+            (next_due, looked) = launch(&store, ours, &mut in_flight, look, looked).await;
         }
         let wait = next_due.unwrap_or(idle).min(idle);
         tokio::select! {
@@ -135,22 +139,52 @@ pub async fn run(
     }
 }
 
-/// Starts every due delivery whose conversation has none in flight; how
-/// long until the next one is due.
+/// What a launched delivery needs, and where its outcome goes.
+type Launcher<'a> = (
+    &'a reqwest::Client,
+    &'a Arc<dyn TokenSource>,
+    &'a mpsc::UnboundedSender<(Delivery, Outcome)>,
+);
+
+/// Lets go of the deliveries the store claimed on the way that no worker
+/// started (at shutdown, once the turns are done and the worker has
+/// stopped): another node, or the next start, takes them at once instead of
+/// after the claim runs out.
+pub async fn give_back(store: &dyn Store) -> Result<(), crate::store::StoreError> {
+    let left = store.take_claimed().deliveries;
+    let back: Vec<_> = left
+        .iter()
+        .map(|d| (d.id, d.attempts, d.not_before_ms))
+        .collect();
+    store.outbox_settle(&[], &back).await
+}
+
+/// Starts every due delivery whose conversation has none in flight: those
+/// the store claimed on the way, and, when `look` (or the store asks), the
+/// queue's; how long until the next one is due, and when the queue was
+/// last looked at.
 async fn launch(
     store: &Arc<dyn Store>,
-    client: &reqwest::Client,
-    tokens: &Arc<dyn TokenSource>,
-    done: &mpsc::UnboundedSender<(Delivery, Outcome)>,
+    (client, tokens, done): Launcher<'_>,
     in_flight: &mut HashSet<(String, String)>,
-) -> Option<Duration> {
-    let heads = match store.outbox(BATCH + in_flight.len()).await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(%e, "reading the outbox");
-            return Some(Duration::from_secs(1));
+    look: bool,
+    mut looked: Option<Instant>,
+) -> (Option<Duration>, Option<Instant>) {
+    let claimed = store.take_claimed();
+    let mut heads = claimed.deliveries;
+    let mut retry_in = None;
+    if look || claimed.look {
+        looked = Some(Instant::now());
+        match store.outbox(BATCH + in_flight.len()).await {
+            Ok(queued) => heads.extend(queued),
+            Err(e) => {
+                tracing::error!(%e, "reading the outbox");
+                (looked, retry_in) = (None, Some(Duration::from_secs(1)));
+            }
         }
-    };
+    }
+    heads.sort_by_key(|d| d.id);
+    heads.dedup_by_key(|d| d.id);
     let now = now_ms();
     let mut next_due: Option<u64> = None;
     for d in heads {
@@ -169,7 +203,8 @@ async fn launch(
             let _ = done.send((d, outcome));
         });
     }
-    next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
+    let next_due = next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
+    (retry_in.or(next_due), looked)
 }
 
 /// Records finished deliveries: delivered ones leave the queue, failed ones

@@ -115,6 +115,9 @@ impl Server {
         self.state.dispatcher.wait_idle().await;
         self.state.deliveries.notify_one();
         self.worker.await?;
+        if let Err(e) = delivery::give_back(self.state.store.as_ref()).await {
+            tracing::warn!(%e, "giving back the deliveries claimed and not started");
+        }
         self.reloader.await?;
         self.recorder.await?;
         self.janitor.await?;

@@ -170,6 +170,13 @@ pub struct DeadLetter {
     pub dead_ms: u64,
 }
 
+/// What [`Store::take_claimed`] hands out.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub deliveries: Vec<Delivery>,
+    pub look: bool,
+}
+
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 pub type EnqueueFuture = Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send>>;
 
@@ -216,6 +223,17 @@ pub trait Store: Send + Sync + 'static {
     /// `id` order, at most `limit` (on PostgreSQL: the due ones, claimed for
     /// this node for its lease time).
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// Deliveries this node claimed on its way (a turn's commit claims the
+    /// delivery it queued, a settlement the conversation's next one), each
+    /// handed out once, and whether [`Store::outbox`] must look for others
+    /// (deliveries left unclaimed, re-queued, or given back). A store that
+    /// claims nothing on its way hands out none and always asks for a look.
+    fn take_claimed(&self) -> Claimed {
+        Claimed {
+            deliveries: Vec::new(),
+            look: true,
+        }
+    }
     /// Records a round of delivery outcomes in one transaction: `done`
     /// (delivered or given up) leave the queue; `retry` are
     /// `(id, attempts, not_before_ms)` of failed ones.

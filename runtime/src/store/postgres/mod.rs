@@ -25,8 +25,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::{
-    Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
-    Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    Backlog, Claimed, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
+    InboxEntry, Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -62,6 +62,9 @@ pub struct PostgresStore {
     /// (`sandbot_commit_next`), for the worker's next `take_next`: one
     /// round trip fewer per message.
     stepped: Arc<Mutex<Steps>>,
+    /// Deliveries claimed by commits and settlements, not yet handed out;
+    /// `look`: something may wait unclaimed (see [`Store::take_claimed`]).
+    claimed: Arc<Mutex<Claimed>>,
 }
 
 /// (bot, conversation) → when its commit took the next step, and the step.
@@ -81,6 +84,12 @@ fn remember(stepped: &Mutex<Steps>, key: (String, String), next: Next) {
         return;
     }
     all.insert(key, (Instant::now(), next));
+}
+
+fn keep_claimed(claimed: &Mutex<Claimed>, deliveries: Vec<Delivery>, look: bool) {
+    let mut c = claimed.lock().expect("not poisoned");
+    c.deliveries.extend(deliveries);
+    c.look |= look;
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -126,12 +135,23 @@ impl PostgresStore {
             lease: o.lease,
             ttl: o.session_ttl,
             stepped: Arc::default(),
+            // What a node that stopped left claimed or queued: looked for first.
+            claimed: Arc::new(Mutex::new(Claimed {
+                deliveries: Vec::new(),
+                look: true,
+            })),
         })
     }
 
     /// This process's name in leases and claims.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Keeps deliveries claimed on the way for the delivery worker; `look`
+    /// asks it to look at the queue too.
+    fn keep_claimed(&self, deliveries: Vec<Delivery>, look: bool) {
+        keep_claimed(&self.claimed, deliveries, look);
     }
 
     fn cutoff(&self) -> i64 {
@@ -160,11 +180,19 @@ impl Store for PostgresStore {
 
     fn commit(&self, commit: TurnCommit) -> CommitFuture {
         let (pool, node, lease) = (self.pool.clone(), self.node.clone(), self.lease);
-        let stepped = self.stepped.clone();
+        let (stepped, claimed) = (self.stepped.clone(), self.claimed.clone());
         Box::pin(async move {
             let key = (commit.bot.clone(), commit.conversation.clone());
-            if let Some(next) = write::commit(&pool, &node, commit, lease).await? {
+            let queued = !commit.outbox.is_empty();
+            let done = write::commit(&pool, &node, commit, lease, lease).await?;
+            if let Some(next) = done.next {
                 remember(&stepped, key, next);
+            }
+            if queued {
+                // Not claimed: an older delivery of the conversation waits
+                // (its settlement claims the next) or another node holds it.
+                let look = done.claimed.is_none();
+                keep_claimed(&claimed, done.claimed.into_iter().collect(), look);
             }
             Ok(())
         })
@@ -323,16 +351,27 @@ impl Store for PostgresStore {
         write::claim_deliveries(&self.relaxed, &self.node, self.lease, limit).await
     }
 
+    fn take_claimed(&self) -> Claimed {
+        let mut c = self.claimed.lock().expect("not poisoned");
+        std::mem::take(&mut *c)
+    }
+
     async fn outbox_settle(
         &self,
         done: &[u64],
         retry: &[(u64, u32, u64)],
     ) -> Result<(), StoreError> {
-        write::settle(&self.relaxed, &self.node, done, retry).await
+        let next = write::settle(&self.relaxed, &self.node, done, retry, self.lease).await;
+        let next = next.inspect_err(|_| self.keep_claimed(Vec::new(), true))?;
+        self.keep_claimed(next, false);
+        Ok(())
     }
 
     async fn outbox_dead(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
-        write::bury(&self.relaxed, &self.node, dead).await
+        write::bury(&self.relaxed, &self.node, dead).await?;
+        // The next delivery of each of those conversations is free to go.
+        self.keep_claimed(Vec::new(), !dead.is_empty());
+        Ok(())
     }
 
     async fn dead_letters(
@@ -375,6 +414,7 @@ impl Store for PostgresStore {
         .map_err(db)?
         .rows_affected();
         tx.commit().await.map_err(db)?;
+        self.keep_claimed(Vec::new(), moved == 1);
         Ok(moved == 1)
     }
 

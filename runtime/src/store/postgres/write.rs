@@ -19,15 +19,27 @@ use crate::store::{
 /// Why a commit was refused: the lease moved on (or ran out).
 pub const LEASE_LOST: &str = "this node's lease on the conversation ran out; the turn is not committed (another node takes the message)";
 
-/// Commits a turn; for a fenced commit of an inbox entry, also the
-/// worker's next step (`sandbot_commit_next`): the conversation's next
-/// waiting entry under the renewed lease, or `Empty` with the lease given up.
+/// What a commit took besides the turn.
+pub struct Committed {
+    /// For a fenced commit of an inbox entry, the worker's next step.
+    pub next: Option<Next>,
+    /// The conversation's oldest delivery, claimed for this node, when the
+    /// turn queued deliveries and that one was due and nobody's.
+    pub claimed: Option<Delivery>,
+}
+
+/// Commits a turn (`sandbot_commit_next`); for a fenced commit of an inbox
+/// entry, also the worker's next step: the conversation's next waiting
+/// entry under the renewed lease, or `Empty` with the lease given up. A
+/// turn that queued deliveries claims its conversation's oldest one (for
+/// `claim`) when it is free.
 pub async fn commit(
     pool: &PgPool,
     node: &str,
     c: TurnCommit,
     lease: Duration,
-) -> Result<Option<Next>, StoreError> {
+    claim: Duration,
+) -> Result<Committed, StoreError> {
     let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
     let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
     let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
@@ -39,7 +51,7 @@ pub async fn commit(
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
     let now = now_ms() as i64;
     let row = sqlx::query(
-        "SELECT * FROM sandbot_commit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        "SELECT * FROM sandbot_commit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&c.bot)
     .bind(&c.conversation)
@@ -59,6 +71,7 @@ pub async fn commit(
     .bind(state.get().len() as i64)
     .bind(c.transcript.iter().map(json_len).sum::<u64>() as i64)
     .bind(now + lease.as_millis() as i64)
+    .bind(now + claim.as_millis() as i64)
     .fetch_one(pool)
     .await
     .map_err(db)?;
@@ -71,17 +84,32 @@ pub async fn commit(
             ));
         }
     }
-    if !row.get::<bool, _>(1) {
-        return Ok(None);
-    }
-    if row.get::<Option<i64>, _>(2).is_none() {
-        return Ok(Some(Next::Empty));
-    }
-    Ok(Some(Next::Entry {
-        epoch: c.inbox.map_or(0, |claim| claim.epoch),
-        entry: inbox_entry(&row, 2, &c.bot, &c.conversation),
-        state: Some(Some(c.state)),
-    }))
+    let claimed = row
+        .get::<Option<i64>, _>(6)
+        .is_some()
+        .then(|| claimed_delivery(&row, 6));
+    let next = if !row.get::<bool, _>(1) {
+        None
+    } else if row.get::<Option<i64>, _>(2).is_none() {
+        Some(Next::Empty)
+    } else {
+        Some(Next::Entry {
+            epoch: c.inbox.map_or(0, |claim| claim.epoch),
+            entry: inbox_entry(&row, 2, &c.bot, &c.conversation),
+            state: Some(Some(c.state)),
+        })
+    };
+    Ok(Committed { next, claimed })
+}
+
+/// A claimed delivery from its columns at `at`: id, delivery, attempts,
+/// not before.
+fn claimed_delivery(r: &PgRow, at: usize) -> Delivery {
+    let mut d = r.get::<Json<Delivery>, _>(at + 1).0;
+    d.id = r.get::<i64, _>(at) as u64;
+    d.attempts = r.get::<i32, _>(at + 2) as u32;
+    d.not_before_ms = r.get::<i64, _>(at + 3) as u64;
+    d
 }
 
 pub async fn enqueue(
@@ -246,7 +274,11 @@ pub fn inbox_entry(r: &PgRow, at: usize, bot: &str, conversation: &str) -> Inbox
 }
 
 /// Claims, for `claim` time, the oldest delivery of each conversation that
-/// is due and not claimed by another node; at most `limit`, in id order.
+/// is due and nobody's; at most `limit`, in id order. This node's own
+/// claims are not offered again: they were handed to its worker when taken
+/// (a commit's or a settlement's claim is handed over just after its
+/// transaction, so offering it here too could start it twice); one left
+/// behind is free again when its claim runs out.
 pub async fn claim_deliveries(
     pool: &PgPool,
     node: &str,
@@ -259,13 +291,13 @@ pub async fn claim_deliveries(
         // for (no lock waits, no deadlocks between nodes).
         "WITH heads AS (
              SELECT id FROM (
-                 SELECT DISTINCT ON (bot, conversation) id, not_before_ms, claimed_by, claimed_until
+                 SELECT DISTINCT ON (bot, conversation) id, not_before_ms, claimed_until
                  FROM outbox ORDER BY bot, conversation, id) h
-             WHERE h.not_before_ms <= $3 AND (h.claimed_until < $3 OR h.claimed_by = $1)
+             WHERE h.not_before_ms <= $3 AND h.claimed_until < $3
              ORDER BY h.id LIMIT $4),
          free AS (
              SELECT o.id FROM outbox o
-             WHERE o.id IN (SELECT id FROM heads) AND (o.claimed_until < $3 OR o.claimed_by = $1)
+             WHERE o.id IN (SELECT id FROM heads) AND o.claimed_until < $3
              ORDER BY o.id FOR UPDATE SKIP LOCKED)
          UPDATE outbox o SET claimed_by = $1, claimed_until = $2 FROM free WHERE o.id = free.id
          RETURNING o.id, o.delivery, o.attempts, o.not_before_ms",
@@ -277,16 +309,7 @@ pub async fn claim_deliveries(
     .fetch_all(pool)
     .await
     .map_err(db)?;
-    let mut out: Vec<Delivery> = rows
-        .iter()
-        .map(|r| {
-            let mut d = r.get::<Json<Delivery>, _>(1).0;
-            d.id = r.get::<i64, _>(0) as u64;
-            d.attempts = r.get::<i32, _>(2) as u32;
-            d.not_before_ms = r.get::<i64, _>(3) as u64;
-            d
-        })
-        .collect();
+    let mut out: Vec<Delivery> = rows.iter().map(|r| claimed_delivery(r, 0)).collect();
     out.sort_by_key(|d| d.id);
     out.truncate(limit);
     Ok(out)
@@ -323,35 +346,35 @@ pub async fn bury(
     .map_err(db)
 }
 
-/// Removes the delivered (or given up) ones, reschedules the failed ones
-/// and lets their claims go; only this node's claims.
+/// Removes the delivered ones, reschedules the failed ones and lets their
+/// claims go (only this node's claims); then claims, for `claim`, the next
+/// delivery of each conversation whose delivery left the queue, if it is
+/// due and free, and returns those. One round trip, one transaction.
 pub async fn settle(
     pool: &PgPool,
     node: &str,
     done: &[u64],
     retry: &[(u64, u32, u64)],
-) -> Result<(), StoreError> {
+    claim: Duration,
+) -> Result<Vec<Delivery>, StoreError> {
     if done.is_empty() && retry.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    // One statement (one round trip, one transaction).
     let done: Vec<i64> = done.iter().map(|d| *d as i64).collect();
     let ids: Vec<i64> = retry.iter().map(|r| r.0 as i64).collect();
     let attempts: Vec<i32> = retry.iter().map(|r| r.1 as i32).collect();
     let due: Vec<i64> = retry.iter().map(|r| r.2 as i64).collect();
-    sqlx::query(
-        "WITH delivered AS (DELETE FROM outbox WHERE id = ANY($1) AND claimed_by = $5 RETURNING 1)
-         UPDATE outbox o SET attempts = r.attempts, not_before_ms = r.due, claimed_until = 0
-         FROM UNNEST($2::bigint[], $3::int[], $4::bigint[]) AS r(id, attempts, due)
-         WHERE o.id = r.id AND o.claimed_by = $5",
-    )
-    .bind(&done)
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&due)
-    .bind(node)
-    .execute(pool)
-    .await
-    .map(drop)
-    .map_err(db)
+    let now = now_ms() as i64;
+    let rows = sqlx::query("SELECT * FROM sandbot_settle($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&done)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&due)
+        .bind(node)
+        .bind(now)
+        .bind(now + claim.as_millis() as i64)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    Ok(rows.iter().map(|r| claimed_delivery(r, 0)).collect())
 }
