@@ -1,8 +1,9 @@
--- A turn's commit claims the delivery it queued, and a settlement claims the
--- next delivery of each conversation it finished: in the steady state a
--- delivery costs no claim of its own (the claim query reads every
--- conversation's head; it now runs only now and then, for what is left:
--- retries come due, claims of a node that died, dead letters re-queued).
+-- A turn's commit claims the delivery it queued (and a settlement, in the
+-- node's statement, the next delivery of each conversation it finished):
+-- in the steady state a delivery costs no claim of its own (the claim query
+-- reads every conversation's head; it now runs only now and then, for what
+-- is left: retries come due, claims of a node that died, re-queued dead
+-- letters).
 -- Only free deliveries are claimed (due, and nobody's claim running): what
 -- a node claimed is handed to its worker once, never offered again.
 
@@ -37,12 +38,15 @@ BEGIN
         p_deliveries, p_state_bytes, p_transcript_bytes);
     IF outcome = 0 AND cardinality(p_deliveries) > 0 THEN
         -- The head is found first, then locked: skipping a locked head must
-        -- not claim the delivery after it.
+        -- not claim the delivery after it. Only a free head is locked: one
+        -- in flight elsewhere stays unlocked for its node's settlement,
+        -- which would otherwise wait for this commit's WAL flush.
         UPDATE outbox o SET claimed_by = p_node, claimed_until = p_claim_until
         FROM (SELECT x.id FROM outbox x
               WHERE x.id = (SELECT h.id FROM outbox h
                             WHERE h.bot = p_bot AND h.conversation = p_conversation
                             ORDER BY h.id LIMIT 1)
+                AND x.not_before_ms <= p_now AND x.claimed_until < p_now
               FOR UPDATE SKIP LOCKED) f
         WHERE o.id = f.id AND o.not_before_ms <= p_now AND o.claimed_until < p_now
         RETURNING o.id, o.delivery, o.attempts, o.not_before_ms INTO d_id, d_delivery, d_attempts, d_not_before;
@@ -68,40 +72,4 @@ BEGIN
         RETURN QUERY SELECT 0, TRUE, NULL::BIGINT, NULL::TEXT, NULL::BIGINT, NULL::JSONB,
             d_id, d_delivery, d_attempts, d_not_before;
     END IF;
-END $$;
-
--- Settles p_node's deliveries (the delivered ones deleted, the failed ones
--- rescheduled with their claims let go), then claims for p_node until
--- p_claim_until the next delivery of each conversation whose delivery left
--- the queue, if due and nobody's; returns those.
-CREATE FUNCTION sandbot_settle(
-    p_done BIGINT[], p_ids BIGINT[], p_attempts INTEGER[], p_due BIGINT[],
-    p_node TEXT, p_now BIGINT, p_claim_until BIGINT
-) RETURNS TABLE (o_id BIGINT, o_delivery JSONB, o_attempts INTEGER, o_not_before BIGINT)
-LANGUAGE plpgsql AS $$
-DECLARE
-    bots TEXT[];
-    conversations TEXT[];
-BEGIN
-    UPDATE outbox o SET attempts = r.attempts, not_before_ms = r.due, claimed_until = 0
-    FROM UNNEST(p_ids, p_attempts, p_due) AS r(id, attempts, due)
-    WHERE o.id = r.id AND o.claimed_by = p_node;
-    WITH gone AS (
-        DELETE FROM outbox WHERE id = ANY(p_done) AND claimed_by = p_node
-        RETURNING bot, conversation)
-    SELECT array_agg(g.bot), array_agg(g.conversation) INTO bots, conversations
-    FROM (SELECT DISTINCT bot, conversation FROM gone) g;
-    IF bots IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY
-        UPDATE outbox o SET claimed_by = p_node, claimed_until = p_claim_until
-        FROM (SELECT x.id FROM outbox x
-              WHERE x.id IN (SELECT (SELECT h.id FROM outbox h
-                                     WHERE h.bot = g.bot AND h.conversation = g.conversation
-                                     ORDER BY h.id LIMIT 1)
-                             FROM UNNEST(bots, conversations) AS g(bot, conversation))
-              FOR UPDATE SKIP LOCKED) f
-        WHERE o.id = f.id AND o.not_before_ms <= p_now AND o.claimed_until < p_now
-        RETURNING o.id, o.delivery, o.attempts, o.not_before_ms;
 END $$;

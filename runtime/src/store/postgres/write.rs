@@ -365,16 +365,38 @@ pub async fn settle(
     let attempts: Vec<i32> = retry.iter().map(|r| r.1 as i32).collect();
     let due: Vec<i64> = retry.iter().map(|r| r.2 as i64).collect();
     let now = now_ms() as i64;
-    let rows = sqlx::query("SELECT * FROM sandbot_settle($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&done)
-        .bind(&ids)
-        .bind(&attempts)
-        .bind(&due)
-        .bind(node)
-        .bind(now)
-        .bind(now + claim.as_millis() as i64)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
+    // One statement: its parts share a snapshot, so the next head of a
+    // conversation is the oldest delivery that is not one just delivered.
+    let rows = sqlx::query(
+        "WITH retried AS (
+             UPDATE outbox o SET attempts = r.attempts, not_before_ms = r.due, claimed_until = 0
+             FROM UNNEST($2::bigint[], $3::int[], $4::bigint[]) AS r(id, attempts, due)
+             WHERE o.id = r.id AND o.claimed_by = $5 RETURNING 1),
+         gone AS (
+             DELETE FROM outbox WHERE id = ANY($1) AND claimed_by = $5
+             RETURNING bot, conversation),
+         free AS (
+             SELECT x.id FROM outbox x
+             WHERE x.id IN (
+                     SELECT (SELECT h.id FROM outbox h
+                             WHERE h.bot = g.bot AND h.conversation = g.conversation
+                               AND h.id <> ALL($1)
+                             ORDER BY h.id LIMIT 1)
+                     FROM (SELECT DISTINCT bot, conversation FROM gone) g)
+               AND x.not_before_ms <= $6 AND x.claimed_until < $6
+             FOR UPDATE SKIP LOCKED)
+         UPDATE outbox o SET claimed_by = $5, claimed_until = $7 FROM free WHERE o.id = free.id
+         RETURNING o.id, o.delivery, o.attempts, o.not_before_ms",
+    )
+    .bind(&done)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&due)
+    .bind(node)
+    .bind(now)
+    .bind(now + claim.as_millis() as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
     Ok(rows.iter().map(|r| claimed_delivery(r, 0)).collect())
 }
