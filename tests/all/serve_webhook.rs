@@ -54,23 +54,32 @@ impl Receiver {
     /// for the marker's delivery (deliveries go out in order). What came
     /// before the marker, instead of a fixed sleep that cannot tell
     /// "refused" from "not run yet".
+    /// A conversation whose first turn has not committed yet is unknown to
+    /// the REST API (404): the marker is sent again until it is known.
     pub async fn drained(&self, addr: &str, conversation: &str) -> Vec<Value> {
         let marker = format!("marker {}", self.messages().len());
-        let res = reqwest::Client::new()
-            .post(format!(
-                "http://{addr}/v1/bots/test/conversations/{conversation}/actions"
-            ))
-            .header("authorization", "Bearer token-one")
-            .header("content-type", "application/json")
-            .body(
-                serde_json::json!({"sendMessages": [{"textMessageTemplate": {"text": marker}}]})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
         let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let res = reqwest::Client::new()
+                .post(format!(
+                    "http://{addr}/v1/bots/test/conversations/{conversation}/actions"
+                ))
+                .header("authorization", "Bearer token-one")
+                .header("content-type", "application/json")
+                .body(
+                    serde_json::json!({"sendMessages": [{"textMessageTemplate": {"text": marker}}]})
+                        .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            if res.status() == 404 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+            break;
+        }
         loop {
             let got: Vec<Value> = self
                 .messages()
