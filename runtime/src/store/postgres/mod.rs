@@ -189,8 +189,10 @@ impl Store for PostgresStore {
                 remember(&stepped, key, next);
             }
             if queued {
-                // Not claimed: an older delivery of the conversation waits
-                // (its settlement claims the next) or another node holds it.
+                // Not claimed: an older delivery of the conversation is in
+                // flight (its settlement claims the next) or waits for its
+                // retry. Look anyway: a settlement running at the same time
+                // as this commit cannot see this delivery to claim it.
                 let look = done.claimed.is_none();
                 keep_claimed(&claimed, done.claimed.into_iter().collect(), look);
             }
