@@ -7,8 +7,9 @@
 -- Only free deliveries are claimed (due, and nobody's claim running): what
 -- a node claimed is handed to its worker once, never offered again.
 
-DROP FUNCTION sandbot_commit_next(TEXT, TEXT, BOOLEAN, TEXT, BIGINT, BIGINT, BIGINT, JSONB, BIGINT,
-    BIGINT[], BIGINT[], JSONB[], TEXT[], JSONB[], JSONB[], BIGINT, BIGINT, BIGINT);
+-- The 18-parameter sandbot_commit_next (0011) stays: nodes of the version
+-- before keep committing while the nodes are upgraded one at a time (their
+-- claim query skips what the new nodes claim on the way).
 
 -- sandbot_commit_next as before (0011), and, when the commit applied and
 -- queued deliveries, the conversation's oldest delivery claimed for p_node

@@ -1061,6 +1061,45 @@ async fn postgres_deliveries_are_claimed_on_the_way() {
     assert_eq!(back[0].body["text"], "three");
 }
 
+/// Nodes are upgraded one at a time: once a new node has applied the
+/// migrations, a node of the version before still commits through the
+/// function it calls (`sandbot_commit_next` with 18 parameters, migration
+/// 0011), and a new node sees that turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_of_the_version_before_still_commits() {
+    use sqlx::Connection;
+    let url = crate::pg::database().await;
+    let options = PostgresOptions {
+        url: url.clone(),
+        pool: 4,
+        lease: Duration::from_secs(30),
+        session_ttl: Duration::from_secs(3600),
+    };
+    let new = PostgresStore::connect(&options).await.unwrap();
+    let mut old = sqlx::PgConnection::connect(&url).await.unwrap();
+    let state = ConversationState::new(now_ms());
+    let outcome: i32 = sqlx::query_scalar(
+        "SELECT o_outcome FROM sandbot_commit_next($1, $2, FALSE, 'old-node', 0, NULL, $3, $4, $3,
+             '{}'::bigint[], '{}'::bigint[], '{}'::jsonb[], '{}'::text[], '{}'::jsonb[],
+             $5, 2, 0, $3)",
+    )
+    .bind("b")
+    .bind("c")
+    .bind(now_ms() as i64)
+    .bind(sqlx::types::Json(&state))
+    .bind(vec![sqlx::types::Json(delivery("c", json!({})))])
+    .fetch_one(&mut old)
+    .await
+    .unwrap();
+    assert_eq!(outcome, 0, "applied");
+    assert!(new.load("b", "c").await.unwrap().is_some());
+    assert_eq!(
+        new.outbox(10).await.unwrap().len(),
+        1,
+        "queued, not claimed"
+    );
+}
+
 #[tokio::test]
 async fn embedded_inbox_order_and_done() {
     let (_dir, b) = embedded();
