@@ -125,9 +125,9 @@ pub async fn run(
         }
         let mut next_due = None;
         if !stopping {
-            let look = looked.is_none_or(|at| at.elapsed() >= idle);
-            let ours = (&client, &tokens, &done_tx);
-            (next_due, looked) = launch(&store, ours, &mut in_flight, look, looked).await;
+            let (heads, retry_in) = round(&store, in_flight.len(), &mut looked, idle).await;
+            let due = launch(heads, &client, &tokens, &done_tx, &mut in_flight);
+            next_due = retry_in.or(due);
         }
         let wait = next_due.unwrap_or(idle).min(idle);
         tokio::select! {
@@ -138,13 +138,6 @@ pub async fn run(
         }
     }
 }
-
-/// What a launched delivery needs, and where its outcome goes.
-type Launcher<'a> = (
-    &'a reqwest::Client,
-    &'a Arc<dyn TokenSource>,
-    &'a mpsc::UnboundedSender<(Delivery, Outcome)>,
-);
 
 /// Lets go of the deliveries the store claimed on the way that no worker
 /// started (at shutdown, once the turns are done and the worker has
@@ -159,32 +152,43 @@ pub async fn give_back(store: &dyn Store) -> Result<(), crate::store::StoreError
     store.outbox_settle(&[], &back).await
 }
 
-/// Starts every due delivery whose conversation has none in flight: those
-/// the store claimed on the way, and, when `look` (or the store asks), the
-/// queue's; how long until the next one is due, and when the queue was
-/// last looked at.
-async fn launch(
+/// The deliveries a round may start, in id order: those the store claimed
+/// on the way and, when the store asks or `idle` has passed since the last
+/// look at the queue (`looked`; None: look now), the queue's heads. After a
+/// failed look, when to try again.
+async fn round(
     store: &Arc<dyn Store>,
-    (client, tokens, done): Launcher<'_>,
-    in_flight: &mut HashSet<(String, String)>,
-    look: bool,
-    mut looked: Option<Instant>,
-) -> (Option<Duration>, Option<Instant>) {
+    in_flight: usize,
+    looked: &mut Option<Instant>,
+    idle: Duration,
+) -> (Vec<Delivery>, Option<Duration>) {
     let claimed = store.take_claimed();
     let mut heads = claimed.deliveries;
     let mut retry_in = None;
-    if look || claimed.look {
-        looked = Some(Instant::now());
-        match store.outbox(BATCH + in_flight.len()).await {
+    if claimed.look || looked.is_none_or(|at| at.elapsed() >= idle) {
+        *looked = Some(Instant::now());
+        match store.outbox(BATCH + in_flight).await {
             Ok(queued) => heads.extend(queued),
             Err(e) => {
                 tracing::error!(%e, "reading the outbox");
-                (looked, retry_in) = (None, Some(Duration::from_secs(1)));
+                (*looked, retry_in) = (None, Some(Duration::from_secs(1)));
             }
         }
     }
     heads.sort_by_key(|d| d.id);
     heads.dedup_by_key(|d| d.id);
+    (heads, retry_in)
+}
+
+/// Starts every due delivery of `heads` whose conversation has none in
+/// flight; how long until the next one is due.
+fn launch(
+    heads: Vec<Delivery>,
+    client: &reqwest::Client,
+    tokens: &Arc<dyn TokenSource>,
+    done: &mpsc::UnboundedSender<(Delivery, Outcome)>,
+    in_flight: &mut HashSet<(String, String)>,
+) -> Option<Duration> {
     let now = now_ms();
     let mut next_due: Option<u64> = None;
     for d in heads {
@@ -203,8 +207,7 @@ async fn launch(
             let _ = done.send((d, outcome));
         });
     }
-    let next_due = next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
-    (retry_in.or(next_due), looked)
+    next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
 }
 
 /// Records finished deliveries: delivered ones leave the queue, failed ones

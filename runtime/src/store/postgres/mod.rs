@@ -86,6 +86,8 @@ fn remember(stepped: &Mutex<Steps>, key: (String, String), next: Next) {
     all.insert(key, (Instant::now(), next));
 }
 
+/// Keeps deliveries claimed on the way for the delivery worker; `look`
+/// asks it to look at the queue too.
 fn keep_claimed(claimed: &Mutex<Claimed>, deliveries: Vec<Delivery>, look: bool) {
     let mut c = claimed.lock().expect("not poisoned");
     c.deliveries.extend(deliveries);
@@ -148,12 +150,6 @@ impl PostgresStore {
         &self.node
     }
 
-    /// Keeps deliveries claimed on the way for the delivery worker; `look`
-    /// asks it to look at the queue too.
-    fn keep_claimed(&self, deliveries: Vec<Delivery>, look: bool) {
-        keep_claimed(&self.claimed, deliveries, look);
-    }
-
     fn cutoff(&self) -> i64 {
         now_ms().saturating_sub(self.ttl.as_millis() as u64) as i64
     }
@@ -184,7 +180,7 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let key = (commit.bot.clone(), commit.conversation.clone());
             let queued = !commit.outbox.is_empty();
-            let done = write::commit(&pool, &node, commit, lease, lease).await?;
+            let done = write::commit(&pool, &node, commit, lease).await?;
             if let Some(next) = done.next {
                 remember(&stepped, key, next);
             }
@@ -364,15 +360,15 @@ impl Store for PostgresStore {
         retry: &[(u64, u32, u64)],
     ) -> Result<(), StoreError> {
         let next = write::settle(&self.relaxed, &self.node, done, retry, self.lease).await;
-        let next = next.inspect_err(|_| self.keep_claimed(Vec::new(), true))?;
-        self.keep_claimed(next, false);
+        let next = next.inspect_err(|_| keep_claimed(&self.claimed, Vec::new(), true))?;
+        keep_claimed(&self.claimed, next, false);
         Ok(())
     }
 
     async fn outbox_dead(&self, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
         write::bury(&self.relaxed, &self.node, dead).await?;
         // The next delivery of each of those conversations is free to go.
-        self.keep_claimed(Vec::new(), !dead.is_empty());
+        keep_claimed(&self.claimed, Vec::new(), !dead.is_empty());
         Ok(())
     }
 
@@ -416,7 +412,7 @@ impl Store for PostgresStore {
         .map_err(db)?
         .rows_affected();
         tx.commit().await.map_err(db)?;
-        self.keep_claimed(Vec::new(), moved == 1);
+        keep_claimed(&self.claimed, Vec::new(), moved == 1);
         Ok(moved == 1)
     }
 

@@ -32,13 +32,12 @@ pub struct Committed {
 /// entry, also the worker's next step: the conversation's next waiting
 /// entry under the renewed lease, or `Empty` with the lease given up. A
 /// turn that queued deliveries claims its conversation's oldest one (for
-/// `claim`) when it is free.
+/// the lease's time, as the claim query does) when it is free.
 pub async fn commit(
     pool: &PgPool,
     node: &str,
     c: TurnCommit,
     lease: Duration,
-    claim: Duration,
 ) -> Result<Committed, StoreError> {
     let seqs: Vec<i64> = c.transcript.iter().map(|e| e.seq as i64).collect();
     let ats: Vec<i64> = c.transcript.iter().map(|e| e.at_ms as i64).collect();
@@ -51,7 +50,7 @@ pub async fn commit(
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
     let now = now_ms() as i64;
     let row = sqlx::query(
-        "SELECT * FROM sandbot_commit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        "SELECT * FROM sandbot_commit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
     )
     .bind(&c.bot)
     .bind(&c.conversation)
@@ -71,7 +70,6 @@ pub async fn commit(
     .bind(state.get().len() as i64)
     .bind(c.transcript.iter().map(json_len).sum::<u64>() as i64)
     .bind(now + lease.as_millis() as i64)
-    .bind(now + claim.as_millis() as i64)
     .fetch_one(pool)
     .await
     .map_err(db)?;
