@@ -7,10 +7,19 @@
 //! The server's resident memory (RSS, and PSS: shared pages counted once)
 //! is read idle before and after the burst.
 //!
+//! B's lanes are closed loops with no pause by default: B then wants the
+//! whole machine, and during the flood it gets its fair share of the CPU —
+//! about half its throughput alone, so about twice its latency by Little's
+//! law. `--b-rate N` paces each lane at N messages a second instead (B as a
+//! tenant with steady traffic), and a latency then counts from when the
+//! message was due, so one held back by a slow one before it counts late
+//! (no coordinated omission).
+//!
 //! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
 //! (`--cap`: tenant A's `maxConcurrentActions`; `--benign 1`: A's messages
 //! run B's quick action instead of spinning; `--idle-mib N`: the server's
-//! `idleMemoryMib`, default 32; `--bombs 0`: A only spins)
+//! `idleMemoryMib`, default 32; `--bombs 0`: A only spins; `--b-rate N`: each
+//! of B's lanes' messages a second, 0 for closed loops)
 
 mod support;
 
@@ -75,23 +84,56 @@ fn keep_smaps(pid: u32, when: &str) {
     }
 }
 
-/// Tenant B's closed loop for `seconds` (4 conversations): POST→delivery latencies.
+/// When a lane's next message is due: every `1 / rate` seconds from the
+/// lane's start, or at once when `rate` is 0 (a closed loop).
+struct Pace {
+    every: Option<Duration>,
+    next: Instant,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Pace {
+        let every = (rate > 0).then(|| Duration::from_secs_f64(1.0 / rate as f64));
+        Pace {
+            every,
+            next: Instant::now(),
+        }
+    }
+
+    /// Waits until the next message is due; how late it starts (zero when
+    /// on time or unpaced), to be added to its latency.
+    async fn due(&mut self) -> Duration {
+        let Some(every) = self.every else {
+            return Duration::ZERO;
+        };
+        tokio::time::sleep_until(self.next.into()).await;
+        let late = self.next.elapsed();
+        self.next += every;
+        late
+    }
+}
+
+/// Tenant B's webhook lanes for `seconds` (4 conversations, each paced at
+/// `rate` messages a second): POST→delivery latencies.
 async fn quiet_loop(
     client: &reqwest::Client,
     base: &str,
     inbox: &Inbox,
     seconds: u64,
     round: &str,
+    rate: u64,
 ) -> Vec<Duration> {
     serve::closed_loops(4, seconds, |c, stop| {
         let (client, inbox) = (client.clone(), inbox.clone());
         let url = format!("{base}/v1/channels/webhook/quiet/messages");
         let conv = format!("b-{round}-{c}");
         async move {
-            let (mut n, mut latencies) = (0u64, Vec::new());
+            let (mut n, mut latencies, mut pace) = (0u64, Vec::new(), Pace::new(rate));
             while !stop.load(Ordering::Relaxed) {
-                latencies
-                    .push(serve::webhook_turn(&client, &url, "token-b", &inbox, &conv, n).await);
+                let late = pace.due().await;
+                latencies.push(
+                    late + serve::webhook_turn(&client, &url, "token-b", &inbox, &conv, n).await,
+                );
                 n += 1;
             }
             latencies
@@ -105,11 +147,11 @@ async fn quiet_loop(
 /// chat limits each address and conversation (120 and 30 messages a
 /// minute), so the bench comes through a trusted proxy (127.0.0.1) with a
 /// new client address for every visitor, and each visitor sends 25.
-async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64) -> Vec<Duration> {
+async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64, rate: u64) -> Vec<Duration> {
     serve::closed_loops(2, seconds, |lane, stop| {
         let (client, base) = (client.clone(), base.to_string());
         async move {
-            let mut latencies = Vec::new();
+            let (mut latencies, mut pace) = (Vec::new(), Pace::new(rate));
             let mut visitor = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let ip = format!("10.{lane}.{}.{}", visitor / 250, visitor % 250 + 1);
@@ -129,6 +171,7 @@ async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64) -> Vec<Dur
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
+                    let late = pace.due().await;
                     let t = Instant::now();
                     let body = json!({"message": {"textMessage": {"text": format!("w{n}")}}});
                     let res = client
@@ -142,7 +185,7 @@ async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64) -> Vec<Dur
                         .unwrap();
                     assert_eq!(res.status(), 200);
                     let _ = res.bytes().await;
-                    latencies.push(t.elapsed());
+                    latencies.push(late + t.elapsed());
                 }
             }
             latencies
@@ -169,6 +212,7 @@ fn main() {
     let idle_mib = support::arg("--idle-mib", 32);
     // `--bombs 0`: A only spins (no memory bombs).
     let bombs = support::arg("--bombs", 1) == 1;
+    let rate = support::arg("--b-rate", 0) as u64;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -204,14 +248,14 @@ fn main() {
         serve::ready(&client, &base).await;
         let pid = server.0.id();
         // Warm up, then the baseline.
-        quiet_loop(&client, &base, &inbox, 1, "warm").await;
+        quiet_loop(&client, &base, &inbox, 1, "warm", 0).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle_before = rss_mib(pid);
         let pss_before = pss_mib(pid);
         keep_smaps(pid, "before");
         let (alone, web_alone) = tokio::join!(
-            quiet_loop(&client, &base, &inbox, seconds, "alone"),
-            web_loop(&client, &base, seconds)
+            quiet_loop(&client, &base, &inbox, seconds, "alone", rate),
+            web_loop(&client, &base, seconds, rate)
         );
         let base_p99 = report("tenant B alone", &alone);
         let web_base_p99 = report("tenant B's web chat alone", &web_alone);
@@ -248,8 +292,8 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let peak = rss_mib(pid);
         let (noisy, web_noisy) = tokio::join!(
-            quiet_loop(&client, &base, &inbox, seconds, "noisy"),
-            web_loop(&client, &base, seconds)
+            quiet_loop(&client, &base, &inbox, seconds, "noisy", rate),
+            web_loop(&client, &base, seconds, rate)
         );
         stop.store(true, Ordering::Relaxed);
         flood.await.unwrap();
