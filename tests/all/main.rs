@@ -32,5 +32,6 @@ mod serve_web;
 mod serve_web_security;
 mod serve_webhook;
 mod store_conformance;
+mod store_postgres_connections;
 mod studio_api;
 mod studio_replay;

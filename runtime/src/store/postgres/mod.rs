@@ -12,6 +12,7 @@
 //! figures, replies between nodes — go through a second, smaller pool with
 //! `synchronous_commit = off`, and wait for no disk.
 
+mod kept;
 mod write;
 
 use std::collections::HashMap;
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use kept::Kept;
 use sqlx::types::Json;
 
 use super::{
@@ -51,9 +54,9 @@ pub struct PostgresOptions {
 }
 
 pub struct PostgresStore {
-    pool: PgPool,
+    pool: Kept,
     /// The same database, for writes that need not wait for the disk.
-    relaxed: PgPool,
+    relaxed: Kept,
     /// This process's name in leases and claims (new at every start).
     node: String,
     lease: Duration,
@@ -103,6 +106,9 @@ fn text(s: &str) -> String {
     s.replace('\0', "\u{1f}")
 }
 
+/// How long a statement waits for a connection.
+const WAIT: Duration = Duration::from_secs(10);
+
 impl PostgresStore {
     /// Connects, then applies the migrations this version needs.
     pub async fn connect(o: &PostgresOptions) -> Result<Self, StoreError> {
@@ -112,10 +118,11 @@ impl PostgresStore {
         let connect = |size: u32, options: PgConnectOptions| {
             PgPoolOptions::new()
                 .max_connections(size)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(WAIT)
                 .connect_with(options)
         };
-        let pool = connect(o.pool.saturating_sub(relaxed_size).max(1), options.clone())
+        let size = o.pool.saturating_sub(relaxed_size).max(1);
+        let pool = connect(size, options.clone())
             .await
             .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
         let relaxed = connect(
@@ -131,8 +138,8 @@ impl PostgresStore {
         let mut id = [0u8; 6];
         getrandom::fill(&mut id).map_err(StoreError::new)?;
         Ok(Self {
-            pool,
-            relaxed,
+            pool: Kept::new(pool, size, WAIT),
+            relaxed: Kept::new(relaxed, relaxed_size, WAIT),
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,

@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_json::value::to_raw_value;
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 
+use super::kept::Kept;
 use super::{db, text};
 use crate::store::{
     Accepted, Backlog, ConversationState, Delivery, InboxEntry, Next, StoreError, TurnCommit,
@@ -34,7 +35,7 @@ pub struct Committed {
 /// turn that queued deliveries claims its conversation's oldest one (for
 /// the lease's time, as the claim query does) when it is free.
 pub async fn commit(
-    pool: &PgPool,
+    pool: &Kept,
     node: &str,
     c: TurnCommit,
     lease: Duration,
@@ -110,11 +111,7 @@ fn claimed_delivery(r: &PgRow, at: usize) -> Delivery {
     d
 }
 
-pub async fn enqueue(
-    pool: &PgPool,
-    e: InboxEntry,
-    backlog: Backlog,
-) -> Result<Accepted, StoreError> {
+pub async fn enqueue(pool: &Kept, e: InboxEntry, backlog: Backlog) -> Result<Accepted, StoreError> {
     let query = sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)");
     let id: i64 = bind_entry(query, &e, backlog)
         .fetch_one(pool)
@@ -156,7 +153,7 @@ fn accepted(id: i64) -> Accepted {
 /// worker's first step (the oldest waiting entry and the state), or `None`
 /// when the lease was not free (its holder takes the entry).
 pub async fn enqueue_take(
-    pool: &PgPool,
+    pool: &Kept,
     node: &str,
     e: InboxEntry,
     backlog: Backlog,
@@ -204,7 +201,7 @@ fn step(r: &PgRow, at: usize, bot: &str, conversation: &str) -> Next {
 /// Takes the conversation's lease if it is free (or this node's); a lease
 /// that changes hands gets a new epoch.
 pub async fn lease(
-    pool: &PgPool,
+    pool: &Kept,
     node: &str,
     bot: &str,
     conversation: &str,
@@ -235,7 +232,7 @@ pub async fn lease(
 /// The worker's step before a turn (`sandbot_take_next`): lease taken or
 /// renewed, then the oldest waiting entry or the lease given up.
 pub async fn take_next(
-    pool: &PgPool,
+    pool: &Kept,
     node: &str,
     bot: &str,
     conversation: &str,
@@ -278,7 +275,7 @@ pub fn inbox_entry(r: &PgRow, at: usize, bot: &str, conversation: &str) -> Inbox
 /// transaction, so offering it here too could start it twice); one left
 /// behind is free again when its claim runs out.
 pub async fn claim_deliveries(
-    pool: &PgPool,
+    pool: &Kept,
     node: &str,
     claim: Duration,
     limit: usize,
@@ -314,11 +311,7 @@ pub async fn claim_deliveries(
 }
 
 /// Moves given-up deliveries this node holds to the dead letters.
-pub async fn bury(
-    pool: &PgPool,
-    node: &str,
-    dead: &[(u64, u32, String)],
-) -> Result<(), StoreError> {
+pub async fn bury(pool: &Kept, node: &str, dead: &[(u64, u32, String)]) -> Result<(), StoreError> {
     if dead.is_empty() {
         return Ok(());
     }
@@ -349,7 +342,7 @@ pub async fn bury(
 /// delivery of each conversation whose delivery left the queue, if it is
 /// due and free, and returns those. One round trip, one transaction.
 pub async fn settle(
-    pool: &PgPool,
+    pool: &Kept,
     node: &str,
     done: &[u64],
     retry: &[(u64, u32, u64)],
