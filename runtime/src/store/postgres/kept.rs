@@ -8,7 +8,8 @@
 //! — leaves its connection ready for the next, so it is kept here for the
 //! next statement instead. A connection whose statement was cancelled (its
 //! future dropped) goes back to the pool, which tests it; one kept for
-//! longer than [`FRESH`] is tested before use, as the pool would. One whose
+//! longer than [`FRESH`] is tested before use, as the pool would, and one
+//! kept for [`LIFETIME`] goes back to the pool after its statement. One whose
 //! statement failed on the connection itself (I/O, protocol, or a `FATAL`
 //! from the server: its backend was terminated, the server is restarting)
 //! is closed, and the other kept connections go back to the pool to be
@@ -38,7 +39,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long a kept connection is used without a test first.
 const FRESH: Duration = Duration::from_secs(5);
 
-type Idle = Arc<Mutex<Vec<(PoolConnection<Postgres>, Instant)>>>;
+/// How long a connection is kept in all, after which it goes back to the
+/// pool, which closes it once it is older than its `max_lifetime` (30
+/// minutes by default): a backend's caches grow with its age.
+const LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// A kept connection: since when it waits, and since when it is kept.
+#[derive(Debug)]
+struct KeptConnection {
+    conn: PoolConnection<Postgres>,
+    waits_since: Instant,
+    kept_since: Instant,
+}
+
+type Idle = Arc<Mutex<Vec<KeptConnection>>>;
 
 /// A pool's connections, kept between statements.
 #[derive(Clone, Debug)]
@@ -84,21 +98,28 @@ impl Kept {
             .expect("the semaphore is never closed");
         loop {
             let kept = self.idle.lock().expect("kept connections").pop();
-            let Some((mut conn, since)) = kept else { break };
-            if since.elapsed() < FRESH || conn.ping().await.is_ok() {
-                return Ok(self.held(conn, permit));
+            let Some(mut k) = kept else { break };
+            if k.waits_since.elapsed() < FRESH || k.conn.ping().await.is_ok() {
+                return Ok(self.held(k.conn, k.kept_since, permit));
             }
             // Broken: closed, not tested again by the pool.
-            conn.close_on_drop();
+            k.conn.close_on_drop();
         }
         let conn = self.pool.acquire().await?;
-        Ok(self.held(conn, permit))
+        Ok(self.held(conn, Instant::now(), permit))
     }
 
-    fn held(&self, conn: PoolConnection<Postgres>, permit: OwnedSemaphorePermit) -> Held {
+    fn held(
+        &self,
+        conn: PoolConnection<Postgres>,
+        kept_since: Instant,
+        permit: OwnedSemaphorePermit,
+    ) -> Held {
+        let keep = self.keep && kept_since.elapsed() < LIFETIME;
         Held {
             conn: Some(conn),
-            idle: self.keep.then(|| self.idle.clone()),
+            idle: keep.then(|| self.idle.clone()),
+            kept_since,
             _permit: permit,
         }
     }
@@ -109,6 +130,7 @@ pub struct Held {
     conn: Option<PoolConnection<Postgres>>,
     /// Where it is kept (`None`: back to the pool).
     idle: Option<Idle>,
+    kept_since: Instant,
     /// Released after the connection is kept or given back.
     _permit: OwnedSemaphorePermit,
 }
@@ -129,10 +151,11 @@ impl Held {
                 let others = std::mem::take(&mut *idle.lock().expect("kept connections"));
                 drop(others);
             }
-            _ => idle
-                .lock()
-                .expect("kept connections")
-                .push((conn, Instant::now())),
+            _ => idle.lock().expect("kept connections").push(KeptConnection {
+                conn,
+                waits_since: Instant::now(),
+                kept_since: self.kept_since,
+            }),
         }
         result
     }
