@@ -137,8 +137,10 @@ pub struct Held {
 
 impl Held {
     /// Ends the statement that returned `result`: the connection is kept
-    /// when the statement finished (rows, or an error from the database),
-    /// and goes back to the pool otherwise.
+    /// when the statement finished (rows, or an error from the database);
+    /// when the connection failed it is closed, and the other kept ones go
+    /// back to the pool to be tested. Past [`LIFETIME`], or with a pool of
+    /// one, it goes back to the pool.
     pub fn done<T>(mut self, result: Result<T, Error>) -> Result<T, Error> {
         let Some(idle) = &self.idle else {
             return result;
@@ -173,7 +175,9 @@ impl<'p> Executor<'p> for &'_ Kept {
         E: 'q + Execute<'q, Postgres>,
     {
         let kept = self.clone();
-        // The hot path's results are a few rows: read whole, then streamed.
+        // Read whole, then streamed: the store reads every result whole
+        // (`fetch_all`, `fetch_one`, `execute`), so this costs nothing more
+        // and the connection is done before the first row is handed out.
         let all = async move {
             let mut conn = kept.get().await?;
             let rows = conn.fetch_many(query).try_collect::<Vec<_>>().await;
