@@ -1,8 +1,9 @@
 //! The PostgreSQL store keeps its connections between statements (sqlx's
 //! pool would test each one given back with a round trip). When the server
-//! ends them — its backends terminated, a restart — one statement finds
-//! out, not one per kept connection, and the store goes on with new ones;
-//! what it accepted before is still there.
+//! ends them — its backends terminated, a restart — while the node is busy,
+//! one statement finds out, not one per kept connection; after a quiet
+//! second, none does (a kept connection that waited is tested first). The
+//! store goes on with new connections, and what it accepted is still there.
 
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use sqlx::Connection;
 
 use crate::store_conformance::{ROOMY, entry};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_connections_ended_by_the_server_cost_one_statement() {
+/// A store that has kept several connections, and an admin connection to
+/// its database.
+async fn busy_store() -> (PostgresStore, sqlx::PgConnection) {
     let url = crate::pg::database().await;
     let store = PostgresStore::connect(&PostgresOptions {
         url: url.clone(),
@@ -32,17 +34,27 @@ async fn postgres_connections_ended_by_the_server_cost_one_statement() {
             .iter()
             .all(|a| matches!(a, Ok(Accepted::Queued(_))))
     );
+    (store, sqlx::PgConnection::connect(&url).await.unwrap())
+}
 
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+/// Ends every connection to the database but `admin`'s.
+async fn terminate_others(admin: &mut sqlx::PgConnection) {
     let ended: i64 = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
-    .fetch_one(&mut admin)
+    .fetch_one(admin)
     .await
     .unwrap();
     assert!(ended >= 2, "the store's connections: {ended}");
+}
 
+/// Ten accepts after the connections were ended: those that failed, and
+/// how many messages the inbox holds then.
+async fn accept_ten(
+    store: &PostgresStore,
+    admin: &mut sqlx::PgConnection,
+) -> (Vec<(usize, String)>, usize) {
     let mut failed = Vec::new();
     for i in 0..10 {
         match store
@@ -54,6 +66,18 @@ async fn postgres_connections_ended_by_the_server_cost_one_statement() {
             Err(e) => failed.push((i, e.to_string())),
         }
     }
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(admin)
+        .await
+        .unwrap();
+    (failed, held as usize)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_ended_by_the_server_cost_one_statement() {
+    let (store, mut admin) = busy_store().await;
+    terminate_others(&mut admin).await;
+    let (failed, held) = accept_ten(&store, &mut admin).await;
     match failed.as_slice() {
         [] => {}
         [(0, why)] => assert_eq!(
@@ -62,13 +86,16 @@ async fn postgres_connections_ended_by_the_server_cost_one_statement() {
         ),
         more => panic!("more than the first statement failed: {more:?}"),
     }
-    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    assert_eq!(
-        kept as usize,
-        12 + 10 - failed.len(),
-        "nothing accepted is lost"
-    );
+    assert_eq!(held, 12 + 10 - failed.len(), "nothing accepted is lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_ended_while_the_store_was_quiet_cost_nothing() {
+    let (store, mut admin) = busy_store().await;
+    terminate_others(&mut admin).await;
+    // Longer than a kept connection is used without a test (a second).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (failed, held) = accept_ten(&store, &mut admin).await;
+    assert_eq!(failed, []);
+    assert_eq!(held, 12 + 10);
 }

@@ -37,7 +37,7 @@ use sqlx::{Connection, Describe, Either, Error, Execute, Executor, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a kept connection is used without a test first.
-const FRESH: Duration = Duration::from_secs(5);
+const FRESH: Duration = Duration::from_secs(1);
 
 /// How long a connection is kept in all, after which it goes back to the
 /// pool, which closes it once it is older than its `max_lifetime` (30
