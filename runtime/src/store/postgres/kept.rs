@@ -92,10 +92,14 @@ impl Kept {
     /// A connection, in turn: a kept one (tested first if it has waited
     /// longer than [`FRESH`]), else one from the pool.
     pub async fn get(&self) -> Result<Held, Error> {
-        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| Error::PoolTimedOut)?
-            .expect("the semaphore is never closed");
+        // A free permit needs no timer (the usual case: one per statement).
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| Error::PoolTimedOut)?
+                .expect("the semaphore is never closed"),
+        };
         loop {
             let kept = self.idle.lock().expect("kept connections").pop();
             let Some(mut k) = kept else { break };

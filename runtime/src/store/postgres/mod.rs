@@ -23,14 +23,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-use kept::Kept;
 use sqlx::types::Json;
 
 use super::{
     Backlog, Claimed, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
     InboxEntry, Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
+use kept::Kept;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
