@@ -58,6 +58,8 @@ impl Sandbox {
             return Outcome::failed(f, Default::default(), wall(started, Stats::default()));
         };
 
+        // The engine's epoch ticks while a guest runs.
+        let _running = self.ticker.running();
         let mut state = ActionState::new(
             invocation.session,
             limits.egress.clone(),

@@ -63,7 +63,7 @@ pub struct Sandbox {
     config: SandboxConfig,
     builtins: Builtins,
     trim: Arc<TrimFigures>,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
     _trimmer: Trimmer,
 }
 
@@ -95,7 +95,7 @@ impl Sandbox {
             config,
             builtins: Builtins::default(),
             trim,
-            _ticker: ticker,
+            ticker,
             _trimmer: trimmer,
         })
     }
