@@ -1,25 +1,27 @@
 //! A noisy neighbour: one `sandbot serve` process, two tenants. Tenant B
-//! runs a closed loop of webhook messages through a JS code action (its
-//! POST→delivery latency) and one of web chat messages (request→answer),
-//! measured alone, then while tenant A floods its own bot with messages
-//! whose code action spins (`while (true) {}`) until A's deadline or, every
-//! other one, allocates until its memory limit. Target (issue 12): B's p99 within 2× of its baseline.
-//! The server's resident memory (RSS, and PSS: shared pages counted once)
-//! is read idle before and after the burst.
+//! sends webhook messages through a JS code action (its POST→delivery
+//! latency) and web chat messages (request→answer), measured alone, then
+//! while tenant A floods its own bot with messages whose code action spins
+//! (`while (true) {}`) until A's deadline or, every other one, allocates
+//! until its memory limit. Target (issue 12): B's p99 within 2× of its
+//! baseline. The server's resident memory (RSS, and PSS: shared pages
+//! counted once) is read idle before and after the burst.
 //!
-//! B's lanes are closed loops with no pause by default: B then wants the
-//! whole machine, and during the flood it gets its fair share of the CPU —
-//! about half its throughput alone, so about twice its latency by Little's
-//! law. `--b-rate N` paces each lane at N messages a second instead (B as a
-//! tenant with steady traffic), and a latency then counts from when the
+//! B has steady traffic: each of its six lanes (four webhook
+//! conversations, two web chat visitors at a time) sends 50 messages a
+//! second (`--b-rate N`), 300 in all, and a latency counts from when the
 //! message was due, so one held back by a slow one before it counts late
-//! (no coordinated omission).
+//! (no coordinated omission). `--b-rate 0` makes the lanes closed loops
+//! with no pause instead: B then wants the whole machine, and during the
+//! flood it gets its fair share of the CPU — about half its throughput
+//! alone, so about twice its latency by Little's law: that measures B's
+//! share, not what a neighbour does to its latency.
 //!
 //! `cargo bench -p sandbot --bench neighbour -- --seconds 6 --hostile 100 [--cap 32]`
 //! (`--cap`: tenant A's `maxConcurrentActions`; `--benign 1`: A's messages
 //! run B's quick action instead of spinning; `--idle-mib N`: the server's
 //! `idleMemoryMib`, default 32; `--bombs 0`: A only spins; `--b-rate N`: each
-//! of B's lanes' messages a second, 0 for closed loops)
+//! of B's lanes' messages a second, default 50, 0 for closed loops)
 
 mod support;
 
@@ -212,7 +214,7 @@ fn main() {
     let idle_mib = support::arg("--idle-mib", 32);
     // `--bombs 0`: A only spins (no memory bombs).
     let bombs = support::arg("--bombs", 1) == 1;
-    let rate = support::arg("--b-rate", 0) as u64;
+    let rate = support::arg("--b-rate", 50) as u64;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
