@@ -21,7 +21,9 @@
 //! waiting on the pool itself would wait until one happens to be closed.
 //! One of the pool's connections is left to the pool, for transactions.
 
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,8 @@ pub struct Kept {
     keep: bool,
     /// How long a statement waits for a connection.
     wait: Duration,
+    /// Statements run again by [`Kept::once_more`].
+    retried: Arc<AtomicU64>,
 }
 
 impl Kept {
@@ -80,7 +84,35 @@ impl Kept {
             permits: Arc::new(Semaphore::new(permits as usize)),
             keep,
             wait,
+            retried: Arc::default(),
         }
+    }
+
+    /// Runs `statement`, and once more when the server ended its connection
+    /// before it ran: a kept connection's backend terminated while it waited
+    /// (a PostgreSQL restart or fast shutdown, `pg_terminate_backend`) answers
+    /// the next statement with `FATAL 57P01` and runs nothing, and one
+    /// terminated while running it rolls back what it did. The connections
+    /// kept with it were handed back to the pool, which tests them, so the
+    /// second run gets a live one (or a new one) instead of the caller a 500.
+    /// Any other error — the connection lost without a word, so maybe after
+    /// the commit — is returned as it is.
+    pub async fn once_more<T, F>(&self, statement: impl Fn() -> F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        match statement().await {
+            Err(e) if ended_by_the_server(&e) => {
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                statement().await
+            }
+            done => done,
+        }
+    }
+
+    /// Statements run a second time by [`Kept::once_more`].
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
     }
 
     /// A transaction, on a connection from the pool (given back to it,
@@ -232,6 +264,12 @@ impl<'p> Executor<'p> for &'_ Kept {
     }
 }
 
+/// Whether `e` is PostgreSQL's `admin_shutdown` (`57P01`): the backend was
+/// told to end (SIGTERM) and did before finishing a statement.
+fn ended_by_the_server(e: &Error) -> bool {
+    matches!(e, Error::Database(d) if d.code().as_deref() == Some("57P01"))
+}
+
 /// Whether `e` ended the connection rather than the statement.
 fn is_broken(e: &Error) -> bool {
     match e {
@@ -253,5 +291,98 @@ impl Deref for Held {
 impl DerefMut for Held {
     fn deref_mut(&mut self) -> &mut PgConnection {
         self.conn.as_mut().expect("held until done")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::error::{DatabaseError, ErrorKind};
+    use std::borrow::Cow;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A database error with `code`, as PostgreSQL sends them.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "from the server"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    /// How many times `once_more` ran a statement that fails with each of
+    /// `errors` in turn (then succeeds), and what it returned.
+    async fn runs(errors: Vec<fn() -> Error>) -> (usize, Result<(), String>, u64) {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let kept = Kept::new(pool, 4, Duration::from_secs(1));
+        let calls = AtomicUsize::new(0);
+        let result = kept
+            .once_more(|| {
+                let n = calls.fetch_add(1, Ordering::Relaxed);
+                let outcome = errors.get(n).map_or(Ok(()), |e| Err(e()));
+                async move { outcome }
+            })
+            .await
+            .map_err(|e| e.to_string());
+        (calls.into_inner(), result, kept.retried())
+    }
+
+    fn ended() -> Error {
+        Error::Database(Box::new(Coded("57P01")))
+    }
+
+    #[tokio::test]
+    async fn a_statement_whose_connection_the_server_ended_runs_once_more_and_only_once() {
+        assert_eq!(runs(vec![]).await, (1, Ok(()), 0), "no error: run once");
+        assert_eq!(runs(vec![ended]).await, (2, Ok(()), 1), "ended: run again");
+        assert_eq!(
+            runs(vec![ended, ended]).await,
+            (
+                2,
+                Err("error returned from database: error 57P01".into()),
+                1
+            ),
+            "ended twice: the second error is the caller's"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_run_again() {
+        // A crash shutdown (the backend may have committed first), a
+        // statement's own error, a connection lost without a word.
+        let crash: fn() -> Error = || Error::Database(Box::new(Coded("57P02")));
+        let unique: fn() -> Error = || Error::Database(Box::new(Coded("23505")));
+        let io: fn() -> Error = || Error::Io(std::io::ErrorKind::ConnectionReset.into());
+        for e in [crash, unique, io] {
+            let (calls, result, retried) = runs(vec![e]).await;
+            assert_eq!((calls, retried), (1, 0), "{result:?}");
+            assert!(result.is_err());
+        }
     }
 }

@@ -156,6 +156,13 @@ impl PostgresStore {
         &self.node
     }
 
+    /// Statements (accepts and commits) run a second time because the
+    /// server had ended their connection before they ran (see
+    /// `Kept::once_more`).
+    pub fn statements_retried(&self) -> u64 {
+        self.pool.retried()
+    }
+
     fn cutoff(&self) -> i64 {
         now_ms().saturating_sub(self.ttl.as_millis() as u64) as i64
     }

@@ -50,7 +50,8 @@ pub async fn commit(
     let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
     let now = now_ms() as i64;
-    let row = sqlx::query(
+    let transcript_bytes = c.transcript.iter().map(json_len).sum::<u64>() as i64;
+    let row = pool.once_more(|| sqlx::query(
         "SELECT * FROM sandbot_commit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
     )
     .bind(&c.bot)
@@ -69,9 +70,9 @@ pub async fn commit(
     .bind(&targets)
     .bind(&deliveries)
     .bind(state.get().len() as i64)
-    .bind(c.transcript.iter().map(json_len).sum::<u64>() as i64)
+    .bind(transcript_bytes)
     .bind(now + lease.as_millis() as i64)
-    .fetch_one(pool)
+    .fetch_one(pool))
     .await
     .map_err(db)?;
     match row.get::<i32, _>(0) {
@@ -112,9 +113,9 @@ fn claimed_delivery(r: &PgRow, at: usize) -> Delivery {
 }
 
 pub async fn enqueue(pool: &Kept, e: InboxEntry, backlog: Backlog) -> Result<Accepted, StoreError> {
-    let query = sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)");
-    let id: i64 = bind_entry(query, &e, backlog)
-        .fetch_one(pool)
+    let query = || sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)");
+    let id: i64 = pool
+        .once_more(|| bind_entry(query(), &e, backlog).fetch_one(pool))
         .await
         .map_err(db)?
         .get(0);
@@ -160,11 +161,15 @@ pub async fn enqueue_take(
     ttl: Duration,
     cutoff: i64,
 ) -> Result<(Accepted, Option<Next>), StoreError> {
-    let query = sqlx::query(
-        "SELECT * FROM sandbot_enqueue_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    );
-    let row = bind_step(bind_entry(query, &e, backlog), node, ttl, cutoff)
-        .fetch_one(pool)
+    let query = || {
+        sqlx::query(
+            "SELECT * FROM sandbot_enqueue_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+    };
+    let row = pool
+        .once_more(|| {
+            bind_step(bind_entry(query(), &e, backlog), node, ttl, cutoff).fetch_one(pool)
+        })
         .await
         .map_err(db)?;
     let result = accepted(row.get(0));
