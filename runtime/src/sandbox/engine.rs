@@ -73,11 +73,11 @@ struct Shared {
 }
 
 /// A guest running: the ticker ticks while one of these lives.
-pub struct Running {
-    shared: Arc<Shared>,
+pub struct Running<'a> {
+    shared: &'a Shared,
 }
 
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.shared.running.fetch_sub(1, Ordering::AcqRel);
     }
@@ -110,14 +110,14 @@ impl EpochTicker {
 
     /// Marks a guest as running until the result is dropped, waking the
     /// ticker if it slept.
-    pub fn running(&self) -> Running {
+    pub fn running(&self) -> Running<'_> {
         if self.shared.running.fetch_add(1, Ordering::AcqRel) == 0
             && let Some(t) = &self.thread
         {
             t.thread().unpark();
         }
         Running {
-            shared: self.shared.clone(),
+            shared: &self.shared,
         }
     }
 

@@ -113,9 +113,9 @@ fn claimed_delivery(r: &PgRow, at: usize) -> Delivery {
 }
 
 pub async fn enqueue(pool: &Kept, e: InboxEntry, backlog: Backlog) -> Result<Accepted, StoreError> {
-    let query = || sqlx::query("SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)");
+    let query = "SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)";
     let id: i64 = pool
-        .once_more(|| bind_entry(query(), &e, backlog).fetch_one(pool))
+        .once_more(|| bind_entry(sqlx::query(query), &e, backlog).fetch_one(pool))
         .await
         .map_err(db)?
         .get(0);
@@ -161,14 +161,17 @@ pub async fn enqueue_take(
     ttl: Duration,
     cutoff: i64,
 ) -> Result<(Accepted, Option<Next>), StoreError> {
-    let query = || {
-        sqlx::query(
-            "SELECT * FROM sandbot_enqueue_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-    };
+    let query =
+        "SELECT * FROM sandbot_enqueue_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let row = pool
         .once_more(|| {
-            bind_step(bind_entry(query(), &e, backlog), node, ttl, cutoff).fetch_one(pool)
+            bind_step(
+                bind_entry(sqlx::query(query), &e, backlog),
+                node,
+                ttl,
+                cutoff,
+            )
+            .fetch_one(pool)
         })
         .await
         .map_err(db)?;
