@@ -21,7 +21,9 @@
 //! (`--cap`: tenant A's `maxConcurrentActions`; `--benign 1`: A's messages
 //! run B's quick action instead of spinning; `--idle-mib N`: the server's
 //! `idleMemoryMib`, default 32; `--bombs 0`: A only spins; `--b-rate N`: each
-//! of B's lanes' messages a second, default 50, 0 for closed loops)
+//! of B's lanes' messages a second, default 50, 0 for closed loops;
+//! `--fair 0`: skip the round of B alone on half the cores, its fair share
+//! beside one busy neighbour, with the server pinned there by `taskset`)
 
 mod support;
 
@@ -196,6 +198,22 @@ async fn web_loop(client: &reqwest::Client, base: &str, seconds: u64, rate: u64)
     .await
 }
 
+/// Pins every thread of the process `pid` to the first `cpus` cores
+/// (`taskset`; threads it starts later inherit it); false where it cannot.
+fn pin(pid: u32, cpus: usize) -> bool {
+    Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &format!("0-{}", cpus - 1),
+            &pid.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn report(label: &str, l: &[Duration]) -> f64 {
     let p99 = support::percentile_us(l, 0.99) / 1000.0;
     println!(
@@ -261,6 +279,23 @@ fn main() {
         );
         let base_p99 = report("tenant B alone", &alone);
         let web_base_p99 = report("tenant B's web chat alone", &web_alone);
+        // B alone on its fair share of the machine with one neighbour: the
+        // server pinned to half the cores. What the best scheduler could
+        // leave B while A keeps the other half busy.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let half = (cores / 2).max(1);
+        let fair = if support::arg("--fair", 1) == 1 && cores > 1 && pin(pid, half) {
+            let (fair, web_fair) = tokio::join!(
+                quiet_loop(&client, &base, &inbox, seconds, "fair", rate),
+                web_loop(&client, &base, seconds, rate)
+            );
+            assert!(pin(pid, cores), "could not give the server its cores back");
+            let label = format!("tenant B alone on {half} of {cores} cores (its fair share)");
+            let p99 = report(&label, &fair);
+            Some((p99, report(&format!("{label}, web chat"), &web_fair)))
+        } else {
+            None
+        };
 
         // Tenant A floods: `hostile_rate` messages a second over 64 conversations.
         let stop = Arc::new(AtomicBool::new(false));
@@ -307,6 +342,13 @@ fn main() {
             noisy_p99 / base_p99,
             web_noisy_p99 / web_base_p99
         );
+        if let Some((fair, web_fair)) = fair {
+            println!(
+                "against B alone on its fair share of the cores: {:.1}× on the webhook, {:.1}× on the web chat",
+                noisy_p99 / fair,
+                web_noisy_p99 / web_fair
+            );
+        }
         // Let A's backlog drain (each spins to its 1 s deadline), then idle.
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {

@@ -4,7 +4,9 @@
 //! slots; when all are taken, waiting invocations are queued per tenant and
 //! a freed slot goes to the waiting tenant that has used the least slot time
 //! (start-time fair queueing, like Linux's CFS: a tenant that was idle starts
-//! from the least-served waiting tenant's figure, not with a credit). A
+//! from the least figure among the tenants with work, as a woken task starts
+//! from CFS's `min_vruntime` — not with a credit, and a newcomer is not owed
+//! what the others used before it came). A
 //! tenant with a thousand spinning actions thus gets no more CPU than a
 //! tenant with one action that wants it, whatever it queues; the one action
 //! waits at most for the slices already running — and not for their full
@@ -53,6 +55,11 @@ struct State {
     turns: VecDeque<(Arc<str>, VecDeque<Arc<Waiter>>)>,
     /// Slot time each tenant has used, in nanoseconds (its virtual time).
     used: HashMap<Arc<str>, u64>,
+    /// Slots each tenant holds now.
+    running: HashMap<Arc<str>, usize>,
+    /// The least figure among the tenants holding or waiting for a slot, as
+    /// last seen; it never goes back (CFS's `min_vruntime`).
+    clock: u64,
 }
 
 impl State {
@@ -61,17 +68,49 @@ impl State {
         *self.used.entry(tenant.clone()).or_default() += ns;
     }
 
-    /// A tenant that starts waiting is not owed the time it was idle: it
-    /// starts from the least-served waiting tenant's figure if that is more.
-    fn join(&mut self, tenant: &Arc<str>) {
-        let floor = self
+    /// Moves the clock on to the least figure among the tenants holding or
+    /// waiting for a slot.
+    fn advance(&mut self) {
+        let least = self
             .turns
             .iter()
-            .map(|(t, _)| self.used.get(t).copied().unwrap_or(0))
+            .map(|(t, _)| t)
+            .chain(self.running.keys())
+            .map(|t| self.used.get(t).copied().unwrap_or(0))
             .min();
+        if let Some(least) = least {
+            self.clock = self.clock.max(least);
+        }
+    }
+
+    /// A tenant that starts holding or waiting for a slot after none is not
+    /// owed the time it was idle, nor, new, the time the others used before
+    /// it came: it starts from the clock if that is more than its figure.
+    /// (Lifted to the least-served waiting tenant only, a newcomer arriving
+    /// while a tenant that had run alone for hours held the slot would have
+    /// had the slot to itself until it had used as much: that tenant's
+    /// polls waited seconds behind its spinning actions.)
+    fn wake(&mut self, tenant: &Arc<str>) {
+        if self.running.contains_key(tenant) || self.turns.iter().any(|(t, _)| t == tenant) {
+            return;
+        }
+        self.advance();
         let used = self.used.entry(tenant.clone()).or_default();
-        if let Some(floor) = floor {
-            *used = (*used).max(floor);
+        *used = (*used).max(self.clock);
+    }
+
+    /// `tenant` holds one more slot.
+    fn hold(&mut self, tenant: &Arc<str>) {
+        *self.running.entry(tenant.clone()).or_default() += 1;
+    }
+
+    /// `tenant` gives a slot back.
+    fn unhold(&mut self, tenant: &Arc<str>) {
+        if let Some(n) = self.running.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(tenant);
+            }
         }
     }
 
@@ -112,6 +151,8 @@ impl FairCpu {
                 free: slots.max(1),
                 turns: VecDeque::new(),
                 used: HashMap::new(),
+                running: HashMap::new(),
+                clock: 0,
             }),
             preempt,
         })
@@ -130,11 +171,11 @@ impl FairCpu {
 
     /// A slot is free after `tenant` used it for `ns`: to the waiting tenant
     /// that used the least, or back to the pool.
-    fn release(&self, tenant: Option<(&Arc<str>, u64)>) {
+    fn release(&self, tenant: &Arc<str>, ns: u64) {
         let mut s = self.state.lock().expect("not poisoned");
-        if let Some((tenant, ns)) = tenant {
-            s.charge(tenant, ns);
-        }
+        s.charge(tenant, ns);
+        s.advance();
+        s.unhold(tenant);
         while let Some(i) = s.next_turn() {
             let (tenant, mut waiters) = s.turns.remove(i).expect("an index in range");
             let mut granted = None;
@@ -146,6 +187,9 @@ impl FairCpu {
                     granted = Some(w);
                     break;
                 }
+            }
+            if granted.is_some() {
+                s.hold(&tenant);
             }
             if !waiters.is_empty() {
                 s.turns.push_back((tenant, waiters));
@@ -187,6 +231,8 @@ impl<F: Future> Sliced<F> {
         }
         let mut s = self.cpu.state.lock().expect("not poisoned");
         if s.free > 0 && s.turns.is_empty() {
+            s.wake(&self.tenant);
+            s.hold(&self.tenant);
             s.free -= 1;
             return true;
         }
@@ -197,7 +243,7 @@ impl<F: Future> Sliced<F> {
         match s.turns.iter_mut().find(|(t, _)| *t == self.tenant) {
             Some((_, waiters)) => waiters.push_back(w.clone()),
             None => {
-                s.join(&self.tenant);
+                s.wake(&self.tenant);
                 s.turns
                     .push_back((self.tenant.clone(), VecDeque::from([w.clone()])));
                 if s.is_owed(&self.tenant) {
@@ -226,7 +272,7 @@ impl<F: Future> Future for Sliced<F> {
         let polled = this.inner.as_mut().poll(cx);
         SLICE_STARTED.with(|s| s.set(outer));
         let ns = started.elapsed().as_nanos() as u64;
-        this.cpu.release(Some((&this.tenant, ns)));
+        this.cpu.release(&this.tenant, ns);
         polled
     }
 }
@@ -238,7 +284,7 @@ impl<F: Future> Drop for Sliced<F> {
         if let Some(w) = self.waiter.take()
             && w.status.swap(GONE, Ordering::AcqRel) == GRANTED
         {
-            self.cpu.release(None);
+            self.cpu.release(&self.tenant, 0);
         }
     }
 }
@@ -272,7 +318,7 @@ mod tests {
 
     /// `tenant`'s poll ends after `ms` of slot time.
     fn done(cpu: &FairCpu, tenant: &str, ms: u64) {
-        cpu.release(Some((&tenant.into(), ms * 1_000_000)));
+        cpu.release(&tenant.into(), ms * 1_000_000);
     }
 
     #[test]
@@ -361,6 +407,78 @@ mod tests {
         done(&cpu, "a", 1);
         assert!(try_run(&mut b2));
         done(&cpu, "b", 1);
+        assert_eq!(free(&cpu), 1);
+    }
+
+    fn used(cpu: &FairCpu, tenant: &str) -> u64 {
+        cpu.state
+            .lock()
+            .unwrap()
+            .used
+            .get(tenant)
+            .copied()
+            .unwrap_or(0)
+            / 1_000_000
+    }
+
+    #[test]
+    fn a_newcomer_is_not_owed_what_a_tenant_used_alone_before_it_came() {
+        let cpu = FairCpu::new(1);
+        // b runs alone for a while: 100 polls of 10 ms, never waiting.
+        for _ in 0..100 {
+            let mut b = task(&cpu, "b");
+            assert!(try_run(&mut b));
+            done(&cpu, "b", 10);
+        }
+        // a comes while b is idle, takes the free slot, then b has to wait:
+        // a starts from b's 1,000 ms, so they alternate instead of b waiting
+        // until a has spun for a second.
+        let mut a0 = task(&cpu, "a");
+        assert!(try_run(&mut a0));
+        assert_eq!(used(&cpu, "a"), 1000);
+        let (mut a1, mut b1, mut a2) = (task(&cpu, "a"), task(&cpu, "b"), task(&cpu, "a"));
+        assert!(!try_run(&mut a1) && !try_run(&mut b1) && !try_run(&mut a2));
+        done(&cpu, "a", 10);
+        assert!(try_run(&mut b1), "b (1,000 ms) before a (1,010 ms)");
+        done(&cpu, "b", 10);
+        assert!(try_run(&mut a1));
+        // The same when a newcomer comes while another tenant holds the slot.
+        let mut c = task(&cpu, "c");
+        assert!(!try_run(&mut c));
+        assert_eq!(
+            used(&cpu, "c"),
+            1010,
+            "from the least figure among those with work"
+        );
+        done(&cpu, "a", 10);
+        assert!(try_run(&mut c), "c (1,010 ms) before a (1,020 ms)");
+        done(&cpu, "c", 1);
+        assert!(try_run(&mut a2));
+        done(&cpu, "a", 1);
+        assert_eq!(free(&cpu), 1);
+    }
+
+    #[test]
+    fn a_tenant_back_with_a_large_figure_does_not_lift_the_others() {
+        let cpu = FairCpu::new(1);
+        // h used a lot long ago; b has work now.
+        cpu.state.lock().unwrap().charge(&"h".into(), 5_000_000_000);
+        let mut b0 = task(&cpu, "b");
+        assert!(try_run(&mut b0));
+        let mut b1 = task(&cpu, "b");
+        assert!(!try_run(&mut b1));
+        // h comes back and waits; then n, new: n starts from b's figure (the
+        // least among those with work), not from h's.
+        let (mut h, mut n) = (task(&cpu, "h"), task(&cpu, "n"));
+        assert!(!try_run(&mut h) && !try_run(&mut n));
+        assert_eq!((used(&cpu, "h"), used(&cpu, "n")), (5000, 0));
+        done(&cpu, "b", 2);
+        assert!(try_run(&mut n), "n (0 ms) first");
+        done(&cpu, "n", 1);
+        assert!(try_run(&mut b1), "then b (2 ms), h (5 s) last");
+        done(&cpu, "b", 1);
+        assert!(try_run(&mut h));
+        done(&cpu, "h", 1);
         assert_eq!(free(&cpu), 1);
     }
 
