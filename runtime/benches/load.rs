@@ -48,22 +48,50 @@ ChatlayerResponseBuilder()
   .addMessage("You said " + args.text)
   .send();"#;
 
-/// A fresh database on the server at `admin`, for one run.
-async fn fresh_database(admin: &str) -> String {
-    use sqlx::Connection;
-    // `…?host=/run/postgresql`: the URL's options (a Unix socket) follow
-    // the database name.
-    let (admin, options) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
-    let admin = admin.trim_end_matches('/');
-    let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres{options}"))
-        .await
-        .unwrap();
-    let name = format!("bench_{}", sandbot::store::now_ms());
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    format!("{admin}/{name}{options}")
+/// A database on the server at `admin` for one run: created fresh, dropped
+/// when the run is over.
+struct Database {
+    admin: String,
+    name: String,
+}
+
+impl Database {
+    async fn fresh(admin: &str) -> Database {
+        let db = Database {
+            admin: admin.to_string(),
+            name: format!("bench_{}", sandbot::store::now_ms()),
+        };
+        db.admin_sql(&format!("CREATE DATABASE {}", db.name)).await;
+        db
+    }
+
+    /// Its URL: `…?host=/run/postgresql` (a Unix socket) keeps its options
+    /// after the database name.
+    fn url(&self) -> String {
+        let (admin, options) = self.split();
+        format!("{admin}/{}{options}", self.name)
+    }
+
+    fn split(&self) -> (&str, &str) {
+        let (admin, options) = self
+            .admin
+            .split_at(self.admin.find('?').unwrap_or(self.admin.len()));
+        (admin.trim_end_matches('/'), options)
+    }
+
+    async fn admin_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        let (admin, options) = self.split();
+        let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres{options}"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    }
+
+    async fn drop(self) {
+        self.admin_sql(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await;
+    }
 }
 
 async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: usize) {
@@ -79,13 +107,17 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
 
     // `--pool N`: each node's PostgreSQL pool (default 16, the serve default).
     let pool = support::arg("--pool", 16);
-    let store = match std::env::var("SANDBOT_BENCH_DATABASE_URL") {
-        Ok(admin) => format!(
+    let database = match std::env::var("SANDBOT_BENCH_DATABASE_URL") {
+        Ok(admin) => Some(Database::fresh(&admin).await),
+        Err(_) => None,
+    };
+    let store = match &database {
+        Some(db) => format!(
             "store: {{ postgres: {{ url: \"{}\", pool: {pool} }} }}\nwebSessionSecret: \"one secret shared by the bench nodes\"\n",
-            fresh_database(&admin).await
+            db.url()
         ),
         // `--parts N`: the embedded store's parts (default: the serve default).
-        Err(_) => match support::arg("--parts", 0) {
+        None => match support::arg("--parts", 0) {
             0 => String::new(),
             parts => format!("store: {{ embedded: {{ parts: {parts} }} }}\n"),
         },
@@ -205,6 +237,9 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         .unwrap_or("?")
         .to_string();
     drop(servers);
+    if let Some(db) = database {
+        db.drop().await;
+    }
     println!(
         "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries; idle pool releases: {releases}",
         sent as f64 / elapsed,
