@@ -279,6 +279,7 @@ fn main() {
         );
         let base_p99 = report("tenant B alone", &alone);
         let web_base_p99 = report("tenant B's web chat alone", &web_alone);
+
         // Tenant A floods: `hostile_rate` messages a second over 64 conversations.
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));

@@ -90,8 +90,11 @@ impl State {
     /// while a tenant that had run alone for hours held the slot would have
     /// had the slot to itself until it had used as much: that tenant's
     /// polls waited seconds behind its spinning actions.)
+    ///
+    /// Called only for a tenant with no waiter queued (the free path needs
+    /// an empty queue; the waiting path, no queue of the tenant's own).
     fn wake(&mut self, tenant: &Arc<str>) {
-        if self.running.contains_key(tenant) || self.turns.iter().any(|(t, _)| t == tenant) {
+        if self.running.contains_key(tenant) {
             return;
         }
         self.advance();
@@ -321,6 +324,18 @@ mod tests {
         cpu.release(&tenant.into(), ms * 1_000_000);
     }
 
+    /// `tenant`'s slot time so far, in ms.
+    fn used(cpu: &FairCpu, tenant: &str) -> u64 {
+        cpu.state
+            .lock()
+            .unwrap()
+            .used
+            .get(tenant)
+            .copied()
+            .unwrap_or(0)
+            / 1_000_000
+    }
+
     #[test]
     fn a_freed_slot_goes_to_the_tenant_that_used_least_not_to_whoever_queued_most() {
         let cpu = FairCpu::new(1);
@@ -396,10 +411,7 @@ mod tests {
         let mut b1 = task(&cpu, "b");
         let mut b2 = task(&cpu, "b");
         assert!(!try_run(&mut b1) && !try_run(&mut b2));
-        assert_eq!(
-            cpu.state.lock().unwrap().used[&Arc::<str>::from("b")],
-            100_000_000
-        );
+        assert_eq!(used(&cpu, "b"), 100);
         done(&cpu, "a", 2);
         assert!(try_run(&mut b1), "b used less (100 < 102 ms)");
         done(&cpu, "b", 4);
@@ -408,17 +420,6 @@ mod tests {
         assert!(try_run(&mut b2));
         done(&cpu, "b", 1);
         assert_eq!(free(&cpu), 1);
-    }
-
-    fn used(cpu: &FairCpu, tenant: &str) -> u64 {
-        cpu.state
-            .lock()
-            .unwrap()
-            .used
-            .get(tenant)
-            .copied()
-            .unwrap_or(0)
-            / 1_000_000
     }
 
     #[test]
