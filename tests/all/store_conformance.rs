@@ -1061,6 +1061,41 @@ async fn postgres_deliveries_are_claimed_on_the_way() {
     assert_eq!(back[0].body["text"], "three");
 }
 
+/// A commit inserts its first delivery claimed only when the conversation
+/// has none older; with an older one due and nobody's (its retry came due,
+/// or its node gave it back), the commit claims that one, the head, and
+/// leaves its own for the settlement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_commit_claims_the_older_head_not_its_own() {
+    let b = postgres(Duration::from_secs(30)).await;
+    let one = b.open().await;
+    one.take_claimed();
+    let turn = |text: &str| {
+        let mut c = commit_done("c", 0);
+        c.inbox = None;
+        c.outbox = vec![delivery("c", json!({ "text": text }))];
+        c
+    };
+    one.commit(turn("old")).await.unwrap();
+    let old = one.take_claimed().deliveries.remove(0);
+    assert_eq!(old.body["text"], "old", "inserted claimed: none older");
+    // Failed once, due again at once: its claim let go.
+    one.outbox_settle(&[], &[(old.id, 1, 0)]).await.unwrap();
+    assert!(one.take_claimed().deliveries.is_empty());
+    one.commit(turn("new")).await.unwrap();
+    let claimed = one.take_claimed();
+    assert_eq!(claimed.deliveries.len(), 1, "{:?}", claimed.deliveries);
+    assert_eq!(
+        (claimed.deliveries[0].id, claimed.deliveries[0].attempts),
+        (old.id, 1),
+        "the head, not the commit's own"
+    );
+    assert!(!claimed.look, "the new one waits for the head's settlement");
+    one.outbox_settle(&[old.id], &[]).await.unwrap();
+    let next = one.take_claimed();
+    assert_eq!(next.deliveries[0].body["text"], "new");
+}
+
 /// Nodes are upgraded one at a time: once a new node has applied the
 /// migrations, a node of the version before still commits through the
 /// function it calls (`sandbot_commit_next` with 18 parameters, migration
