@@ -1,6 +1,8 @@
 //! Two nodes (in this process) on one PostgreSQL: REST rate limits, usage
 //! figures and channel duplicates hold across the nodes, not per node.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sandbot::serve::Server;
@@ -138,4 +140,109 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
     assert_eq!((usage(&one), usage(&two)), (0, 1), "node two ran the turn");
     one.shutdown().await.unwrap();
     two.shutdown().await.unwrap();
+}
+
+/// A local HTTP peer that counts the requests it gets.
+async fn counting_peer() -> (Arc<AtomicU64>, std::net::SocketAddr) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/count",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { "{}" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (calls, addr)
+}
+
+/// Every message's turn runs once on a node whose sweep keeps waking its
+/// conversations while their next messages are accepted: the turn's API
+/// action calls the peer once per message.
+/// Before, a conversation woken by the sweep asked the database for its next
+/// message at the moment an accept on the same node took the conversation's
+/// lease: both handed that message to the worker, which ran it twice (the
+/// second run's commit refused: "lease ran out").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
+    let url = crate::pg::database().await;
+    let (calls, peer) = counting_peer().await;
+    let blocks = format!(
+        r#"
+  - {{ id: intro, system: introduction, type: action, api: {{ method: GET, url: "http://{peer}/count" }}, goto: said }}
+  - {{ id: said, type: message, messages: [{{ text: "done" }}] }}
+"#
+    );
+    let bot = write_bot("", &blocks, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, hook) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
+    config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
+    config.store.postgres = Some(PostgresConfig {
+        url: Some(url),
+        pool: 4,
+        lease_seconds: 1,
+    });
+    let server = Server::start(&config).await.unwrap();
+    let addr = server.addr.to_string();
+    let answered = |c: &str| {
+        receiver
+            .messages()
+            .iter()
+            .filter(|m| m["recipient"]["id"] == c)
+            .count()
+    };
+    // Conversations in a closed loop (each message's answer awaited before
+    // the next) for 3.5 s: three sweeps.
+    let until = std::time::Instant::now() + Duration::from_millis(3500);
+    let loops = (0..12).map(|c| {
+        let (addr, answered) = (addr.clone(), &answered);
+        async move {
+            let conversation = format!("c{c}");
+            let mut sent = 0;
+            while std::time::Instant::now() < until {
+                let body = json!({"conversationId": conversation, "message": {"introMessage": {}}});
+                let (status, answer) =
+                    post(&addr, "hook", Some("token-one"), &body.to_string()).await;
+                assert_eq!(status, 202, "{answer}");
+                sent += 1;
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while answered(&conversation) < sent {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{conversation}: answer {sent} missing"
+                    );
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            sent
+        }
+    });
+    // The sweep, far more often than its 1 s: wakes every conversation
+    // with a message waiting, as it does after a crash or a store failure.
+    let sweeping = {
+        let state = server.state.clone();
+        tokio::spawn(async move {
+            while std::time::Instant::now() < until {
+                sandbot::serve::inbox::wake_all(&state).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let sent: usize = futures_util::future::join_all(loops)
+        .await
+        .into_iter()
+        .sum();
+    sweeping.await.unwrap();
+    assert!(sent > 100, "{sent} messages");
+    assert_eq!(receiver.messages().len(), sent, "one answer a message");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        sent as u64,
+        "one API call a message"
+    );
+    server.shutdown().await.unwrap();
 }

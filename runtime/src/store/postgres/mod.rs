@@ -13,12 +13,12 @@
 //! `synchronous_commit = off`, and wait for no disk.
 
 mod kept;
+mod steps;
 mod write;
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
@@ -30,6 +30,7 @@ use super::{
     InboxEntry, Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 use kept::Kept;
+use steps::Steps;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -60,32 +61,11 @@ pub struct PostgresStore {
     node: String,
     lease: Duration,
     ttl: Duration,
-    /// A conversation's next step, taken by its last commit
-    /// (`sandbot_commit_next`), for the worker's next `take_next`: one
-    /// round trip fewer per message.
-    stepped: Arc<Mutex<Steps>>,
+    /// Conversations' next steps, taken on the way by accepts and commits.
+    steps: Arc<Mutex<Steps>>,
     /// Deliveries claimed by commits and settlements, not yet handed out;
     /// `look`: something may wait unclaimed (see [`Store::take_claimed`]).
     claimed: Arc<Mutex<Claimed>>,
-}
-
-/// (bot, conversation) → when its commit took the next step, and the step.
-type Steps = HashMap<(String, String), (Instant, Next)>;
-
-/// How long a next step taken by a commit is good for (the worker asks for
-/// it right after the turn; a turn that failed after its commit leaves it).
-const STEP_FRESH: Duration = Duration::from_secs(2);
-
-/// Keeps a conversation's next step for its worker. An entry is not
-/// replaced by `Empty`: a lease taken by an accept is newer than any commit
-/// of this node that gave it up (the accept could take it only after).
-fn remember(stepped: &Mutex<Steps>, key: (String, String), next: Next) {
-    let mut all = stepped.lock().expect("not poisoned");
-    all.retain(|_, (at, _)| at.elapsed() < STEP_FRESH);
-    if matches!(next, Next::Empty) && matches!(all.get(&key), Some((_, Next::Entry { .. }))) {
-        return;
-    }
-    all.insert(key, (Instant::now(), next));
 }
 
 /// Keeps deliveries claimed on the way for the delivery worker; `look`
@@ -142,7 +122,7 @@ impl PostgresStore {
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,
-            stepped: Arc::default(),
+            steps: Arc::default(),
             // What a node that stopped left claimed or queued: looked for first.
             claimed: Arc::new(Mutex::new(Claimed {
                 deliveries: Vec::new(),
@@ -189,13 +169,13 @@ impl Store for PostgresStore {
 
     fn commit(&self, commit: TurnCommit) -> CommitFuture {
         let (pool, node, lease) = (self.pool.clone(), self.node.clone(), self.lease);
-        let (stepped, claimed) = (self.stepped.clone(), self.claimed.clone());
+        let (steps, claimed) = (self.steps.clone(), self.claimed.clone());
         Box::pin(async move {
             let key = (commit.bot.clone(), commit.conversation.clone());
             let queued = !commit.outbox.is_empty();
             let done = write::commit(&pool, &node, commit, lease).await?;
             if let Some(next) = done.next {
-                remember(&stepped, key, next);
+                steps.lock().expect("not poisoned").remember(key, next);
             }
             if queued {
                 // Not claimed: an older delivery of the conversation is in
@@ -441,13 +421,13 @@ impl Store for PostgresStore {
         ttl: Duration,
     ) -> EnqueueFuture {
         let (pool, node, cutoff) = (self.pool.clone(), self.node.clone(), self.cutoff());
-        let stepped = self.stepped.clone();
+        let steps = self.steps.clone();
         Box::pin(async move {
             let key = (entry.bot.clone(), entry.conversation.clone());
             let (accepted, next) =
                 write::enqueue_take(&pool, &node, entry, backlog, ttl, cutoff).await?;
             if let Some(next) = next {
-                remember(&stepped, key, next);
+                steps.lock().expect("not poisoned").remember(key, next);
             }
             Ok(accepted)
         })
@@ -505,13 +485,10 @@ impl Store for PostgresStore {
         ttl: Duration,
     ) -> Result<Next, StoreError> {
         let key = (bot.to_string(), conversation.to_string());
-        let stepped = self.stepped.lock().expect("not poisoned").remove(&key);
-        if let Some((at, next)) = stepped
-            && at.elapsed() < STEP_FRESH
-        {
+        if let Some(next) = self.steps.lock().expect("not poisoned").take(&key) {
             return Ok(next);
         }
-        write::take_next(
+        let next = write::take_next(
             &self.relaxed,
             &self.node,
             bot,
@@ -519,7 +496,9 @@ impl Store for PostgresStore {
             ttl,
             self.cutoff(),
         )
-        .await
+        .await?;
+        self.steps.lock().expect("not poisoned").handed(key, &next);
+        Ok(next)
     }
 
     async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<bool, StoreError> {
@@ -717,50 +696,5 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|(b, c, due)| (b, c, due as u64))
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(id: u64) -> Next {
-        Next::Entry {
-            epoch: 7,
-            entry: InboxEntry {
-                id,
-                tenant: "t".into(),
-                bot: "b".into(),
-                conversation: "c".into(),
-                dedupe: None,
-                accepted_ms: 0,
-                job: Value::Null,
-            },
-            state: Some(None),
-        }
-    }
-
-    fn kept(steps: &Mutex<Steps>) -> Option<u64> {
-        match steps.lock().unwrap().get(&("b".into(), "c".into())) {
-            Some((_, Next::Entry { entry, .. })) => Some(entry.id),
-            Some((_, Next::Empty)) => Some(0),
-            _ => None,
-        }
-    }
-
-    /// A lease an accept took is newer than the `Empty` of a commit that
-    /// gave it up before: the worker's next step stays the accepted entry.
-    #[test]
-    fn a_kept_entry_is_not_replaced_by_an_older_empty() {
-        let steps = Mutex::new(Steps::new());
-        let key = || ("b".to_string(), "c".to_string());
-        remember(&steps, key(), Next::Empty);
-        assert_eq!(kept(&steps), Some(0), "nothing kept yet: Empty is kept");
-        remember(&steps, key(), entry(5));
-        assert_eq!(kept(&steps), Some(5), "an entry replaces Empty");
-        remember(&steps, key(), Next::Empty);
-        assert_eq!(kept(&steps), Some(5), "Empty does not replace an entry");
-        remember(&steps, key(), entry(6));
-        assert_eq!(kept(&steps), Some(6), "a newer entry does");
     }
 }
