@@ -217,6 +217,9 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let failures = &usage["bots"]["load"]["actionFailures"];
+    let not_committed = usage["bots"]["load"]["turnsNotCommitted"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(
         failures.as_object().is_none_or(|f| f.is_empty()),
         "no action failed: {failures}"
@@ -241,7 +244,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
         db.drop().await;
     }
     println!(
-        "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries; idle pool releases: {releases}",
+        "{name}: {:.0} messages/s ({sent} messages, {conversations} conversations, {elapsed:.1} s); POST→delivery p50 {:.1} ms, p99 {:.1} ms; accounted: {turns} turns, {received} deliveries, {not_committed} turns not committed; idle pool releases: {releases}",
         sent as f64 / elapsed,
         support::percentile_us(&latencies, 0.5) / 1000.0,
         support::percentile_us(&latencies, 0.99) / 1000.0,

@@ -244,5 +244,7 @@ async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
         sent as u64,
         "one API call a message"
     );
+    let figures = server.state.metrics.tenant("one");
+    assert_eq!(figures["test"].turns_not_committed, 0);
     server.shutdown().await.unwrap();
 }

@@ -65,6 +65,10 @@ pub struct Usage {
     /// Changes to the bot's folder refused by hot reload (invalid).
     #[serde(default)]
     pub reloads_refused: u64,
+    /// Turns that failed on the store, so were not committed (their
+    /// message runs again): a lease lost, the database unreachable.
+    #[serde(default)]
+    pub turns_not_committed: u64,
     #[serde(skip)]
     turn_latency: Histogram,
     #[serde(skip)]
@@ -82,6 +86,7 @@ impl Usage {
         self.storage_refused += other.storage_refused;
         self.dead_letters += other.dead_letters;
         self.reloads_refused += other.reloads_refused;
+        self.turns_not_committed += other.turns_not_committed;
         for (kind, n) in &other.action_failures {
             *self.action_failures.entry(kind.clone()).or_default() += n;
         }
@@ -95,8 +100,13 @@ type GaugeOf = (&'static str, &'static str, fn(&Storage) -> u64);
 /// A histogram's name, help text and reading.
 type HistogramOf = (&'static str, &'static str, fn(&Usage) -> &Histogram);
 
-const COUNTERS: [Counter; 8] = [
+const COUNTERS: [Counter; 9] = [
     ("sandbot_turns", "Turns committed", |u| u.turns),
+    (
+        "sandbot_turns_not_committed",
+        "Turns that failed on the store and were not committed (their message runs again)",
+        |u| u.turns_not_committed,
+    ),
     (
         "sandbot_action_invocations",
         "Actions run in the sandbox",
@@ -194,6 +204,11 @@ impl Metrics {
                 }
             }
         });
+    }
+
+    /// Records a turn that failed on the store (not committed).
+    pub fn not_committed(&self, tenant: &str, bot: &str) {
+        self.with(tenant, bot, |u| u.turns_not_committed += 1);
     }
 
     /// Records an inbound message refused with 429 (backlog full).

@@ -352,7 +352,8 @@ impl AppState {
                 deliveries.extend(offloading.messages(&st.session, &out.events));
                 deliveries
             })
-            .await?;
+            .await
+            .inspect_err(|_| self.metrics.not_committed(&d.tenant, bot.id()))?;
         let took = started.elapsed();
         self.metrics.turn(&d.tenant, bot.id(), &out, took);
         tracing::info!(
