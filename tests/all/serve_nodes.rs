@@ -142,15 +142,19 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
     two.shutdown().await.unwrap();
 }
 
-/// A local HTTP peer that counts the requests it gets.
-async fn counting_peer() -> (Arc<AtomicU64>, std::net::SocketAddr) {
+/// A local HTTP peer that counts the requests it gets, answering each
+/// after `delay`.
+async fn counting_peer(delay: Duration) -> (Arc<AtomicU64>, std::net::SocketAddr) {
     let calls = Arc::new(AtomicU64::new(0));
     let counted = calls.clone();
     let app = axum::Router::new().route(
         "/count",
         axum::routing::get(move || {
             counted.fetch_add(1, Ordering::SeqCst);
-            async { "{}" }
+            async move {
+                tokio::time::sleep(delay).await;
+                "{}"
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,7 +173,7 @@ async fn counting_peer() -> (Arc<AtomicU64>, std::net::SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
     let url = crate::pg::database().await;
-    let (calls, peer) = counting_peer().await;
+    let (calls, peer) = counting_peer(Duration::ZERO).await;
     let blocks = format!(
         r#"
   - {{ id: intro, system: introduction, type: action, api: {{ method: GET, url: "http://{peer}/count" }}, goto: said }}
@@ -246,5 +250,51 @@ async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
     );
     let figures = server.state.metrics.tenant("one");
     assert_eq!(figures["test"].turns_not_committed, 0);
+    server.shutdown().await.unwrap();
+}
+
+/// A turn that takes longer than the conversation's lease (its API action
+/// waits 2.5 s; leases last 1 s) renews the lease while it runs: it commits
+/// once, its call made once. Before, the lease ran out under the turn, its
+/// commit was refused and the message ran again, and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_longer_than_the_lease_commits_once() {
+    let url = crate::pg::database().await;
+    let (calls, peer) = counting_peer(Duration::from_millis(2500)).await;
+    let blocks = format!(
+        r#"
+  - {{ id: intro, system: introduction, type: action, api: {{ method: GET, url: "http://{peer}/count" }}, goto: said }}
+  - {{ id: said, type: message, messages: [{{ text: "done" }}] }}
+"#
+    );
+    let bot = write_bot("", &blocks, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, hook) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
+    config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
+    config.store.postgres = Some(PostgresConfig {
+        url: Some(url),
+        pool: 4,
+        lease_seconds: 1,
+    });
+    let server = Server::start(&config).await.unwrap();
+    let addr = server.addr.to_string();
+    let body = json!({"conversationId": "slow", "message": {"introMessage": {}}});
+    assert_eq!(
+        post(&addr, "hook", Some("token-one"), &body.to_string())
+            .await
+            .0,
+        202
+    );
+    assert_eq!(receiver.wait_for(1).await.len(), 1);
+    // Time for a second run to show, were there one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one API call");
+    assert_eq!(receiver.messages().len(), 1, "one answer");
+    let figures = server.state.metrics.tenant("one");
+    assert_eq!(
+        (figures["test"].turns, figures["test"].turns_not_committed),
+        (1, 0)
+    );
     server.shutdown().await.unwrap();
 }

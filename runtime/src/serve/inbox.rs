@@ -285,7 +285,8 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
                 return;
             }
         };
-        let Err(e) = run(&state, entry, epoch, read).await else {
+        let turn = run(&state, entry, epoch, read);
+        let Err(e) = renewing(&state, &bot, &conversation, epoch, turn).await else {
             failures = 0;
             continue;
         };
@@ -298,6 +299,40 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+    }
+}
+
+/// Runs `turn`, renewing the conversation's lease every third of its length
+/// meanwhile: a turn longer than the lease (slow actions one after another)
+/// still commits, and another node takes the conversation only from a node
+/// that stopped renewing (died, or cut off from the database).
+async fn renewing<T>(
+    state: &AppState,
+    bot: &str,
+    conversation: &str,
+    epoch: u64,
+    turn: impl Future<Output = T>,
+) -> T {
+    let renew = async {
+        loop {
+            tokio::time::sleep(state.lease / 3).await;
+            match state.store.lease(bot, conversation, state.lease).await {
+                Ok(Some(renewed)) if renewed == epoch => {}
+                // Its commit will be refused; the message runs again.
+                Ok(_) => tracing::warn!(
+                    bot,
+                    conversation,
+                    "the conversation's lease ran out during its turn"
+                ),
+                Err(e) => {
+                    tracing::warn!(bot, conversation, %e, "renewing the conversation's lease")
+                }
+            }
+        }
+    };
+    tokio::select! {
+        done = turn => done,
+        _ = renew => unreachable!("the renewal never ends"),
     }
 }
 
