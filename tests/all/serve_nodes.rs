@@ -163,6 +163,45 @@ async fn counting_peer(delay: Duration) -> (Arc<AtomicU64>, std::net::SocketAddr
     (calls, addr)
 }
 
+/// One node on PostgreSQL with 1 s leases, its bot's introduction an API
+/// action against a counting peer (answering after the given delay), then
+/// a message ("done") to the webhook receiver.
+struct CountingNode {
+    server: Server,
+    receiver: Receiver,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl CountingNode {
+    async fn start(delay: Duration) -> (CountingNode, Arc<AtomicU64>) {
+        let url = crate::pg::database().await;
+        let (calls, peer) = counting_peer(delay).await;
+        let blocks = format!(
+            r#"
+  - {{ id: intro, system: introduction, type: action, api: {{ method: GET, url: "http://{peer}/count" }}, goto: said }}
+  - {{ id: said, type: message, messages: [{{ text: "done" }}] }}
+"#
+        );
+        let bot = write_bot("", &blocks, &[]);
+        let data = tempfile::tempdir().unwrap();
+        let (receiver, hook) = Receiver::start(0).await;
+        let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
+        config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
+        config.store.postgres = Some(PostgresConfig {
+            url: Some(url),
+            pool: 4,
+            lease_seconds: 1,
+        });
+        let server = Server::start(&config).await.unwrap();
+        let node = CountingNode {
+            server,
+            receiver,
+            _dirs: (bot, data),
+        };
+        (node, calls)
+    }
+}
+
 /// Every message's turn runs once on a node whose sweep keeps waking its
 /// conversations while their next messages are accepted: the turn's API
 /// action calls the peer once per message.
@@ -172,25 +211,8 @@ async fn counting_peer(delay: Duration) -> (Arc<AtomicU64>, std::net::SocketAddr
 /// second run's commit refused: "lease ran out").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
-    let url = crate::pg::database().await;
-    let (calls, peer) = counting_peer(Duration::ZERO).await;
-    let blocks = format!(
-        r#"
-  - {{ id: intro, system: introduction, type: action, api: {{ method: GET, url: "http://{peer}/count" }}, goto: said }}
-  - {{ id: said, type: message, messages: [{{ text: "done" }}] }}
-"#
-    );
-    let bot = write_bot("", &blocks, &[]);
-    let data = tempfile::tempdir().unwrap();
-    let (receiver, hook) = Receiver::start(0).await;
-    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
-    config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
-    config.store.postgres = Some(PostgresConfig {
-        url: Some(url),
-        pool: 4,
-        lease_seconds: 1,
-    });
-    let server = Server::start(&config).await.unwrap();
+    let (node, calls) = CountingNode::start(Duration::ZERO).await;
+    let (server, receiver) = (&node.server, &node.receiver);
     let addr = server.addr.to_string();
     let answered = |c: &str| {
         receiver
@@ -250,7 +272,7 @@ async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
     );
     let figures = server.state.metrics.tenant("one");
     assert_eq!(figures["test"].turns_not_committed, 0);
-    server.shutdown().await.unwrap();
+    node.server.shutdown().await.unwrap();
 }
 
 /// A turn that takes longer than the conversation's lease (its API action
@@ -259,25 +281,8 @@ async fn a_message_runs_once_while_the_sweep_wakes_its_conversation() {
 /// commit was refused and the message ran again, and again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_longer_than_the_lease_commits_once() {
-    let url = crate::pg::database().await;
-    let (calls, peer) = counting_peer(Duration::from_millis(2500)).await;
-    let blocks = format!(
-        r#"
-  - {{ id: intro, system: introduction, type: action, api: {{ method: GET, url: "http://{peer}/count" }}, goto: said }}
-  - {{ id: said, type: message, messages: [{{ text: "done" }}] }}
-"#
-    );
-    let bot = write_bot("", &blocks, &[]);
-    let data = tempfile::tempdir().unwrap();
-    let (receiver, hook) = Receiver::start(0).await;
-    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
-    config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
-    config.store.postgres = Some(PostgresConfig {
-        url: Some(url),
-        pool: 4,
-        lease_seconds: 1,
-    });
-    let server = Server::start(&config).await.unwrap();
+    let (node, calls) = CountingNode::start(Duration::from_millis(2500)).await;
+    let (server, receiver) = (&node.server, &node.receiver);
     let addr = server.addr.to_string();
     let body = json!({"conversationId": "slow", "message": {"introMessage": {}}});
     assert_eq!(
@@ -296,5 +301,5 @@ async fn a_turn_longer_than_the_lease_commits_once() {
         (figures["test"].turns, figures["test"].turns_not_committed),
         (1, 0)
     );
-    server.shutdown().await.unwrap();
+    node.server.shutdown().await.unwrap();
 }
