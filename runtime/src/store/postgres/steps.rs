@@ -31,11 +31,16 @@ const FRESH: Duration = Duration::from_secs(2);
 /// than an accept's answer can take to come back after its commit.
 const HANDED_FOR: Duration = Duration::from_secs(60);
 
+/// How often what is too old is dropped (a pass over every conversation
+/// seen lately: not at every step).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 pub struct Steps {
     kept: HashMap<Key, (Instant, Next)>,
     /// The newest entry id handed to each conversation's worker, and when.
     handed: HashMap<Key, (Instant, u64)>,
+    pruned: Option<Instant>,
 }
 
 impl Steps {
@@ -44,8 +49,11 @@ impl Steps {
     /// this node that gave it up (the accept could take it only after). An
     /// entry the worker already has is not kept.
     pub fn remember(&mut self, key: Key, next: Next) {
-        self.kept.retain(|_, (at, _)| at.elapsed() < FRESH);
-        self.handed.retain(|_, (at, _)| at.elapsed() < HANDED_FOR);
+        if self.pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            self.kept.retain(|_, (at, _)| at.elapsed() < FRESH);
+            self.handed.retain(|_, (at, _)| at.elapsed() < HANDED_FOR);
+            self.pruned = Some(Instant::now());
+        }
         if self.stale(&key, &next) {
             return;
         }
