@@ -497,7 +497,7 @@ impl Store for PostgresStore {
             self.cutoff(),
         )
         .await?;
-        self.steps.lock().expect("not poisoned").handed(key, &next);
+        self.steps.lock().expect("not poisoned").handed(&key, &next);
         Ok(next)
     }
 

@@ -72,14 +72,23 @@ impl Steps {
         if at.elapsed() >= FRESH || self.stale(key, &next) {
             return None;
         }
-        self.handed(key.clone(), &next);
+        self.handed(key, &next);
         Some(next)
     }
 
     /// Notes that the conversation's worker got `next` (from the database).
-    pub fn handed(&mut self, key: Key, next: &Next) {
-        if let Next::Entry { entry, .. } = next {
-            self.handed.insert(key, (Instant::now(), entry.id));
+    /// The key is copied only for a conversation not seen lately: this runs
+    /// at every message.
+    pub fn handed(&mut self, key: &Key, next: &Next) {
+        let Next::Entry { entry, .. } = next else {
+            return;
+        };
+        let mark = (Instant::now(), entry.id);
+        match self.handed.get_mut(key) {
+            Some(newest) => *newest = mark,
+            None => {
+                self.handed.insert(key.clone(), mark);
+            }
         }
     }
 
@@ -154,12 +163,12 @@ mod tests {
         // Kept first, then the worker's own look found it.
         let mut steps = Steps::default();
         steps.remember(key(), entry(5));
-        steps.handed(key(), &entry(5));
+        steps.handed(&key(), &entry(5));
         steps.remember(key(), Next::Empty);
         assert_eq!(took(&mut steps), None, "5 ran; the step is stale");
         // The worker's look first, then the accept's answer.
         let mut steps = Steps::default();
-        steps.handed(key(), &entry(5));
+        steps.handed(&key(), &entry(5));
         steps.remember(key(), entry(5));
         assert_eq!(kept(&steps), None, "not kept");
         assert_eq!(took(&mut steps), None);
