@@ -23,6 +23,7 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
         url: Some(url),
         pool: 4,
         lease_seconds: 5,
+        start_wait_seconds: 0,
     });
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
@@ -104,6 +105,7 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
         url: Some(url),
         pool: 4,
         lease_seconds: 1,
+        start_wait_seconds: 0,
     });
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
@@ -191,6 +193,7 @@ impl CountingNode {
             url: Some(url),
             pool: 4,
             lease_seconds: 1,
+            start_wait_seconds: 0,
         });
         let server = Server::start(&config).await.unwrap();
         let node = CountingNode {

@@ -75,6 +75,7 @@ async fn postgres_with(lease: Duration, session_ttl: Duration) -> Backend {
             pool: 4,
             lease,
             session_ttl,
+            start_wait: Duration::ZERO,
         };
         Box::pin(async move {
             Arc::new(PostgresStore::connect(&options).await.unwrap()) as Arc<dyn Store>
@@ -1109,6 +1110,7 @@ async fn postgres_a_node_of_the_version_before_still_commits() {
         pool: 4,
         lease: Duration::from_secs(30),
         session_ttl: Duration::from_secs(3600),
+        start_wait: Duration::ZERO,
     };
     let new = PostgresStore::connect(&options).await.unwrap();
     let mut old = sqlx::PgConnection::connect(&url).await.unwrap();

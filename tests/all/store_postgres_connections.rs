@@ -4,7 +4,9 @@
 //! one statement finds out, not one per kept connection, and runs again on
 //! a live one; after a quiet second, none does (a kept connection that
 //! waited is tested first). The store goes on with new connections, and
-//! what it accepted is still there.
+//! what it accepted is still there. While the database cannot be reached at
+//! all, statements fail at once with the cause (a channel answers 503), and
+//! the store goes on once it is back.
 
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ async fn busy_store() -> (PostgresStore, sqlx::PgConnection) {
         pool: 8,
         lease: Duration::from_secs(30),
         session_ttl: Duration::from_secs(3600),
+        start_wait: Duration::ZERO,
     })
     .await
     .unwrap();
@@ -101,4 +104,253 @@ async fn postgres_connections_ended_while_the_store_was_quiet_cost_nothing() {
         "tested before use, none ran twice"
     );
     assert_eq!(held, 12 + 10);
+}
+
+/// A TCP relay to the database that can be cut (every connection closed,
+/// the port refusing new ones, as a stopped server's would) and mended (the
+/// same port open again).
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: std::net::SocketAddr,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Relay {
+    /// A relay to the database of `url`, and the URL through it.
+    async fn start(url: &str) -> (Relay, String) {
+        let mut through = reqwest::Url::parse(url).unwrap();
+        let target =
+            tokio::net::lookup_host((through.host_str().unwrap(), through.port().unwrap_or(5432)))
+                .await
+                .unwrap()
+                .next()
+                .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        through.set_port(Some(addr.port())).unwrap();
+        let relay = Relay {
+            addr,
+            target,
+            task: std::sync::Mutex::new(None),
+        };
+        relay.serve(listener);
+        (relay, through.to_string())
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every relayed connection closes.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                connections.spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Closes every connection; the port refuses new ones.
+    async fn cut(&self) {
+        let task = self.task.lock().unwrap().take().unwrap();
+        task.abort();
+        let _ = task.await;
+    }
+
+    /// Opens the port again.
+    async fn mend(&self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+/// A store through a relay, pool of 4, not waiting at start.
+async fn store_through(url: &str, start_wait: Duration) -> Result<PostgresStore, String> {
+    PostgresStore::connect(&PostgresOptions {
+        url: url.to_string(),
+        pool: 4,
+        lease: Duration::from_secs(30),
+        session_ttl: Duration::from_secs(3600),
+        start_wait,
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// While the database cannot be reached, a statement fails at once (not
+/// after the pool's 10 s wait) with the cause, as an unavailable store; once
+/// it can be reached again the store goes on, and nothing it accepted before
+/// is lost. Before, every statement waited 10 s and failed with "pool timed
+/// out while waiting for an open connection".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_fails_at_once_with_its_cause_and_recovers() {
+    let url = crate::pg::database().await;
+    let (relay, through) = Relay::start(&url).await;
+    let store = store_through(&through, Duration::ZERO).await.unwrap();
+    let accept = |m: &str| store.enqueue(entry("t", "c", m, None), ROOMY);
+    assert!(matches!(accept("before").await, Ok(Accepted::Queued(_))));
+
+    relay.cut().await;
+    for m in ["during-1", "during-2", "during-3"] {
+        let started = std::time::Instant::now();
+        let e = accept(m).await.unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
+        let message = e.to_string();
+        // The first finds its kept connection closed (lost without a word:
+        // read at EOF, or reset); the others cannot connect.
+        let causes: &[&str] = match m {
+            "during-1" => &["at EOF", "Connection reset by peer (os error 104)"],
+            _ => &["Connection refused (os error 111)"],
+        };
+        assert!(
+            message.starts_with("store: the database is unavailable: ")
+                && causes.iter().any(|c| message.ends_with(c)),
+            "the cause, not the pool's time-out: {message}"
+        );
+        // Well inside the pool's 10 s wait.
+        assert!(started.elapsed() < Duration::from_secs(5), "{m}");
+    }
+    let e = store.ping().await.unwrap_err();
+    assert!(
+        e.is_unavailable() && e.to_string().contains("unreachable for"),
+        "{e}"
+    );
+
+    relay.mend().await;
+    // The outage stands for a second after it was last seen, then the next
+    // statement tries again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        match accept("after").await {
+            Ok(a) => break a,
+            Err(e) if e.is_unavailable() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("the store did not recover: {e}"),
+        }
+    };
+    assert!(matches!(after, Accepted::Queued(_)), "{after:?}");
+    store.ping().await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let held: Vec<String> = sqlx::query_scalar("SELECT job->>'text' FROM inbox ORDER BY id")
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 2, "the one before and the one after: {held:?}");
+}
+
+/// A node starting while its database cannot be reached waits for it (up
+/// to `start_wait`), says why while it waits, and fails with the cause when
+/// it gives up — at once on what waiting cannot mend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_starting_waits_for_its_database_and_says_why_it_gives_up() {
+    let url = crate::pg::database().await;
+    let (relay, through) = Relay::start(&url).await;
+    relay.cut().await;
+    let e = store_through(&through, Duration::ZERO).await.err().unwrap();
+    let server = format!("PostgreSQL at 127.0.0.1:{}", relay.addr.port());
+    assert_eq!(
+        e,
+        format!("store: connecting to {server}: Connection refused (os error 111)")
+    );
+
+    // Mended while the node waits: it starts.
+    let waiting = tokio::spawn({
+        let through = through.clone();
+        async move { store_through(&through, Duration::from_secs(20)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!waiting.is_finished(), "waits for the database");
+    relay.mend().await;
+    let store = waiting.await.unwrap().unwrap();
+    store.ping().await.unwrap();
+
+    // No such database: no waiting mends it.
+    let mut missing = reqwest::Url::parse(&url).unwrap();
+    missing.set_path("/no_such_database");
+    let started = std::time::Instant::now();
+    let e = store_through(missing.as_str(), Duration::from_secs(20))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.contains("\"no_such_database\" does not exist"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "did not wait");
+}
+
+/// A node whose database cannot be reached answers a channel's message at
+/// once with 503 and `Retry-After` (nothing accepted: the sender sends it
+/// again), and `/readyz` says why; once the database is back, the same
+/// message is accepted and answered, and what was accepted before the
+/// outage is answered too. Before: 500 after 10 s, "pool timed out".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
+    use crate::serve_webhook::{BLOCKS, Receiver, config_with_rate};
+    let url = crate::pg::database().await;
+    let (relay, through) = Relay::start(&url).await;
+    let bot = crate::flow_support::write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, hook) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
+    config.store.postgres = Some(sandbot::serve::config::PostgresConfig {
+        url: Some(through),
+        pool: 4,
+        lease_seconds: 5,
+        start_wait_seconds: 0,
+    });
+    let server = sandbot::serve::Server::start(&config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let send = |conversation: &str, id: &str| {
+        let body = serde_json::json!({"conversationId": conversation, "messageId": id, "message": {"introMessage": {}}});
+        client
+            .post(format!("{base}/v1/channels/webhook/hook/messages"))
+            .bearer_auth("token-one")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    // Each message's turn sends two messages (the introduction's).
+    assert_eq!(send("c1", "m1").await.unwrap().status(), 202);
+    receiver.wait_for(2).await;
+
+    relay.cut().await;
+    let res = send("c2", "m2").await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("the database is unavailable: ") && error.ends_with("; retry later"),
+        "{error}"
+    );
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let why = ready.text().await.unwrap();
+    assert!(
+        why.starts_with("store unavailable: the database is unavailable: PostgreSQL at 127.0.0.1:"),
+        "{why}"
+    );
+
+    relay.mend().await;
+    // The sender's retry, as `Retry-After` asks (sooner here).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = send("c2", "m2").await.unwrap().status();
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(std::time::Instant::now() < deadline, "not back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    receiver.wait_for(4).await;
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // Processed once each: no duplicate answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 4);
+    server.shutdown().await.unwrap();
 }

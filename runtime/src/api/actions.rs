@@ -99,7 +99,7 @@ pub async fn run(
         .store
         .load(bot_id, conversation)
         .await
-        .map_err(AppError::internal)?
+        .map_err(AppError::from)?
         .is_none()
     {
         return Err(unknown());

@@ -36,7 +36,7 @@ pub async fn list(
         .store
         .conversations(bot_id, page.after.as_deref(), n + 1)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     let next = (ids.len() > n).then(|| ids[n - 1].clone());
     let mut data = Vec::new();
     for id in ids.into_iter().take(n) {
@@ -44,7 +44,7 @@ pub async fn list(
             .store
             .load(bot_id, &id)
             .await
-            .map_err(AppError::internal)?
+            .map_err(AppError::from)?
         {
             data.push(ConversationSummary {
                 conversation_id: id,
@@ -69,7 +69,7 @@ pub async fn messages(
         .store
         .load(bot_id, &conversation)
         .await
-        .map_err(AppError::internal)?
+        .map_err(AppError::from)?
         .is_none()
     {
         return Err(AppError::not_found(format!(
@@ -90,7 +90,7 @@ pub async fn messages(
             .store
             .transcript(bot_id, &conversation, from, 200)
             .await
-            .map_err(AppError::internal)?;
+            .map_err(AppError::from)?;
         if entries.is_empty() {
             break;
         }
@@ -126,7 +126,7 @@ pub async fn get_session(
         .store
         .load(bot_id, &conversation)
         .await
-        .map_err(AppError::internal)?
+        .map_err(AppError::from)?
         .ok_or_else(|| AppError::not_found(format!("no conversation `{conversation}`")))?;
     Ok(Json(SessionData { data: s.session }))
 }
@@ -165,7 +165,7 @@ pub async fn delete(
         .store
         .delete(key, &conversation)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     if !gone {
         return Err(AppError::not_found(format!(
             "no conversation `{conversation}`"

@@ -32,7 +32,7 @@ pub async fn list(
         .store
         .dead_letters(&tenant_bots(&state, &tenant), limit)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     let data = letters
         .into_iter()
         .map(|l| DeadLetterItem {
@@ -58,7 +58,7 @@ pub async fn requeue(
         .store
         .requeue(&tenant_bots(&state, &tenant), id)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     if !found {
         return Err(AppError::not_found(format!("no dead letter {id}")));
     }

@@ -73,8 +73,8 @@ async fn usage(
     store
         .record_usage(&state.metrics.snapshot())
         .await
-        .map_err(AppError::internal)?;
-    let bots = match store.usage(&tenant.0).await.map_err(AppError::internal)? {
+        .map_err(AppError::from)?;
+    let bots = match store.usage(&tenant.0).await.map_err(AppError::from)? {
         None => state.metrics.tenant(&tenant.0),
         Some(rows) => {
             let mut bots: BTreeMap<String, Usage> = BTreeMap::new();

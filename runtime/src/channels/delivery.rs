@@ -170,7 +170,9 @@ async fn round(
         match store.outbox(BATCH + in_flight).await {
             Ok(queued) => heads.extend(queued),
             Err(e) => {
-                tracing::error!(%e, "reading the outbox");
+                if !e.is_unavailable() {
+                    tracing::error!(%e, "reading the outbox");
+                }
                 (*looked, retry_in) = (None, Some(Duration::from_secs(1)));
             }
         }

@@ -315,7 +315,7 @@ async fn issued(
         .store
         .load(bot, conversation)
         .await
-        .map_err(AppError::internal)?
+        .map_err(AppError::from)?
     else {
         return Ok(false);
     };
@@ -324,7 +324,7 @@ async fn issued(
         .store
         .transcript(bot, conversation, s.transcript_len.saturating_sub(200), 200)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     Ok(recent
         .iter()
         .filter_map(|e| e.event.get("bot"))

@@ -41,7 +41,7 @@ pub async fn history(
         .store
         .load(&bot_id, &claims.c)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     let len = conversation.as_ref().map_or(0, |s| s.transcript_len);
     let paused = conversation.as_ref().is_some_and(|s| s.paused);
     let wake = crate::serve::inbox::wake_in(conversation.as_ref().and_then(|s| s.silence_due_ms));
@@ -50,7 +50,7 @@ pub async fn history(
         .store
         .transcript(&bot_id, &claims.c, from, HISTORY as usize)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     let messages: Vec<Value> = events.iter().filter_map(|e| shown(&e.event)).collect();
     let mut response = Json(json!({
         "conversationId": claims.c,

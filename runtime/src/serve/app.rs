@@ -92,11 +92,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Ready once the bots are loaded and the store answers.
-async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+/// Ready once the bots are loaded and the store answers; else 503 and why.
+async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
     match state.store.ping().await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+        Ok(_) => (StatusCode::OK, "ready".into()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {}", e.message()),
+        ),
     }
 }
 

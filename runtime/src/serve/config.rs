@@ -352,12 +352,19 @@ pub struct PostgresConfig {
     /// renewing: how soon others take over from a node that died.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
+    /// How long a node starting waits for a database it cannot reach yet
+    /// (or that is starting up) before it gives up.
+    #[serde(default = "default_start_wait_seconds")]
+    pub start_wait_seconds: u64,
 }
 
 fn default_pool() -> u32 {
     16
 }
 fn default_lease_seconds() -> u64 {
+    30
+}
+fn default_start_wait_seconds() -> u64 {
     30
 }
 
@@ -379,6 +386,7 @@ impl StoreConfig {
                 url: None,
                 pool: default_pool(),
                 lease_seconds: default_lease_seconds(),
+                start_wait_seconds: default_start_wait_seconds(),
             },
         };
         if env.is_some() {

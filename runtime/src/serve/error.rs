@@ -9,7 +9,7 @@ use serde_json::json;
 pub struct AppError {
     pub status: StatusCode,
     pub message: String,
-    /// Seconds for a `Retry-After` header (429).
+    /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u64>,
     /// More fields for the body (a refused save's `problems`).
     pub details: Option<serde_json::Value>,
@@ -46,6 +46,26 @@ impl AppError {
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+/// How long a sender is asked to wait while the store is unavailable.
+const UNAVAILABLE_RETRY_S: u64 = 5;
+
+/// The store's error: 503 with `Retry-After` while it cannot be reached
+/// (nothing was done; the same request may succeed later), else 500.
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        if !e.is_unavailable() {
+            return Self::internal(e);
+        }
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_S),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{}; retry later", e.message()),
+            )
+        }
     }
 }
 

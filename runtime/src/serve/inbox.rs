@@ -166,7 +166,7 @@ pub async fn accept(
         .store
         .enqueue_and_take(entry, backlog, state.lease)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     let full = match accepted {
         Accepted::Queued(_) => {
             wake(state, bot_id, &conversation);
@@ -225,6 +225,7 @@ pub async fn silence(state: Arc<AppState>, mut stop: tokio::sync::watch::Receive
                     }
                 }
             }
+            Err(e) if e.is_unavailable() => {}
             Err(e) => tracing::error!(%e, "reading the silence timers"),
         }
         tokio::select! {
@@ -246,6 +247,7 @@ pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<
                 conversations = n,
                 "woke conversations with waiting messages"
             ),
+            Err(e) if e.is_unavailable() => {}
             Err(e) => tracing::error!(%e, "reading the inbox"),
         }
         tokio::select! {
@@ -281,7 +283,9 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
             // Done; or another node runs this conversation (and what we accepted).
             Ok(Next::Empty | Next::Busy) => return,
             Err(e) => {
-                tracing::error!(bot, conversation, %e, "taking the conversation's next message");
+                if !e.is_unavailable() {
+                    tracing::error!(bot, conversation, %e, "taking the conversation's next message");
+                }
                 return;
             }
         };
@@ -291,7 +295,9 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
             continue;
         };
         failures += 1;
-        tracing::error!(bot, conversation, %e, failures, "turn not committed");
+        if !e.is_unavailable() {
+            tracing::error!(bot, conversation, %e, failures, "turn not committed");
+        }
         if failures >= MAX_FAILURES {
             if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
                 tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");

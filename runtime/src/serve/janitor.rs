@@ -42,12 +42,14 @@ pub async fn round(store: &dyn Store, message_ids: Duration) {
     match store.purge_expired().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(conversations = n, "deleted expired sessions"),
+        Err(e) if e.is_unavailable() => {}
         Err(e) => tracing::error!(%e, "deleting expired sessions"),
     }
     let before = now_ms().saturating_sub(message_ids.as_millis() as u64);
     match store.purge_seen(before).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(ids = n, "forgot old message ids"),
+        Err(e) if e.is_unavailable() => {}
         Err(e) => tracing::error!(%e, "forgetting old message ids"),
     }
 }

@@ -372,7 +372,9 @@ pub async fn record(
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await {
+        if let Err(e) = state.store.record_usage(&state.metrics.snapshot()).await
+            && !e.is_unavailable()
+        {
             tracing::warn!(%e, "recording usage figures");
         }
         if std::time::Instant::now() >= storage_due {

@@ -49,7 +49,9 @@ impl RateLimiter {
             },
             Ok(None) => self.check(key, limit, now),
             Err(e) => {
-                tracing::warn!(%e, "counting a request in the store; counting it here");
+                if !e.is_unavailable() {
+                    tracing::warn!(%e, "counting a request in the store; counting it here");
+                }
                 self.check(key, limit, now)
             }
         }

@@ -142,6 +142,7 @@ impl AppState {
                         pool: pg.pool,
                         lease,
                         session_ttl: ttl,
+                        start_wait: Duration::from_secs(pg.start_wait_seconds),
                     };
                     let store = Arc::new(PostgresStore::connect(&options).await?);
                     (store, lease, Duration::from_millis(100))

@@ -40,6 +40,8 @@ pub async fn refresh_tenant(state: &AppState, tenant: &str) {
                 quota_bytes: t.storage_quota,
             },
         ),
+        // An unavailable store is logged where the outage starts and ends.
+        Err(e) if e.is_unavailable() => {}
         Err(e) => tracing::warn!(%e, tenant = t.id, "reading what the tenant stores"),
     }
 }

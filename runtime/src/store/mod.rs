@@ -26,12 +26,33 @@ pub use sizes::json_len;
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
+#[error("store: {message}")]
+pub struct StoreError {
+    message: String,
+    unavailable: bool,
+}
 
 impl StoreError {
     pub fn new(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+        Self {
+            message: e.to_string(),
+            unavailable: false,
+        }
+    }
+    /// The store cannot be reached (its database is down, restarting or
+    /// out of connections): nothing was done, and the same request may
+    /// succeed later (a channel answers 503 with `Retry-After`).
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            unavailable: true,
+        }
+    }
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

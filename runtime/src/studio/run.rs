@@ -101,7 +101,7 @@ pub async fn run(
                 .store
                 .load(&d.key, c)
                 .await
-                .map_err(AppError::internal)?
+                .map_err(AppError::from)?
                 .ok_or_else(|| AppError::not_found(format!("no conversation `{c}`")))?
                 .session
         }
@@ -205,14 +205,14 @@ pub async fn conversations(
         .store
         .conversations(&d.key, None, 50)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from)?;
     let mut data = Vec::new();
     for id in ids {
         if let Some(s) = state
             .store
             .load(&d.key, &id)
             .await
-            .map_err(AppError::internal)?
+            .map_err(AppError::from)?
         {
             data.push(
                 json!({ "conversationId": id, "updatedAt": s.updated_ms, "session": s.session }),

@@ -77,13 +77,13 @@ impl EmbeddedStore {
     /// Copies this store into a new store at `to` with `parts` parts.
     pub fn copy_to(&self, to: &Path, parts: usize) -> Result<Copied, StoreError> {
         if !(1..=MAX_PARTS).contains(&parts) {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "the copy's parts must be between 1 and {MAX_PARTS} (got {parts})"
             )));
         }
         let files: Vec<_> = (0..parts).map(|i| layout::part_path(to, i)).collect();
         if let Some(f) = files.iter().find(|f| f.exists()) {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "{} already exists: the copy goes to a folder without a store",
                 f.display()
             )));
@@ -100,7 +100,7 @@ impl EmbeddedStore {
             .map(|db| db.begin_write())
             .collect::<Result<Vec<_>, _>>()
             .map_err(StoreError::new)?;
-        layout::parts(&into[0], true, Some(parts), parts, to).map_err(StoreError)?;
+        layout::parts(&into[0], true, Some(parts), parts, to).map_err(StoreError::new)?;
         let home = |key: &str| To::Part(layout::home(key, parts));
         let mut copied = Copied {
             parts,
@@ -164,7 +164,7 @@ impl EmbeddedStore {
         }
         for tx in into {
             // Counted from the copied conversations and transcripts.
-            sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError)?;
+            sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError::new)?;
             tx.commit().map_err(StoreError::new)?;
         }
         Ok(copied)

@@ -82,12 +82,12 @@ impl EmbeddedStore {
         // New: no tables yet (also a creation cut short before its count
         // was recorded).
         let created = tx.list_tables().map_err(StoreError::new)?.next().is_none();
-        let count = layout::parts(&tx, created, parts, new, path).map_err(StoreError)?;
+        let count = layout::parts(&tx, created, parts, new, path).map_err(StoreError::new)?;
         let mut dbs = vec![first];
         for index in 1..count {
             let file = layout::part_path(path, index);
             if !created && !file.exists() {
-                return Err(StoreError(format!(
+                return Err(StoreError::new(format!(
                     "{} is missing: the store at {} has {count} parts and each holds its own conversations (restore the file from a backup)",
                     file.display(),
                     path.display()
@@ -412,7 +412,7 @@ impl Store for EmbeddedStore {
     async fn stored_bytes(&self, bots: &[String]) -> Result<u64, StoreError> {
         let mut total = 0;
         for part in &self.parts {
-            total += sizes::read(&part.db, bots).map_err(StoreError)?;
+            total += sizes::read(&part.db, bots).map_err(StoreError::new)?;
         }
         Ok(total)
     }
@@ -555,7 +555,7 @@ fn remove_conversations(part: &Part, keys: &[String]) -> Result<usize, StoreErro
         }
         growth
             .apply(&mut tx.open_table(SIZES).map_err(StoreError::new)?)
-            .map_err(StoreError)?;
+            .map_err(StoreError::new)?;
     }
     tx.commit().map_err(StoreError::new)?;
     Ok(existed)

@@ -125,11 +125,11 @@ impl Drop for Part {
 /// Opens (or creates) a part's file.
 pub(super) fn create(path: &Path) -> Result<Database, StoreError> {
     Database::create(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::new(format!(
             "{} is in use by another process (another `sandbot serve` or `sandbot chat` on the same data folder): one process per data folder — stop the other one, give this one another `--data`, or run several nodes on PostgreSQL (README: Run several nodes)",
             path.display()
         )),
-        e => StoreError(format!("opening {}: {e}", path.display())),
+        e => StoreError::new(format!("opening {}: {e}", path.display())),
     })
 }
 
@@ -150,7 +150,7 @@ impl Part {
         tx.open_table(SILENCE).map_err(StoreError::new)?;
         tx.open_table(SEEN).map_err(StoreError::new)?;
         tx.open_table(DEAD).map_err(StoreError::new)?;
-        sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError)?;
+        sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError::new)?;
         let state = Writer::read(
             &tx,
             index,
@@ -158,11 +158,11 @@ impl Part {
             shared.tenants.clone(),
             shared.entries.clone(),
         )
-        .map_err(StoreError)?;
+        .map_err(StoreError::new)?;
         if index == 0 {
             tx.open_table(super::super::failures::FAILURES)
                 .map_err(StoreError::new)?;
-            super::super::usage::compact(&tx).map_err(StoreError)?;
+            super::super::usage::compact(&tx).map_err(StoreError::new)?;
         }
         tx.commit().map_err(StoreError::new)?;
         let fail_next = state.fail_next.clone();
@@ -191,7 +191,7 @@ impl Part {
             None => false,
         };
         Box::pin(async move {
-            let stopped = || StoreError("the store's writer has stopped".into());
+            let stopped = || StoreError::new("the store's writer has stopped");
             if !sent {
                 return Err(stopped());
             }
@@ -282,10 +282,10 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Op>, mut w: Writer) {
                 for op in batch {
                     match op {
                         Op::Commit(_, done) | Op::Discard(_, _, done) | Op::Settle(_, _, done) => {
-                            let _ = done.send(Err(StoreError(e.clone())));
+                            let _ = done.send(Err(StoreError::new(e.clone())));
                         }
                         Op::Enqueue(_, _, done) => {
-                            let _ = done.send(Err(StoreError(e.clone())));
+                            let _ = done.send(Err(StoreError::new(e.clone())));
                         }
                     }
                 }

@@ -38,6 +38,8 @@ use sqlx::postgres::{
 use sqlx::{Connection, Describe, Either, Error, Execute, Executor, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::reach::Reach;
+
 /// How long a kept connection is used without a test first.
 const FRESH: Duration = Duration::from_secs(1);
 
@@ -70,12 +72,15 @@ pub struct Kept {
     wait: Duration,
     /// Statements run again by [`Kept::once_more`].
     retried: Arc<AtomicU64>,
+    /// Whether the server can be reached (shared by a store's pools).
+    reach: Arc<Reach>,
 }
 
 impl Kept {
     /// Statements on `pool`, which has `size` connections at most, wait at
-    /// most `wait` for one.
-    pub fn new(pool: PgPool, size: u32, wait: Duration) -> Self {
+    /// most `wait` for one (and fail at once, with the cause, when the
+    /// server cannot be reached: see [`Reach`]).
+    pub fn new(pool: PgPool, size: u32, wait: Duration, reach: Arc<Reach>) -> Self {
         let keep = size >= 2;
         let permits = if keep { size - 1 } else { size.max(1) };
         Self {
@@ -85,6 +90,7 @@ impl Kept {
             keep,
             wait,
             retried: Arc::default(),
+            reach,
         }
     }
 
@@ -118,7 +124,7 @@ impl Kept {
     /// A transaction, on a connection from the pool (given back to it,
     /// and tested, at the end).
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, Error> {
-        self.pool.begin().await
+        self.reach.patiently(self.pool.begin()).await
     }
 
     /// A connection, in turn: a kept one (tested first if it has waited
@@ -141,7 +147,7 @@ impl Kept {
             // Broken: closed, not tested again by the pool.
             k.conn.close_on_drop();
         }
-        let conn = self.pool.acquire().await?;
+        let conn = self.reach.patiently(self.pool.acquire()).await?;
         Ok(self.held(conn, Instant::now(), permit))
     }
 
@@ -340,7 +346,10 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .unwrap();
-        let kept = Kept::new(pool, 4, Duration::from_secs(1));
+        let reach = Arc::new(Reach::new(
+            "postgres://nobody@127.0.0.1:1/none".parse().unwrap(),
+        ));
+        let kept = Kept::new(pool, 4, Duration::from_secs(1), reach);
         let calls = AtomicUsize::new(0);
         let result = kept
             .once_more(|| {

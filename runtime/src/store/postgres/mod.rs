@@ -13,6 +13,7 @@
 //! `synchronous_commit = off`, and wait for no disk.
 
 mod kept;
+mod reach;
 mod steps;
 mod write;
 
@@ -30,6 +31,7 @@ use super::{
     InboxEntry, Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 use kept::Kept;
+use reach::Reach;
 use steps::Steps;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -51,6 +53,9 @@ pub struct PostgresOptions {
     pub lease: Duration,
     /// Idle time after which a session expires.
     pub session_ttl: Duration,
+    /// How long a node starting waits for a server that cannot be reached
+    /// yet (or is starting up) before it gives up.
+    pub start_wait: Duration,
 }
 
 pub struct PostgresStore {
@@ -76,8 +81,16 @@ fn keep_claimed(claimed: &Mutex<Claimed>, deliveries: Vec<Delivery>, look: bool)
     c.look |= look;
 }
 
+/// A statement's error; one that says the database could not be reached
+/// is the store's being unavailable (the request may be sent again).
 fn db(e: sqlx::Error) -> StoreError {
-    StoreError(format!("postgres: {e}"))
+    if reach::is_unreachable(&e) {
+        return StoreError::unavailable(format!(
+            "the database is unavailable: {}",
+            reach::cause(&e)
+        ));
+    }
+    StoreError::new(format!("postgres: {e}"))
 }
 
 /// PostgreSQL text cannot hold NUL: scope separators become U+001F.
@@ -92,7 +105,15 @@ impl PostgresStore {
     /// Connects, then applies the migrations this version needs.
     pub async fn connect(o: &PostgresOptions) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(&o.url)
-            .map_err(|e| StoreError(format!("the PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::new(format!("the PostgreSQL URL: {e}")))?;
+        let reach = Arc::new(Reach::new(options.clone()));
+        reach.wait_at_start(o.start_wait).await.map_err(|e| {
+            StoreError::new(format!(
+                "connecting to {}: {}",
+                reach.server(),
+                reach::cause(&e)
+            ))
+        })?;
         let relaxed_size = (o.pool / 4).max(1);
         let connect = |size: u32, options: PgConnectOptions| {
             PgPoolOptions::new()
@@ -103,22 +124,22 @@ impl PostgresStore {
         let size = o.pool.saturating_sub(relaxed_size).max(1);
         let pool = connect(size, options.clone())
             .await
-            .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
+            .map_err(|e| StoreError::new(format!("connecting to PostgreSQL: {e}")))?;
         let relaxed = connect(
             relaxed_size,
             options.options([("synchronous_commit", "off")]),
         )
         .await
-        .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
+        .map_err(|e| StoreError::new(format!("connecting to PostgreSQL: {e}")))?;
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError(format!("applying the PostgreSQL migrations: {e}")))?;
+            .map_err(|e| StoreError::new(format!("applying the PostgreSQL migrations: {e}")))?;
         let mut id = [0u8; 6];
         getrandom::fill(&mut id).map_err(StoreError::new)?;
         Ok(Self {
-            pool: Kept::new(pool, size, WAIT),
-            relaxed: Kept::new(relaxed, relaxed_size, WAIT),
+            pool: Kept::new(pool, size, WAIT, reach.clone()),
+            relaxed: Kept::new(relaxed, relaxed_size, WAIT, reach),
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,

@@ -45,7 +45,7 @@ pub async fn commit(
     let events: Vec<Json<&Value>> = c.transcript.iter().map(|e| Json(&e.event)).collect();
     // Serialized once: bound as it is, and its length counted.
     let state = to_raw_value(&c.state)
-        .map_err(|e| StoreError(format!("serializing the conversation state: {e}")))?;
+        .map_err(|e| StoreError::new(format!("serializing the conversation state: {e}")))?;
     let ids: Vec<&str> = c.postbacks.iter().map(|(id, _)| id.as_str()).collect();
     let targets: Vec<Json<&Value>> = c.postbacks.iter().map(|(_, t)| Json(t)).collect();
     let deliveries: Vec<Json<&Delivery>> = c.outbox.iter().map(Json).collect();
@@ -77,11 +77,9 @@ pub async fn commit(
     .map_err(db)?;
     match row.get::<i32, _>(0) {
         0 => {}
-        1 => return Err(StoreError(LEASE_LOST.into())),
+        1 => return Err(StoreError::new(LEASE_LOST)),
         _ => {
-            return Err(StoreError(
-                "the message's turn was already committed".into(),
-            ));
+            return Err(StoreError::new("the message's turn was already committed"));
         }
     }
     let claimed = row
