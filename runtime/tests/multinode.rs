@@ -71,6 +71,7 @@ async fn three_nodes_one_killed_lose_and_repeat_no_message() {
         lease: Duration::from_secs(2),
         session_ttl: Duration::from_secs(3600),
         start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
     })
     .await
     .unwrap();

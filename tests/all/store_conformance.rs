@@ -76,6 +76,7 @@ async fn postgres_with(lease: Duration, session_ttl: Duration) -> Backend {
             lease,
             session_ttl,
             start_wait: Duration::ZERO,
+            wait: PostgresOptions::WAIT,
         };
         Box::pin(async move {
             Arc::new(PostgresStore::connect(&options).await.unwrap()) as Arc<dyn Store>
@@ -1111,6 +1112,7 @@ async fn postgres_a_node_of_the_version_before_still_commits() {
         lease: Duration::from_secs(30),
         session_ttl: Duration::from_secs(3600),
         start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
     };
     let new = PostgresStore::connect(&options).await.unwrap();
     let mut old = sqlx::PgConnection::connect(&url).await.unwrap();

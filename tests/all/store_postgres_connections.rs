@@ -8,6 +8,7 @@
 //! all, statements fail at once with the cause (a channel answers 503), and
 //! the store goes on once it is back.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sandbot::store::{Accepted, PostgresOptions, PostgresStore, Store};
@@ -25,6 +26,7 @@ async fn busy_store() -> (PostgresStore, sqlx::PgConnection) {
         lease: Duration::from_secs(30),
         session_ttl: Duration::from_secs(3600),
         start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
     })
     .await
     .unwrap();
@@ -107,12 +109,15 @@ async fn postgres_connections_ended_while_the_store_was_quiet_cost_nothing() {
 }
 
 /// A TCP relay to the database that can be cut (every connection closed,
-/// the port refusing new ones, as a stopped server's would) and mended (the
-/// same port open again).
+/// the port refusing new ones, as a stopped server's would), silenced
+/// (nothing passes either way and nothing is closed, as when the network
+/// is cut between two hosts) and mended (the same port open again, every
+/// connection new).
 struct Relay {
     addr: std::net::SocketAddr,
     target: std::net::SocketAddr,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -132,21 +137,34 @@ impl Relay {
             addr,
             target,
             task: std::sync::Mutex::new(None),
+            silent: Default::default(),
         };
         relay.serve(listener);
         (relay, through.to_string())
     }
 
     fn serve(&self, listener: tokio::net::TcpListener) {
-        let target = self.target;
+        let (target, silent) = (self.target, self.silent.clone());
+        silent.store(false, Ordering::SeqCst);
         let task = tokio::spawn(async move {
             // Dropped with the task: every relayed connection closes.
             let mut connections = tokio::task::JoinSet::new();
             loop {
-                let (mut inbound, _) = listener.accept().await.unwrap();
+                let (inbound, _) = listener.accept().await.unwrap();
+                let silent = silent.clone();
                 connections.spawn(async move {
-                    let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if silent.load(Ordering::SeqCst) {
+                        // Accepted, and goes nowhere.
+                        let _open = inbound;
+                        return std::future::pending().await;
+                    }
+                    let outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                    let (from_node, to_node) = inbound.into_split();
+                    let (from_server, to_server) = outbound.into_split();
+                    tokio::join!(
+                        pass(from_node, to_server, &silent),
+                        pass(from_server, to_node, &silent)
+                    );
                 });
             }
         });
@@ -160,6 +178,12 @@ impl Relay {
         let _ = task.await;
     }
 
+    /// Nothing passes any more, nothing is closed; connections are still
+    /// accepted (and go nowhere).
+    fn silence(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+
     /// Opens the port again.
     async fn mend(&self) {
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
@@ -167,14 +191,51 @@ impl Relay {
     }
 }
 
+/// Passes bytes one way until the end (closing the other side's writing
+/// half), or until the relay is silent: what is read after it is silenced
+/// is never passed on, and both ends stay open.
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silent: &std::sync::atomic::AtomicBool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if silent.load(Ordering::SeqCst) {
+            return std::future::pending().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+    // Held until the relay is cut.
+    let _open = (from, to);
+    std::future::pending().await
+}
+
 /// A store through a relay, pool of 4, not waiting at start.
 async fn store_through(url: &str, start_wait: Duration) -> Result<PostgresStore, String> {
+    store_waiting(url, start_wait, PostgresOptions::WAIT).await
+}
+
+async fn store_waiting(
+    url: &str,
+    start_wait: Duration,
+    wait: Duration,
+) -> Result<PostgresStore, String> {
     PostgresStore::connect(&PostgresOptions {
         url: url.to_string(),
         pool: 4,
         lease: Duration::from_secs(30),
         session_ttl: Duration::from_secs(3600),
         start_wait,
+        wait,
     })
     .await
     .map_err(|e| e.to_string())
@@ -353,4 +414,62 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.messages().len(), 4);
     server.shutdown().await.unwrap();
+}
+
+/// A silent network (nothing passes, nothing is closed): a statement on a
+/// connection the node kept fails once the server has not answered in the
+/// store's wait, instead of hanging until the kernel gives the connection up
+/// (a quarter of an hour); the next ones fail at once, saying the server does
+/// not answer; once the network is back the store goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_silent_network_fails_statements_in_the_wait_not_never() {
+    let url = crate::pg::database().await;
+    let (relay, through) = Relay::start(&url).await;
+    let wait = Duration::from_secs(2);
+    let store = store_waiting(&through, Duration::ZERO, wait).await.unwrap();
+    let accept = |m: &str| store.enqueue(entry("t", "c", m, None), ROOMY);
+    assert!(matches!(accept("before").await, Ok(Accepted::Queued(_))));
+
+    relay.silence();
+    let started = std::time::Instant::now();
+    let e = accept("during-1").await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "store: the database is unavailable: no answer from the server in 2 s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    // The next: a new connection, which the silent network does not answer
+    // either (the direct try gives up after 3 s), then at once.
+    for m in ["during-2", "during-3"] {
+        let e = accept(m).await.unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
+        assert!(e.to_string().ends_with("no answer in 3 s"), "{e}");
+    }
+
+    relay.cut().await;
+    relay.mend().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match accept("after").await {
+            Ok(a) => {
+                assert!(matches!(a, Accepted::Queued(_)), "{a:?}");
+                break;
+            }
+            Err(e) if e.is_unavailable() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("the store did not recover: {e}"),
+        }
+    }
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let held: Vec<String> = sqlx::query_scalar("SELECT job->>'text' FROM inbox ORDER BY id")
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(held, ["before", "after"]);
 }

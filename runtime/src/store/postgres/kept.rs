@@ -68,7 +68,7 @@ pub struct Kept {
     /// Whether finished connections are kept (not with a pool of one: the
     /// pool's transactions need it).
     keep: bool,
-    /// How long a statement waits for a connection.
+    /// How long a statement waits for a connection, and for its answer.
     wait: Duration,
     /// Statements run again by [`Kept::once_more`].
     retried: Arc<AtomicU64>,
@@ -79,7 +79,11 @@ pub struct Kept {
 impl Kept {
     /// Statements on `pool`, which has `size` connections at most, wait at
     /// most `wait` for one (and fail at once, with the cause, when the
-    /// server cannot be reached: see [`Reach`]).
+    /// server cannot be reached: see [`Reach`]), and at most `wait` for
+    /// their answer: a server that stopped answering without closing the
+    /// connection (the network cut, a host gone) fails the statement then,
+    /// and the connection is closed, instead of hanging until the kernel
+    /// gives the connection up (a quarter of an hour).
     pub fn new(pool: PgPool, size: u32, wait: Duration, reach: Arc<Reach>) -> Self {
         let keep = size >= 2;
         let permits = if keep { size - 1 } else { size.max(1) };
@@ -138,14 +142,20 @@ impl Kept {
                 .map_err(|_| Error::PoolTimedOut)?
                 .expect("the semaphore is never closed"),
         };
-        loop {
-            let kept = self.idle.lock().expect("kept connections").pop();
-            let Some(mut k) = kept else { break };
-            if k.waits_since.elapsed() < FRESH || k.conn.ping().await.is_ok() {
+        let kept = self.idle.lock().expect("kept connections").pop();
+        if let Some(mut k) = kept {
+            if k.waits_since.elapsed() < FRESH
+                || matches!(answered(self.wait, k.conn.ping()).await, Ok(()))
+            {
                 return Ok(self.held(k.conn, k.kept_since, permit));
             }
-            // Broken: closed, not tested again by the pool.
+            // Broken: closed, not tested again by the pool; the others
+            // kept with it most likely too (the server restarted, the
+            // network is cut): back to the pool, which tests them.
             k.conn.close_on_drop();
+            drop(std::mem::take(
+                &mut *self.idle.lock().expect("kept connections"),
+            ));
         }
         let conn = self.reach.patiently(self.pool.acquire()).await?;
         Ok(self.held(conn, Instant::now(), permit))
@@ -222,7 +232,7 @@ impl<'p> Executor<'p> for &'_ Kept {
         // and the connection is done before the first row is handed out.
         let all = async move {
             let mut conn = kept.get().await?;
-            let rows = conn.fetch_many(query).try_collect::<Vec<_>>().await;
+            let rows = answered(kept.wait, conn.fetch_many(query).try_collect::<Vec<_>>()).await;
             conn.done(rows)
         };
         Box::pin(
@@ -239,7 +249,7 @@ impl<'p> Executor<'p> for &'_ Kept {
         let kept = self.clone();
         Box::pin(async move {
             let mut conn = kept.get().await?;
-            let row = conn.fetch_optional(query).await;
+            let row = answered(kept.wait, conn.fetch_optional(query)).await;
             conn.done(row)
         })
     }
@@ -252,7 +262,7 @@ impl<'p> Executor<'p> for &'_ Kept {
         let kept = self.clone();
         Box::pin(async move {
             let mut conn = kept.get().await?;
-            let statement = conn.prepare_with(sql, parameters).await;
+            let statement = answered(kept.wait, conn.prepare_with(sql, parameters)).await;
             conn.done(statement)
         })
     }
@@ -264,10 +274,26 @@ impl<'p> Executor<'p> for &'_ Kept {
         let kept = self.clone();
         Box::pin(async move {
             let mut conn = kept.get().await?;
-            let described = conn.describe(sql).await;
+            let described = answered(kept.wait, conn.describe(sql)).await;
             conn.done(described)
         })
     }
+}
+
+/// `work`'s outcome, or an I/O error (the connection is then broken: see
+/// [`Held::done`]) when the server has not answered `within`.
+async fn answered<T>(
+    within: Duration,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(within, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer from the server in {} s", within.as_secs_f64()),
+            )))
+        })
 }
 
 /// Whether `e` is PostgreSQL's `admin_shutdown` (`57P01`): the backend was

@@ -56,6 +56,14 @@ pub struct PostgresOptions {
     /// How long a node starting waits for a server that cannot be reached
     /// yet (or is starting up) before it gives up.
     pub start_wait: Duration,
+    /// How long a statement waits for a connection, and for its answer
+    /// ([`PostgresOptions::WAIT`] in `sandbot serve`).
+    pub wait: Duration,
+}
+
+impl PostgresOptions {
+    /// Statements wait 10 s for a connection, and for their answer.
+    pub const WAIT: Duration = Duration::from_secs(10);
 }
 
 pub struct PostgresStore {
@@ -98,9 +106,6 @@ fn text(s: &str) -> String {
     s.replace('\0', "\u{1f}")
 }
 
-/// How long a statement waits for a connection.
-const WAIT: Duration = Duration::from_secs(10);
-
 impl PostgresStore {
     /// Connects, then applies the migrations this version needs.
     pub async fn connect(o: &PostgresOptions) -> Result<Self, StoreError> {
@@ -118,7 +123,7 @@ impl PostgresStore {
         let connect = |size: u32, options: PgConnectOptions| {
             PgPoolOptions::new()
                 .max_connections(size)
-                .acquire_timeout(WAIT)
+                .acquire_timeout(o.wait)
                 .connect_with(options)
         };
         let size = o.pool.saturating_sub(relaxed_size).max(1);
@@ -138,8 +143,8 @@ impl PostgresStore {
         let mut id = [0u8; 6];
         getrandom::fill(&mut id).map_err(StoreError::new)?;
         Ok(Self {
-            pool: Kept::new(pool, size, WAIT, reach.clone()),
-            relaxed: Kept::new(relaxed, relaxed_size, WAIT, reach),
+            pool: Kept::new(pool, size, o.wait, reach.clone()),
+            relaxed: Kept::new(relaxed, relaxed_size, o.wait, reach),
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,
