@@ -10,8 +10,8 @@ use sandbot::runner::SandboxRunner;
 use serde_json::Value;
 
 use crate::common::{CaseLimits, repo};
-use crate::flow_conversations::{SANDBOX, example_backend};
-use crate::flow_support::{engine, said};
+use crate::flow::conversations::{SANDBOX, example_backend};
+use crate::flow::support::{engine, said};
 
 /// The README's section under `## {heading}`, up to the next `## `.
 fn section(heading: &str) -> String {
@@ -139,8 +139,8 @@ async fn the_first_code_action_runs_against_the_example_backend() {
     let blocks = format!(
         "  - {{ id: intro, system: introduction, type: action, code: hello.js, args: {args} }}\n  - {{ id: list, type: message, messages: [{{ text: \"{{meetups.0.title}}\" }}] }}\n"
     );
-    let dir = crate::flow_support::write_bot("", &blocks, &[("hello.js", source)]);
-    let bot = crate::flow_support::load(&dir);
+    let dir = crate::flow::support::write_bot("", &blocks, &[("hello.js", source)]);
+    let bot = crate::flow::support::load(&dir);
     let data = tempfile::tempdir().unwrap();
     let engine = engine(data.path(), runner());
     let mut conv = Conversation::new(&engine, &bot, "hello");

@@ -17,7 +17,7 @@ here="$repo/examples/plugins/iban-js"
 kit="$repo/guest-sdk/js-kit"
 mode=${1:-write}
 (cd "$kit" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
-# The example, and the kit's test guest (tests/all/sandbox_cases.rs).
+# The example, and the kit's test guest (tests/all/sandbox/cases.rs).
 iban="$here/iban-js.wasm" guest="$kit/test-guest-js.wasm"
 if [ "$mode" != --check ]; then
   node "$kit/build.mjs" "$here/iban.js" "$iban"

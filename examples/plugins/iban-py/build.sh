@@ -22,7 +22,7 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$version"; the
 fi
 kit="$repo/guest-sdk/py-kit"
 build() { "$venv/bin/componentize-py" -d "$repo/wit" -w action componentize "$1" -p "$2" -p "$kit" -o "$3" >/dev/null; }
-# The example, and the kit's test guest (tests/all/sandbox_cases.rs).
+# The example, and the kit's test guest (tests/all/sandbox/cases.rs).
 iban="$here/iban-py.wasm" guest="$kit/test-guest-py.wasm"
 if [ "$mode" != --check ]; then
   build iban "$here" "$iban"

@@ -13,7 +13,7 @@ use sandbot::serve::config::hash_token;
 use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
+use crate::flow::support::write_bot;
 
 /// Records every POST; answers 500 to the first `fail` of them.
 #[derive(Clone, Default)]

@@ -13,8 +13,8 @@ use sandbot::serve::config::hash_token;
 use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::{BLOCKS, post};
+use crate::flow::support::write_bot;
+use crate::serve::webhook::{BLOCKS, post};
 
 /// A receiver per tenant path (`/a`, `/b`): records arrivals, answers after
 /// `delay`, fails while `failing`.

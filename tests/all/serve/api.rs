@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use sandbot::serve::Server;
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::{BLOCKS, Receiver, accepted, config_with_rate};
+use crate::flow::support::write_bot;
+use crate::serve::webhook::{BLOCKS, Receiver, accepted, config_with_rate};
 
 struct Api {
     base: String,
@@ -445,7 +445,7 @@ async fn every_route_and_channel_refuses_strangers_and_other_tenants() {
     // Channels: the webhook's bearer token, the web chat's session token.
     let intro = r#"{"conversationId": "c9", "message": {"introMessage": {}}}"#;
     for token in [None, Some("wrong"), Some("token-two")] {
-        let (status, _) = crate::serve_webhook::post(&addr, "hook", token, intro).await;
+        let (status, _) = crate::serve::webhook::post(&addr, "hook", token, intro).await;
         assert_eq!(status, 401, "webhook with {token:?}");
     }
     server.shutdown().await.unwrap();
@@ -536,7 +536,7 @@ async fn a_tenant_over_its_storage_quota_is_refused_until_space_is_freed() {
     );
     let other = r#"{"conversationId": "new", "message": {"textMessage": {"text": "hi"}}}"#;
     let (status, answer) =
-        crate::serve_webhook::post(&addr, "hook", Some("token-one"), other).await;
+        crate::serve::webhook::post(&addr, "hook", Some("token-one"), other).await;
     assert_eq!(
         (status, answer["error"].as_str().unwrap()),
         (507, refusal.as_str())
@@ -590,7 +590,7 @@ async fn a_tenant_over_its_storage_quota_is_refused_until_space_is_freed() {
         "{usage}"
     );
     let (status, answer) =
-        crate::serve_webhook::post(&addr, "hook", Some("token-one"), other).await;
+        crate::serve::webhook::post(&addr, "hook", Some("token-one"), other).await;
     assert_eq!(status, 202, "{answer}");
     server.shutdown().await.unwrap();
 }
@@ -620,7 +620,7 @@ async fn the_janitor_deletes_expired_sessions_and_forgets_old_message_ids() {
     accepted(&addr, intro.clone()).await;
     receiver.wait_for(2).await;
     let (status, again) =
-        crate::serve_webhook::post(&addr, "hook", Some("token-one"), &intro.to_string()).await;
+        crate::serve::webhook::post(&addr, "hook", Some("token-one"), &intro.to_string()).await;
     assert_eq!(
         (status, &again["duplicate"]),
         (202, &json!(true)),
@@ -647,7 +647,7 @@ async fn the_janitor_deletes_expired_sessions_and_forgets_old_message_ids() {
     assert_eq!(status, 404, "{gone}");
     // The id is forgotten too: the same message is new again.
     let (status, fresh) =
-        crate::serve_webhook::post(&addr, "hook", Some("token-one"), &intro.to_string()).await;
+        crate::serve::webhook::post(&addr, "hook", Some("token-one"), &intro.to_string()).await;
     assert_eq!((status, fresh.get("duplicate")), (202, None), "{fresh}");
     receiver.wait_for(4).await;
     server.shutdown().await.unwrap();

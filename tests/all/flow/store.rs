@@ -9,7 +9,7 @@ use sandbot::flow::{ActionEffects, ActionFailure, FlowEngine};
 use sandbot::store::{ConversationState, EmbeddedStore, Store, TranscriptEntry, TurnCommit};
 use serde_json::json;
 
-use crate::flow_support::*;
+use crate::flow::support::*;
 
 fn ask_bot() -> tempfile::TempDir {
     write_bot(
@@ -205,7 +205,7 @@ async fn a_commit_is_all_or_nothing() {
                 "pb_x".into(),
                 json!({"nextDialogstateId": "n", "params": []}),
             )],
-            outbox: vec![crate::store_conformance::delivery(
+            outbox: vec![crate::store::conformance::delivery(
                 "c",
                 json!({"message": {"text": "hi"}}),
             )],
@@ -238,7 +238,7 @@ async fn a_commit_is_all_or_nothing() {
 /// on, the retried commit applies once, and delivery ids are not skipped.
 #[tokio::test]
 async fn a_failed_commit_leaves_nothing_and_the_store_goes_on() {
-    use crate::store_conformance::{ROOMY, delivery, entry};
+    use crate::store::conformance::{ROOMY, delivery, entry};
     use sandbot::store::{Accepted, InboxClaim};
     let data = tempfile::tempdir().unwrap();
     let path = data.path().join("s.redb");

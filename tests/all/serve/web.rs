@@ -7,7 +7,7 @@ use sandbot::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
 
 use crate::common::repo;
-use crate::flow_conversations::example_backend;
+use crate::flow::conversations::example_backend;
 
 /// A browser's side of the web chat: a session per bot, its token sent
 /// with every message (and the tenant's token, for the emulator).
@@ -196,7 +196,7 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
-    let bot = crate::flow_support::write_bot(
+    let bot = crate::flow::support::write_bot(
         "",
         r#"
   - { id: intro, system: introduction, type: message, messages: [{ text: "Version one" }], goto: ask }
@@ -206,7 +206,7 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
         &[],
     );
     let data = tempfile::tempdir().unwrap();
-    let mut config = crate::serve_webhook::config(bot.path(), &data.path().join("data"), "");
+    let mut config = crate::serve::webhook::config(bot.path(), &data.path().join("data"), "");
     config.reload_ms = 100;
     config.bots[0].channels.web = Some(Default::default());
     config.bots[0].channels.webhook.clear();

@@ -117,7 +117,7 @@ async fn a_tenant_over_its_action_cap_waits_within_its_deadline() {
     use sandbot::runner::SandboxRunner;
     use std::sync::Arc;
 
-    let sandbox = crate::flow_conversations::SANDBOX.clone();
+    let sandbox = crate::flow::conversations::SANDBOX.clone();
     let mut limits = Limits::deny_all();
     limits.fuel = u64::MAX / 4;
     limits.timeout = Duration::from_millis(800);
@@ -173,7 +173,7 @@ async fn a_tenant_over_its_memory_cap_gets_a_classified_error() {
     use sandbot_host_api::MemoryBudget;
     use std::sync::Arc;
 
-    let sandbox = crate::flow_conversations::SANDBOX.clone();
+    let sandbox = crate::flow::conversations::SANDBOX.clone();
     let budget = MemoryBudget::new(64 << 20);
     let mut limits = Limits::deny_all();
     limits.timeout = Duration::from_secs(5);

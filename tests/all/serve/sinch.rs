@@ -15,7 +15,7 @@ use sandbot::serve::Server;
 use sandbot::serve::config::hash_token;
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
+use crate::flow::support::write_bot;
 
 #[derive(Clone, Default)]
 struct Sinch {

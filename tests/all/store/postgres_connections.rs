@@ -14,7 +14,7 @@ use std::time::Duration;
 use sandbot::store::{Accepted, PostgresOptions, PostgresStore, Store};
 use sqlx::Connection;
 
-use crate::store_conformance::{ROOMY, entry};
+use crate::store::conformance::{ROOMY, entry};
 
 /// A store that has kept several connections, and an admin connection to
 /// its database.
@@ -348,10 +348,10 @@ async fn postgres_a_node_starting_waits_for_its_database_and_says_why_it_gives_u
 /// outage is answered too. Before: 500 after 10 s, "pool timed out".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
-    use crate::serve_webhook::{BLOCKS, Receiver, config_with_rate};
+    use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate};
     let url = crate::pg::database().await;
     let (relay, through) = Relay::start(&url).await;
-    let bot = crate::flow_support::write_bot("", BLOCKS, &[]);
+    let bot = crate::flow::support::write_bot("", BLOCKS, &[]);
     let data = tempfile::tempdir().unwrap();
     let (receiver, hook) = Receiver::start(0).await;
     let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);

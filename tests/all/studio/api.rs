@@ -6,8 +6,8 @@ use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
 use crate::common::serve_yaml;
-use crate::flow_support::write_bot;
-use crate::serve_web::Web;
+use crate::flow::support::write_bot;
+use crate::serve::web::Web;
 
 const BLOCKS: &str = "  - { id: intro, system: introduction, type: action, code: greet.js, args: { name: \"{user.name}\", greeting: Hello } }\n";
 const GREET: &str = "say(`${args.greeting}, ${args.name || 'stranger'}!`);\n";

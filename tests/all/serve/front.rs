@@ -11,8 +11,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::BLOCKS;
+use crate::flow::support::write_bot;
+use crate::serve::webhook::BLOCKS;
 
 /// A server whose front has small limits: 8 connections per address, 400 ms
 /// for headers and for bodies, 5 failed authentications a minute.
@@ -294,7 +294,7 @@ bots:
         t1 = hash_token("token-one"),
     );
     let server = crate::common::serve_yaml(data.path(), &yaml).await;
-    let mut web = crate::serve_web::Web::new(&format!("http://{}", server.addr), None);
+    let mut web = crate::serve::web::Web::new(&format!("http://{}", server.addr), None);
 
     // Inside: the question comes back at once.
     let (s, a) = web.send("test", json!({"introMessage": {}})).await;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use sandbot::serve::Server;
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::{Receiver, accepted};
+use crate::flow::support::write_bot;
+use crate::serve::webhook::{Receiver, accepted};
 
 const BOT: &str = "events:\n  silenceDetected: { minutes: 3, goto: nudge }\n";
 const BLOCKS: &str = r#"

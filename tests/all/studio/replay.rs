@@ -14,8 +14,8 @@ use reqwest::Client;
 use serde_json::{Value, json};
 
 use crate::common::serve_yaml;
-use crate::flow_support::write_bot;
-use crate::serve_web::Web;
+use crate::flow::support::write_bot;
+use crate::serve::web::Web;
 
 const BLOCKS: &str = "  - { id: intro, system: introduction, type: action, code: total.js, args: { url: \"{api}\" }, goto: done }\n  - { id: done, type: message, messages: [{ text: \"done\" }] }\n";
 

@@ -9,8 +9,8 @@ use sandbot::serve::Server;
 use sandbot::serve::config::PostgresConfig;
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::{BLOCKS, Receiver, config_with_rate, post};
+use crate::flow::support::write_bot;
+use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate, post};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
@@ -109,7 +109,7 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
     });
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
-    let mut web = crate::serve_web::Web::new(&format!("http://{}", one.addr), None);
+    let mut web = crate::serve::web::Web::new(&format!("http://{}", one.addr), None);
     let session = web.session("test").await;
     let claims = sandbot::channels::web_session::verify(
         &one.state.web_key,

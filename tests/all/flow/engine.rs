@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use sandbot::flow::{ActionCall, ActionEffects, ActionFailure};
 
-use crate::flow_support::*;
+use crate::flow::support::*;
 
 fn intro(then: &str) -> String {
     format!(
@@ -540,7 +540,7 @@ async fn variables_changed_runs_its_block_once_per_change_then_goes_on() {
     // The answer changes user.email, the action then plan: each runs the
     // event's block once, and the flow goes on where it was going. The
     // second introduction writes the same values: nothing fires.
-    let (events, session) = crate::flow_support::talk_session(
+    let (events, session) = crate::flow::support::talk_session(
         &bot,
         FakeRunner::ok(),
         "/intro\nann@example.com\n/intro",

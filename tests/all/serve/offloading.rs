@@ -13,8 +13,8 @@ use axum::http::StatusCode;
 use sandbot::serve::Server;
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::{Receiver, accepted};
+use crate::flow::support::write_bot;
+use crate::serve::webhook::{Receiver, accepted};
 
 const BLOCKS: &str = r#"
   - { id: intro, system: introduction, type: input, variable: ask, question: "What is it about?", nlp: false, goto: human }

@@ -13,9 +13,9 @@ use sandbot::store::now_ms;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::flow_support::write_bot;
-use crate::serve_web::Web;
-use crate::serve_webhook::{BLOCKS, config, post};
+use crate::flow::support::write_bot;
+use crate::serve::web::Web;
+use crate::serve::webhook::{BLOCKS, config, post};
 
 async fn server(bot: &std::path::Path, data: &std::path::Path) -> Server {
     server_with_secret(bot, data, "site-secret").await

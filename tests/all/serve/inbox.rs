@@ -5,8 +5,8 @@
 use sandbot::serve::Server;
 use serde_json::{Value, json};
 
-use crate::flow_support::write_bot;
-use crate::serve_webhook::{BLOCKS, Receiver, accepted, config, post};
+use crate::flow::support::write_bot;
+use crate::serve::webhook::{BLOCKS, Receiver, accepted, config, post};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_message_id_is_processed_once() {

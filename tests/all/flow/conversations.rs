@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common::{CaseLimits, repo};
-use crate::flow_support::engine;
+use crate::flow::support::engine;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
