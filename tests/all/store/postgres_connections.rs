@@ -473,3 +473,47 @@ async fn postgres_a_silent_network_fails_statements_in_the_wait_not_never() {
         .unwrap();
     assert_eq!(held, ["before", "after"]);
 }
+
+/// A transaction (the REST API's conversation delete) whose statement the
+/// server does not answer — here it waits on a lock another session holds
+/// — fails once the store's wait is over, as the store unavailable, and is
+/// rolled back: nothing it did stays. Before, it waited as long as the lock
+/// was held (on a silent network: until the kernel gave the connection up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_transaction_without_an_answer_fails_in_the_wait_and_leaves_nothing() {
+    let url = crate::pg::database().await;
+    let store = store_waiting(&url, Duration::ZERO, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO conversations VALUES ('b', 'c', '{}', 0);
+         INSERT INTO transcripts VALUES ('b', 'c', 0, 0, '{}');",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // The delete's first statement waits for this lock.
+    sqlx::raw_sql("BEGIN; LOCK TABLE transcripts IN ACCESS EXCLUSIVE MODE;")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let e = store.delete("b", "c").await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "store: the database is unavailable: no answer from the server in 2 s"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
+    // The abandoned delete is rolled back once its statement runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM conversations), (SELECT count(*) FROM transcripts)",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(left, (1, 1), "nothing deleted");
+    // And the store goes on: the same delete, unhindered.
+    assert!(store.delete("b", "c").await.unwrap());
+}

@@ -282,7 +282,7 @@ impl<'p> Executor<'p> for &'_ Kept {
 
 /// `work`'s outcome, or an I/O error (the connection is then broken: see
 /// [`Held::done`]) when the server has not answered `within`.
-async fn answered<T>(
+pub(super) async fn answered<T>(
     within: Duration,
     work: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {

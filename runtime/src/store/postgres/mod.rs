@@ -74,6 +74,8 @@ pub struct PostgresStore {
     node: String,
     lease: Duration,
     ttl: Duration,
+    /// How long a statement waits for a connection, and for its answer.
+    wait: Duration,
     /// Conversations' next steps, taken on the way by accepts and commits.
     steps: Arc<Mutex<Steps>>,
     /// Deliveries claimed by commits and settlements, not yet handed out;
@@ -148,6 +150,7 @@ impl PostgresStore {
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,
+            wait: o.wait,
             steps: Arc::default(),
             // What a node that stopped left claimed or queued: looked for first.
             claimed: Arc::new(Mutex::new(Claimed {
@@ -167,6 +170,19 @@ impl PostgresStore {
     /// `Kept::once_more`).
     pub fn statements_retried(&self) -> u64 {
         self.pool.retried()
+    }
+
+    /// A transaction's outcome, or the store unavailable when the server has
+    /// not answered in the store's wait (each statement on a kept
+    /// connection waits so too; a transaction runs on a connection of its
+    /// own). Dropped, the transaction is rolled back.
+    async fn answered<T>(
+        &self,
+        transaction: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        kept::answered(self.wait, async { Ok(transaction.await) })
+            .await
+            .map_err(db)?
     }
 
     fn cutoff(&self) -> i64 {
@@ -272,22 +288,26 @@ impl Store for PostgresStore {
     }
 
     async fn delete(&self, bot: &str, conversation: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("DELETE FROM transcripts WHERE bot = $1 AND conversation = $2")
-            .bind(bot)
-            .bind(conversation)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let gone = sqlx::query("DELETE FROM conversations WHERE bot = $1 AND conversation = $2")
-            .bind(bot)
-            .bind(conversation)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        tx.commit().await.map_err(db)?;
-        Ok(gone > 0)
+        self.answered(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query("DELETE FROM transcripts WHERE bot = $1 AND conversation = $2")
+                .bind(bot)
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let gone =
+                sqlx::query("DELETE FROM conversations WHERE bot = $1 AND conversation = $2")
+                    .bind(bot)
+                    .bind(conversation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+            tx.commit().await.map_err(db)?;
+            Ok(gone > 0)
+        })
+        .await
     }
 
     /// In transactions of at most `PURGE_CHUNK` conversations, so a first
@@ -419,20 +439,23 @@ impl Store for PostgresStore {
     }
 
     async fn requeue(&self, bots: &[String], id: u64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let moved = sqlx::query(
-            "WITH gone AS (DELETE FROM dead_letters WHERE id = $1 AND bot = ANY($2) RETURNING id, bot, conversation, delivery)
-             INSERT INTO outbox (id, bot, conversation, delivery) SELECT id, bot, conversation, delivery FROM gone",
-        )
-        .bind(id as i64)
-        .bind(bots)
-        .execute(&mut *tx)
+        self.answered(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let moved = sqlx::query(
+                "WITH gone AS (DELETE FROM dead_letters WHERE id = $1 AND bot = ANY($2) RETURNING id, bot, conversation, delivery)
+                 INSERT INTO outbox (id, bot, conversation, delivery) SELECT id, bot, conversation, delivery FROM gone",
+            )
+            .bind(id as i64)
+            .bind(bots)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            tx.commit().await.map_err(db)?;
+            keep_claimed(&self.claimed, Vec::new(), moved == 1);
+            Ok(moved == 1)
+        })
         .await
-        .map_err(db)?
-        .rows_affected();
-        tx.commit().await.map_err(db)?;
-        keep_claimed(&self.claimed, Vec::new(), moved == 1);
-        Ok(moved == 1)
     }
 
     fn enqueue(&self, entry: InboxEntry, backlog: Backlog) -> EnqueueFuture {
@@ -639,36 +662,39 @@ impl Store for PostgresStore {
         let bytes = serde_json::to_vec(&f.record)
             .map_err(StoreError::new)?
             .len();
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO failures (tenant, id, bot, at_ms, bytes, record) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (tenant, id) DO NOTHING",
-        )
-        .bind(&f.tenant)
-        .bind(&f.id)
-        .bind(&f.bot)
-        .bind(f.at_ms as i64)
-        .bind(bytes as i32)
-        .bind(&f.record)
-        .execute(&mut *tx)
+        self.answered(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query(
+                "INSERT INTO failures (tenant, id, bot, at_ms, bytes, record) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (tenant, id) DO NOTHING",
+            )
+            .bind(&f.tenant)
+            .bind(&f.id)
+            .bind(&f.bot)
+            .bind(f.at_ms as i64)
+            .bind(bytes as i32)
+            .bind(&f.record)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "DELETE FROM failures f USING (
+                     SELECT id, row_number() OVER w AS n, sum(bytes) OVER w AS total
+                     FROM failures WHERE tenant = $1
+                     WINDOW w AS (ORDER BY at_ms DESC, id DESC)
+                 ) t
+                 WHERE f.tenant = $1 AND f.id = t.id AND (t.n > $2 OR t.total > $3 OR f.at_ms < $4)",
+            )
+            .bind(&f.tenant)
+            .bind(bounds.keep as i64)
+            .bind(bounds.max_bytes as i64)
+            .bind(f.at_ms.saturating_sub(bounds.max_age_ms) as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
         .await
-        .map_err(db)?;
-        sqlx::query(
-            "DELETE FROM failures f USING (
-                 SELECT id, row_number() OVER w AS n, sum(bytes) OVER w AS total
-                 FROM failures WHERE tenant = $1
-                 WINDOW w AS (ORDER BY at_ms DESC, id DESC)
-             ) t
-             WHERE f.tenant = $1 AND f.id = t.id AND (t.n > $2 OR t.total > $3 OR f.at_ms < $4)",
-        )
-        .bind(&f.tenant)
-        .bind(bounds.keep as i64)
-        .bind(bounds.max_bytes as i64)
-        .bind(f.at_ms.saturating_sub(bounds.max_age_ms) as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
     }
 
     async fn failures(
