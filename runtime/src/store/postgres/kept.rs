@@ -120,6 +120,11 @@ impl Kept {
         }
     }
 
+    /// How long a statement waits for a connection, and for its answer.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
     /// Statements run a second time by [`Kept::once_more`].
     pub fn retried(&self) -> u64 {
         self.retried.load(Ordering::Relaxed)
@@ -288,12 +293,15 @@ pub(super) async fn answered<T>(
 ) -> Result<T, Error> {
     tokio::time::timeout(within, work)
         .await
-        .unwrap_or_else(|_| {
-            Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer from the server in {} s", within.as_secs_f64()),
-            )))
-        })
+        .unwrap_or_else(|_| Err(no_answer(within)))
+}
+
+/// The error of a statement the server has not answered `within`.
+pub(super) fn no_answer(within: Duration) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer from the server in {} s", within.as_secs_f64()),
+    ))
 }
 
 /// Whether `e` is PostgreSQL's `admin_shutdown` (`57P01`): the backend was

@@ -74,8 +74,6 @@ pub struct PostgresStore {
     node: String,
     lease: Duration,
     ttl: Duration,
-    /// How long a statement waits for a connection, and for its answer.
-    wait: Duration,
     /// Conversations' next steps, taken on the way by accepts and commits.
     steps: Arc<Mutex<Steps>>,
     /// Deliveries claimed by commits and settlements, not yet handed out;
@@ -150,7 +148,6 @@ impl PostgresStore {
             node: format!("node-{}", hex::encode(id)),
             lease: o.lease,
             ttl: o.session_ttl,
-            wait: o.wait,
             steps: Arc::default(),
             // What a node that stopped left claimed or queued: looked for first.
             claimed: Arc::new(Mutex::new(Claimed {
@@ -180,9 +177,10 @@ impl PostgresStore {
         &self,
         transaction: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        kept::answered(self.wait, async { Ok(transaction.await) })
+        let wait = self.pool.wait();
+        tokio::time::timeout(wait, transaction)
             .await
-            .map_err(db)?
+            .unwrap_or_else(|_| Err(db(kept::no_answer(wait))))
     }
 
     fn cutoff(&self) -> i64 {
