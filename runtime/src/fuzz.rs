@@ -14,8 +14,10 @@ use sandbot_host_api::egress::{EgressPolicy, HostRule};
 use serde_json::{Value, json};
 
 use crate::api::types::{ActionsRequest, ExtractRequest};
-use crate::flow::model::{Condition, Rule};
-use crate::flow::{Bot, condition, postback, template};
+use crate::flow::Bot;
+use crate::flow::bot::model::{Condition, Rule};
+use crate::flow::say::template;
+use crate::flow::turn::{condition, postback};
 
 /// A fuzz target's entry point.
 pub type Entry = fn(&[u8]);

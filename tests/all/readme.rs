@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sandbot::flow::Bot;
-use sandbot::flow::script::Conversation;
+use sandbot::flow::turn::script::Conversation;
 use sandbot::runner::SandboxRunner;
 use serde_json::Value;
 

@@ -17,7 +17,7 @@ use super::auth::{TenantId, deployment};
 use super::templates;
 use super::types::{ActionsRequest, ActionsResponse, Page};
 use crate::channels::{sinch, webhook};
-use crate::flow::postback;
+use crate::flow::turn::postback;
 use crate::flow::{Inbound, InboundKind};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept};

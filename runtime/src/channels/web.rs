@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 
 use super::web_session::{self, Claims};
 use super::webhook::{bearer, parse};
-use crate::flow::{Inbound, InboundKind, postback};
+use crate::flow::turn::postback;
+use crate::flow::{Inbound, InboundKind};
 use crate::serve::config::{RateLimit, WebChannel};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept, random_id};
@@ -32,7 +33,7 @@ const PAGE: &str = include_str!("web_chat.html");
 
 /// Characters in one visitor's message, at most (a person types less; the
 /// NLP reads no more).
-pub const MAX_TEXT_CHARS: usize = crate::flow::nlp::MAX_NLP_CHARS;
+pub const MAX_TEXT_CHARS: usize = crate::flow::understand::nlp::MAX_NLP_CHARS;
 const WIDGET: &str = include_str!("widget.js");
 
 /// `GET /widget.js`: the embeddable launcher (see the README).

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::limit_args::LimitArgs;
-use crate::flow::script::{Conversation, Line, parse_line};
+use crate::flow::turn::script::{Conversation, Line, parse_line};
 use crate::flow::{Bot, FlowEngine, InboundKind, TurnOutput};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};

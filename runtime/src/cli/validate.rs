@@ -18,7 +18,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match Bot::load(&args.bot) {
         Ok(bot) => {
-            let notes: Vec<String> = crate::flow::intl::note(&bot).into_iter().collect();
+            let notes: Vec<String> = crate::flow::bot::intl::note(&bot).into_iter().collect();
             if args.json {
                 println!(
                     "{}",

@@ -1,37 +1,20 @@
 //! The bot flow engine: bots on disk, blocks, sessions, templating, intents,
 //! and turns. It never touches wasmtime: actions go through [`ActionRunner`].
 
-pub mod action;
 pub mod bot;
-pub mod condition;
-pub mod engine;
-pub mod events;
-pub mod inbound;
-pub mod input;
-pub mod intl;
-pub mod model;
-pub mod nlp;
-pub mod offload;
-pub mod postback;
-pub mod problem;
-mod render;
-pub mod script;
-pub mod script_check;
-mod similarity;
-pub mod template;
-pub mod text;
-mod turn;
-mod validate;
+pub mod say;
+pub mod turn;
+pub mod understand;
 
-pub use action::{
+pub use bot::Bot;
+pub use bot::problem::{Problem, Problems};
+pub use turn::action::{
     ActionCall, ActionEffects, ActionFailure, ActionFuture, ActionOutcome, ActionReport,
     ActionRunner, ActionStats,
 };
-pub use bot::Bot;
-pub use engine::FlowEngine;
-pub use inbound::{Inbound, InboundKind, UserInfo};
-pub use offload::{Offload, OffloadAnswer, OffloadFuture, OffloadRequest, Offloader};
-pub use problem::{Problem, Problems};
+pub use turn::engine::FlowEngine;
+pub use turn::inbound::{Inbound, InboundKind, UserInfo};
+pub use turn::offload::{Offload, OffloadAnswer, OffloadFuture, OffloadRequest, Offloader};
 pub use turn::{MAX_SESSION_BYTES, TurnOutput, offload_json};
 
 /// The name a bot's conversations on `version` are stored under: LIVE ones
@@ -55,8 +38,8 @@ pub fn session_key(session: &serde_json::Value) -> String {
 
 /// The JSON Schema of `bot.yaml` and `flows/*.yaml`, from the Rust types.
 pub fn schema() -> serde_json::Value {
-    let bot = schemars::schema_for!(model::BotFile);
-    let flow = schemars::schema_for!(model::FlowFile);
+    let bot = schemars::schema_for!(bot::model::BotFile);
+    let flow = schemars::schema_for!(bot::model::FlowFile);
     serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Sandbot bot folder",

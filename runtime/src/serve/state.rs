@@ -225,7 +225,7 @@ impl AppState {
             .map(|b| {
                 let dir = source(&b.folder, b.version.as_str());
                 let bot = Bot::load(&dir).map_err(|p| anyhow::anyhow!("{}: {p}", dir.display()))?;
-                if let Some(note) = crate::flow::intl::note(&bot) {
+                if let Some(note) = crate::flow::bot::intl::note(&bot) {
                     tracing::warn!(bot = bot.id(), "{note}");
                 }
                 Ok(bot)

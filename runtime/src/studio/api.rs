@@ -15,7 +15,7 @@ use super::edit::{self, EditError};
 use super::versions::{VersionMeta, Versions};
 use crate::api::auth::TenantId;
 use crate::flow::Bot;
-use crate::flow::model::BlockKind;
+use crate::flow::bot::model::BlockKind;
 use crate::serve::error::AppError;
 use crate::serve::state::{AppState, Deployment};
 

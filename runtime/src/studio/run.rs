@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 
 use super::api::owned;
 use crate::api::auth::TenantId;
-use crate::flow::script_check::diagnose;
-use crate::flow::{ActionCall, template};
+use crate::flow::ActionCall;
+use crate::flow::bot::script_check::diagnose;
+use crate::flow::say::template;
 use crate::sandbox::Outcome;
 use crate::serve::error::AppError;
 use crate::serve::state::AppState;
@@ -187,7 +188,7 @@ pub fn report(outcome: &Outcome, session: &Value, args: Value, limits: Value) ->
 
 /// The script line a failure names (`… line 3 …`), if any.
 fn line_of(message: &str) -> Option<usize> {
-    crate::flow::script_check::number_after(message, "line ")
+    crate::flow::bot::script_check::number_after(message, "line ")
 }
 
 /// `GET /v1/studio/bots/{bot}/conversations`: the DRAFT bot's latest

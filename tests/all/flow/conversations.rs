@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use sandbot::flow::Bot;
-use sandbot::flow::script::Conversation;
+use sandbot::flow::turn::script::Conversation;
 use sandbot::runner::SandboxRunner;
 use sandbot::sandbox::{Sandbox, SandboxConfig};
 use serde::Deserialize;

@@ -74,7 +74,7 @@ async fn message_variants_languages_templates_and_rich_messages() {
     assert_eq!(session["answer"], "yes");
     let data = tempfile::tempdir().unwrap();
     let engine = engine(data.path(), runner);
-    let mut conv = sandbot::flow::script::Conversation::new(&engine, &bot, "nl-user");
+    let mut conv = sandbot::flow::turn::script::Conversation::new(&engine, &bot, "nl-user");
     conv.language = Some("nl".into());
     let events = conv.run_script("/intro\n/postback Ja").await.unwrap();
     assert_eq!(said(&events)[0], "Hallo ");

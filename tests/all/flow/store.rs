@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandbot::flow::script::Conversation;
+use sandbot::flow::turn::script::Conversation;
 use sandbot::flow::{ActionEffects, ActionFailure, FlowEngine};
 use sandbot::store::{ConversationState, EmbeddedStore, Store, TranscriptEntry, TurnCommit};
 use serde_json::json;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use sandbot::flow::script::Conversation;
+use sandbot::flow::turn::script::Conversation;
 use sandbot::flow::{
     ActionCall, ActionEffects, ActionFailure, ActionFuture, ActionOutcome, ActionRunner,
     ActionStats, Bot, FlowEngine,

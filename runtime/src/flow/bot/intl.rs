@@ -5,7 +5,7 @@
 
 use super::Bot;
 
-const LIST: &str = include_str!("../../../guest-sdk/js-runner/intl/languages.txt");
+const LIST: &str = include_str!("../../../../guest-sdk/js-runner/intl/languages.txt");
 
 fn languages() -> impl Iterator<Item = &'static str> {
     LIST.lines()

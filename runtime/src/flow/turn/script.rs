@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Bot, FlowEngine, Inbound, InboundKind, TurnOutput, UserInfo};
+use crate::flow::{Bot, FlowEngine, Inbound, InboundKind, TurnOutput, UserInfo};
 use crate::store::StoreError;
 
 /// What one input line asks for.

@@ -4,12 +4,15 @@
 use regex::Regex;
 use serde_json::Value;
 
-use super::bot::Bot;
-use super::model::{ActionSpec, BlockKind, ButtonSpec, Goto, MessageSpec, Operator, SystemBlock};
-use super::problem::Problem;
-use super::similarity::word_similarity;
-use super::text::Text;
-use super::{script_check, template};
+use crate::flow::bot::Bot;
+use crate::flow::bot::model::{
+    ActionSpec, BlockKind, ButtonSpec, Goto, MessageSpec, Operator, SystemBlock,
+};
+use crate::flow::bot::problem::Problem;
+use crate::flow::bot::script_check;
+use crate::flow::say::template;
+use crate::flow::say::text::Text;
+use crate::flow::understand::word_similarity;
 
 /// Appends every problem of `bot` to `out`.
 pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
@@ -46,7 +49,7 @@ pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
         let system: Vec<String> = nlp
             .system_entities
             .iter()
-            .map(|s| format!("sys.{}", super::nlp::system_name(*s)))
+            .map(|s| format!("sys.{}", crate::flow::understand::nlp::system_name(*s)))
             .collect();
         let known: Vec<&str> = nlp
             .entities
@@ -56,7 +59,9 @@ pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
             .collect();
         for (lang, list) in &intent.expressions {
             for (n, e) in list.iter().enumerate() {
-                for slot in super::nlp::slot_names(e).filter(|s| !known.contains(s)) {
+                for slot in
+                    crate::flow::understand::nlp::slot_names(e).filter(|s| !known.contains(s))
+                {
                     c.out.push(
                         Problem::new(
                             "bot.yaml",
@@ -82,7 +87,7 @@ pub fn check(bot: &Bot, out: &mut Vec<Problem>) {
         }
     }
     for (i, e) in bot.file.nlp.entities.iter().enumerate() {
-        if let super::model::EntityDef::Regex { pattern, .. } = e
+        if let crate::flow::bot::model::EntityDef::Regex { pattern, .. } = e
             && let Err(err) = Regex::new(pattern)
         {
             c.out.push(Problem::new(
@@ -191,7 +196,7 @@ impl Checker<'_> {
                 if let Some(r) = &spec.retry {
                     self.text(file, &format!("{at}.retry"), r);
                 }
-                use super::model::InputType;
+                use crate::flow::bot::model::InputType;
                 if spec.input_type == InputType::Choice && spec.options.is_empty() {
                     self.out.push(Problem::new(
                         file,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::bot::Plugin;
+use crate::flow::bot::Plugin;
 
 /// What to run.
 #[derive(Clone)]

@@ -2,6 +2,12 @@
 //! scripts and plugins. [`Bot::load`] reads a folder and reports every problem
 //! at once.
 
+pub mod intl;
+pub mod model;
+pub mod problem;
+pub mod script_check;
+mod validate;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,10 +16,10 @@ use regex::Regex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::model::{Block, BlockKind, BotFile, SystemBlock};
-use super::nlp::Nlp;
-use super::problem::{Problem, Problems};
-use super::{input, validate};
+use crate::flow::understand::input;
+use crate::flow::understand::nlp::Nlp;
+use model::{Block, BlockKind, BotFile, SystemBlock};
+use problem::{Problem, Problems};
 
 /// A plugin shipped in `plugins/`.
 #[derive(Clone)]
@@ -91,7 +97,7 @@ impl Bot {
             .blocks
             .iter()
             .filter_map(|b| match &b.kind {
-                super::model::BlockKind::Action(a) => a.offload.as_ref(),
+                crate::flow::bot::model::BlockKind::Action(a) => a.offload.as_ref(),
                 _ => None,
             })
             .map(|o| o.provider.as_str())

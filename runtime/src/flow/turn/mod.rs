@@ -2,22 +2,30 @@
 //! input or has no go-to. Pure apart from the [`ActionRunner`]: the engine
 //! loads the state before and commits the result after.
 
+pub mod action;
+pub mod condition;
+pub mod engine;
+pub mod events;
+pub mod inbound;
+pub mod offload;
+pub mod postback;
+pub mod script;
+
 use sandbot_host_api::JsonPath;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::action::{ActionCall, ActionReport, ActionRunner};
-use super::bot::Bot;
-use super::condition;
-use super::inbound::{Inbound, InboundKind};
-use super::input;
-use super::model::{ActionSpec, BlockKind, Goto, OffloadSpec, SystemBlock};
-use super::nlp::Analysis;
-use super::offload::{Offload, OffloadAnswer, OffloadRequest, Offloader};
-use super::postback::{self, Target};
-use super::render::Renderer;
-use super::template;
+use crate::flow::bot::Bot;
+use crate::flow::bot::model::{ActionSpec, BlockKind, Goto, OffloadSpec, SystemBlock};
+use crate::flow::say::Renderer;
+use crate::flow::say::template;
+use crate::flow::turn::action::{ActionCall, ActionReport, ActionRunner};
+use crate::flow::turn::inbound::{Inbound, InboundKind};
+use crate::flow::turn::offload::{Offload, OffloadAnswer, OffloadRequest, Offloader};
+use crate::flow::understand::input;
+use crate::flow::understand::nlp::Analysis;
 use crate::store::{ConversationState, Waiting};
+use postback::Target;
 
 /// Largest session (serialized), as in Chatlayer: an action that would grow
 /// it past this fails and applies nothing.
@@ -65,7 +73,7 @@ pub struct Turn<'a> {
     pub offloader: Option<&'a dyn Offloader>,
     /// Per *Variables changed* event, the watched values when it last fired
     /// (or the turn began).
-    watched: super::events::Watched,
+    watched: crate::flow::turn::events::Watched,
     /// Blocks to go on with once an event's blocks are done.
     resume: Vec<usize>,
     /// This turn ran *Silence detected* (it does not arm it again).
@@ -620,14 +628,14 @@ impl<'a> Turn<'a> {
         out
     }
 
-    fn text_message(&mut self, text: &super::text::Text) -> Value {
+    fn text_message(&mut self, text: &crate::flow::say::text::Text) -> Value {
         let t = self.render(|r| r.text(text));
         json!({"type": "text", "config": {"textMessages": [{"text": t}]}})
     }
 
     fn say(&mut self, mut message: Value) {
         self.postbacks.extend(postback::make_opaque(
-            &super::store_key(self.bot.id(), self.version),
+            &crate::flow::store_key(self.bot.id(), self.version),
             &mut message,
         ));
         self.state.message_counter += 1;

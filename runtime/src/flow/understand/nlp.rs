@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::input;
-use super::model::{EntityDef, NlpConfig, SystemEntity};
-use super::similarity::{aligned_similarity, phrase_similarity, words};
+use crate::flow::bot::model::{EntityDef, NlpConfig, SystemEntity};
+use crate::flow::understand::input;
+use crate::flow::understand::similarity::{aligned_similarity, phrase_similarity, words};
 
 /// A recognised intent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -317,7 +317,7 @@ fn system_entity(s: SystemEntity, text: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::model::{IntentDef, ListValue};
+    use crate::flow::bot::model::{IntentDef, ListValue};
 
     fn nlp() -> Nlp {
         let intent = |name: &str, en: &[&str], nl: &[&str]| IntentDef {

@@ -3,11 +3,11 @@
 
 use serde_json::{Value, json};
 
-use super::bot::Bot;
-use super::model::{ButtonSpec, CardSpec, MediaKind, MessageSpec};
-use super::postback::Target;
-use super::template;
-use super::text::Text;
+use crate::flow::bot::Bot;
+use crate::flow::bot::model::{ButtonSpec, CardSpec, MediaKind, MessageSpec};
+use crate::flow::say::template;
+use crate::flow::say::text::Text;
+use crate::flow::turn::postback::Target;
 
 /// Renders texts: language, random variant, templates.
 pub struct Renderer<'a> {

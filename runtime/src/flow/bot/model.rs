@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::text::Text;
+use crate::flow::say::text::Text;
 
 /// `bot.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

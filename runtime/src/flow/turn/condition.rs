@@ -4,8 +4,8 @@ use regex::RegexBuilder;
 use sandbot_host_api::JsonPath;
 use serde_json::Value;
 
-use super::model::{Combine, Condition, Operator, Rule};
-use super::template;
+use crate::flow::bot::model::{Combine, Condition, Operator, Rule};
+use crate::flow::say::template;
 
 /// The first rule whose conditions hold.
 pub fn first_match<'r>(rules: &'r [Rule], session: &Value) -> Option<&'r Rule> {
@@ -151,7 +151,7 @@ mod tests {
                 cond("a", Operator::Equals, json!(1), true),
                 cond("b", Operator::Equals, json!(3), true),
             ],
-            goto: super::super::model::Goto::Block(goto.into()),
+            goto: crate::flow::bot::model::Goto::Block(goto.into()),
         };
         let rules = [
             rule(Combine::All, "and"),

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::action::ActionRunner;
-use super::bot::Bot;
-use super::inbound::{Inbound, InboundKind};
-use super::offload::Offloader;
-use super::postback::{self, Target};
-use super::turn::{Resolved, Turn, TurnOutput};
+use crate::flow::bot::Bot;
+use crate::flow::turn::action::ActionRunner;
+use crate::flow::turn::inbound::{Inbound, InboundKind};
+use crate::flow::turn::offload::Offloader;
+use crate::flow::turn::postback::{self, Target};
+use crate::flow::turn::{Resolved, Turn, TurnOutput};
 use crate::store::{
     ConversationState, Delivery, InboxClaim, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
@@ -58,7 +58,7 @@ impl FlowEngine {
 
     /// What `bot`'s conversations on this engine's version are stored under.
     pub fn key<'b>(&self, bot: &'b Bot) -> std::borrow::Cow<'b, str> {
-        super::store_key(bot.id(), &self.version)
+        crate::flow::store_key(bot.id(), &self.version)
     }
 
     /// Runs one turn and commits it; returns once it is durable.

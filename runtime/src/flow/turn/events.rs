@@ -4,7 +4,7 @@
 use sandbot_host_api::JsonPath;
 use serde_json::Value;
 
-use super::bot::Bot;
+use crate::flow::bot::Bot;
 
 /// Per event, the values of its watched paths.
 pub type Watched = Vec<Vec<Option<Value>>>;
