@@ -356,6 +356,23 @@ pub struct PostgresConfig {
     /// (or that is starting up) before it gives up.
     #[serde(default = "default_start_wait_seconds")]
     pub start_wait_seconds: u64,
+    /// How long a statement waits for a connection and for the server's
+    /// answer before it fails as the database unavailable (503): a network
+    /// that went silent, a server that hangs, a lock held too long.
+    #[serde(default = "default_answer_wait_seconds")]
+    pub answer_wait_seconds: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool: default_pool(),
+            lease_seconds: default_lease_seconds(),
+            start_wait_seconds: default_start_wait_seconds(),
+            answer_wait_seconds: default_answer_wait_seconds(),
+        }
+    }
 }
 
 fn default_pool() -> u32 {
@@ -366,6 +383,9 @@ fn default_lease_seconds() -> u64 {
 }
 fn default_start_wait_seconds() -> u64 {
     30
+}
+fn default_answer_wait_seconds() -> u64 {
+    10
 }
 
 fn days(days: f64) -> std::time::Duration {
@@ -382,12 +402,7 @@ impl StoreConfig {
         let mut pg = match (&self.postgres, &env) {
             (None, None) => return Ok(None),
             (Some(p), _) => p.clone(),
-            (None, Some(_)) => PostgresConfig {
-                url: None,
-                pool: default_pool(),
-                lease_seconds: default_lease_seconds(),
-                start_wait_seconds: default_start_wait_seconds(),
-            },
+            (None, Some(_)) => PostgresConfig::default(),
         };
         if env.is_some() {
             pg.url = env;
@@ -395,8 +410,10 @@ impl StoreConfig {
         if pg.url.is_none() {
             bail!("store.postgres needs a `url` (or SANDBOT_DATABASE_URL)");
         }
-        if pg.lease_seconds == 0 || pg.pool == 0 {
-            bail!("store.postgres: `pool` and `leaseSeconds` must be at least 1");
+        if pg.lease_seconds == 0 || pg.pool == 0 || pg.answer_wait_seconds == 0 {
+            bail!(
+                "store.postgres: `pool`, `leaseSeconds` and `answerWaitSeconds` must be at least 1"
+            );
         }
         Ok(Some(pg))
     }
@@ -834,6 +851,48 @@ mod tests {
             ),
         ] {
             assert_eq!(load(yaml, "").unwrap_err().to_string(), error, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn postgres_settings_have_defaults_and_are_checked() {
+        let pg = |settings: &str| {
+            load(
+                &format!("store: {{ postgres: {{ url: \"postgres://db/x\"{settings} }} }}"),
+                "",
+            )
+            .unwrap()
+            .store
+            .postgres()
+        };
+        let d = pg("").unwrap().unwrap();
+        assert_eq!(
+            (
+                d.pool,
+                d.lease_seconds,
+                d.start_wait_seconds,
+                d.answer_wait_seconds
+            ),
+            (16, 30, 30, 10)
+        );
+        let c = pg(", pool: 4, leaseSeconds: 5, startWaitSeconds: 0, answerWaitSeconds: 1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                c.pool,
+                c.lease_seconds,
+                c.start_wait_seconds,
+                c.answer_wait_seconds
+            ),
+            (4, 5, 0, 1)
+        );
+        for zero in ["pool", "leaseSeconds", "answerWaitSeconds"] {
+            assert_eq!(
+                pg(&format!(", {zero}: 0")).unwrap_err().to_string(),
+                "store.postgres: `pool`, `leaseSeconds` and `answerWaitSeconds` must be at least 1",
+                "{zero}"
+            );
         }
     }
 }

@@ -143,7 +143,7 @@ impl AppState {
                         lease,
                         session_ttl: ttl,
                         start_wait: Duration::from_secs(pg.start_wait_seconds),
-                        wait: PostgresOptions::WAIT,
+                        wait: Duration::from_secs(pg.answer_wait_seconds),
                     };
                     let store = Arc::new(PostgresStore::connect(&options).await?);
                     (store, lease, Duration::from_millis(100))

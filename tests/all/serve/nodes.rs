@@ -24,6 +24,7 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
         pool: 4,
         lease_seconds: 5,
         start_wait_seconds: 0,
+        ..Default::default()
     });
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
@@ -106,6 +107,7 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
         pool: 4,
         lease_seconds: 1,
         start_wait_seconds: 0,
+        ..Default::default()
     });
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
@@ -194,6 +196,7 @@ impl CountingNode {
             pool: 4,
             lease_seconds: 1,
             start_wait_seconds: 0,
+            ..Default::default()
         });
         let server = Server::start(&config).await.unwrap();
         let node = CountingNode {

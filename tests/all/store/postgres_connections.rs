@@ -360,6 +360,7 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
         pool: 4,
         lease_seconds: 5,
         start_wait_seconds: 0,
+        ..Default::default()
     });
     let server = sandbot::serve::Server::start(&config).await.unwrap();
     let base = format!("http://{}", server.addr);
@@ -411,6 +412,88 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
     let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     // Processed once each: no duplicate answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 4);
+    server.shutdown().await.unwrap();
+}
+
+/// A node's statements wait `answerWaitSeconds` for the database. One that
+/// the server is slower to finish (here the inbox is locked by another
+/// session) is given up by the server just before the node stops waiting,
+/// so the 503 the sender gets is true: nothing of the message was kept, and
+/// its retry — without a `messageId` — is processed once. Before, the
+/// server went on with the abandoned accept and committed it once the lock
+/// was gone: the message answered 503 was processed, and its retry again.
+/// Inside the wait (the lock held half a second) the message is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_waits_answer_wait_seconds_and_its_503_kept_nothing() {
+    use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate};
+    let url = crate::pg::database().await;
+    let bot = crate::flow::support::write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, hook) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
+    config.store.postgres = Some(sandbot::serve::config::PostgresConfig {
+        url: Some(url.clone()),
+        pool: 4,
+        start_wait_seconds: 0,
+        answer_wait_seconds: 2,
+        ..Default::default()
+    });
+    let server = sandbot::serve::Server::start(&config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let send = |conversation: &str| {
+        let body =
+            serde_json::json!({"conversationId": conversation, "message": {"introMessage": {}}});
+        client
+            .post(format!("{base}/v1/channels/webhook/hook/messages"))
+            .bearer_auth("token-one")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let lock = "BEGIN; LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE;";
+
+    // Inside the wait: accepted once the lock is gone (two messages a turn).
+    sqlx::raw_sql(lock).execute(&mut admin).await.unwrap();
+    let (res, ()) = tokio::join!(send("c1"), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
+    });
+    assert_eq!(res.unwrap().status(), 202);
+    receiver.wait_for(2).await;
+
+    // Past it: 503, and nothing kept once the lock is gone.
+    sqlx::raw_sql(lock).execute(&mut admin).await.unwrap();
+    let started = std::time::Instant::now();
+    let res = send("c2").await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(res.headers()["retry-after"], "5");
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body["error"],
+        "the database is unavailable: canceling statement due to statement timeout; retry later"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "the message answered 503 was accepted");
+    assert_eq!(receiver.messages().len(), 2);
+
+    // The sender's retry: processed once.
+    assert_eq!(send("c2").await.unwrap().status(), 202);
+    receiver.wait_for(4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.messages().len(), 4);
     server.shutdown().await.unwrap();
@@ -475,10 +558,11 @@ async fn postgres_a_silent_network_fails_statements_in_the_wait_not_never() {
 }
 
 /// A transaction (the REST API's conversation delete) whose statement the
-/// server does not answer — here it waits on a lock another session holds
-/// — fails once the store's wait is over, as the store unavailable, and is
-/// rolled back: nothing it did stays. Before, it waited as long as the lock
-/// was held (on a silent network: until the kernel gave the connection up).
+/// server does not finish — here it waits on a lock another session holds
+/// — is given up by the server just before the store's wait is over, fails
+/// as the store unavailable, and is rolled back: nothing it did stays.
+/// Before, it waited as long as the lock was held (on a silent network:
+/// until the kernel gave the connection up).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_transaction_without_an_answer_fails_in_the_wait_and_leaves_nothing() {
     let url = crate::pg::database().await;
@@ -502,7 +586,7 @@ async fn postgres_a_transaction_without_an_answer_fails_in_the_wait_and_leaves_n
     assert!(e.is_unavailable(), "{e}");
     assert_eq!(
         e.to_string(),
-        "store: the database is unavailable: no answer from the server in 2 s"
+        "store: the database is unavailable: canceling statement due to statement timeout"
     );
     sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
     // The abandoned delete is rolled back once its statement runs.

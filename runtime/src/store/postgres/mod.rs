@@ -57,12 +57,14 @@ pub struct PostgresOptions {
     /// yet (or is starting up) before it gives up.
     pub start_wait: Duration,
     /// How long a statement waits for a connection, and for its answer
-    /// ([`PostgresOptions::WAIT`] in `sandbot serve`).
+    /// (`store.postgres.answerWaitSeconds` in `sandbot serve`, by default
+    /// [`PostgresOptions::WAIT`]).
     pub wait: Duration,
 }
 
 impl PostgresOptions {
-    /// Statements wait 10 s for a connection, and for their answer.
+    /// By default statements wait 10 s for a connection, and for their
+    /// answer.
     pub const WAIT: Duration = Duration::from_secs(10);
 }
 
@@ -92,6 +94,9 @@ fn keep_claimed(claimed: &Mutex<Claimed>, deliveries: Vec<Delivery>, look: bool)
 /// A statement's error; one that says the database could not be reached
 /// is the store's being unavailable (the request may be sent again).
 fn db(e: sqlx::Error) -> StoreError {
+    if let (true, sqlx::Error::Database(d)) = (gave_up(&e), &e) {
+        return StoreError::unavailable(format!("the database is unavailable: {}", d.message()));
+    }
     if reach::is_unreachable(&e) {
         return StoreError::unavailable(format!(
             "the database is unavailable: {}",
@@ -99,6 +104,24 @@ fn db(e: sqlx::Error) -> StoreError {
         ));
     }
     StoreError::new(format!("postgres: {e}"))
+}
+
+/// Whether the server gave up the statement (`query_canceled`, `57014`):
+/// it ran past its `statement_timeout` (see [`server_gives_up`]) or was
+/// canceled; nothing it did was kept.
+fn gave_up(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"))
+}
+
+/// The `statement_timeout` of the store's connections: a little less than
+/// the node's wait for an answer, so that a statement the server is slow
+/// to finish (waiting on a lock, an overloaded server) is given up by the
+/// server, which then keeps nothing of it, before the node stops waiting
+/// and answers 503. Otherwise the server could finish it after the 503 —
+/// an accept committed that the sender was told to send again, and
+/// without a `messageId` the retry would be a second message.
+fn server_gives_up(wait: Duration) -> Duration {
+    wait.mul_f64(0.9)
 }
 
 /// PostgreSQL text cannot hold NUL: scope separators become U+001F.
@@ -119,6 +142,23 @@ impl PostgresStore {
                 reach::cause(&e)
             ))
         })?;
+        // Migrations on a connection of their own, without the statements'
+        // time limit (an index built on a large table may take minutes).
+        // (A pool of one: `Migrator::run` on a bare connection makes a
+        // future that is not `Send` for every lifetime.)
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(o.wait)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| StoreError::new(format!("connecting to PostgreSQL: {e}")))?;
+        MIGRATOR
+            .run(&migrating)
+            .await
+            .map_err(|e| StoreError::new(format!("applying the PostgreSQL migrations: {e}")))?;
+        migrating.close().await;
+        let limit = server_gives_up(o.wait).as_millis().max(1).to_string();
+        let options = options.options([("statement_timeout", limit.as_str())]);
         let relaxed_size = (o.pool / 4).max(1);
         let connect = |size: u32, options: PgConnectOptions| {
             PgPoolOptions::new()
@@ -136,10 +176,6 @@ impl PostgresStore {
         )
         .await
         .map_err(|e| StoreError::new(format!("connecting to PostgreSQL: {e}")))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::new(format!("applying the PostgreSQL migrations: {e}")))?;
         let mut id = [0u8; 6];
         getrandom::fill(&mut id).map_err(StoreError::new)?;
         Ok(Self {
@@ -314,6 +350,11 @@ impl Store for PostgresStore {
         let mut purged = 0;
         loop {
             let mut tx = self.pool.begin().await.map_err(db)?;
+            // A background chore: as long as it takes.
+            sqlx::query("SET LOCAL statement_timeout = 0")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             let gone = sqlx::query(
                 "DELETE FROM conversations WHERE (bot, conversation) IN (
                      SELECT bot, conversation FROM conversations WHERE updated_ms < $1 LIMIT $2
