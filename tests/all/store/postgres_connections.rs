@@ -418,8 +418,8 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
 }
 
 /// A node's statements wait `answerWaitSeconds` for the database. One that
-/// the server is slower to finish (here the inbox is locked by another
-/// session) is given up by the server just before the node stops waiting,
+/// waits on a lock that long (here the inbox is locked by another session)
+/// is given up by the server just before the node stops waiting,
 /// so the 503 the sender gets is true: nothing of the message was kept, and
 /// its retry — without a `messageId` — is processed once. Before, the
 /// server went on with the abandoned accept and committed it once the lock
@@ -479,7 +479,7 @@ async fn postgres_a_node_waits_answer_wait_seconds_and_its_503_kept_nothing() {
     let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(
         body["error"],
-        "the database is unavailable: canceling statement due to statement timeout; retry later"
+        "the database is unavailable: canceling statement due to lock timeout; retry later"
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
@@ -557,9 +557,9 @@ async fn postgres_a_silent_network_fails_statements_in_the_wait_not_never() {
     assert_eq!(held, ["before", "after"]);
 }
 
-/// A transaction (the REST API's conversation delete) whose statement the
-/// server does not finish — here it waits on a lock another session holds
-/// — is given up by the server just before the store's wait is over, fails
+/// A transaction (the REST API's conversation delete) whose statement
+/// waits on a lock another session holds is given up by the server just
+/// before the store's wait is over, fails
 /// as the store unavailable, and is rolled back: nothing it did stays.
 /// Before, it waited as long as the lock was held (on a silent network:
 /// until the kernel gave the connection up).
@@ -586,7 +586,7 @@ async fn postgres_a_transaction_without_an_answer_fails_in_the_wait_and_leaves_n
     assert!(e.is_unavailable(), "{e}");
     assert_eq!(
         e.to_string(),
-        "store: the database is unavailable: canceling statement due to statement timeout"
+        "store: the database is unavailable: canceling statement due to lock timeout"
     );
     sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
     // The abandoned delete is rolled back once its statement runs.
