@@ -3,14 +3,16 @@
 //! with SIGKILL mid-load and restarted. Every accepted message is processed
 //! once, in order per conversation, across the nodes; replies arrive in
 //! order. (That a node whose lease ran out cannot commit is tested in the
-//! store conformance suite.)
+//! store conformance suite.) And a deploy: each node in turn stopped
+//! gracefully and started again, no conversation waiting for a lease.
 
 #[path = "support/cluster.rs"]
 mod cluster;
 #[path = "support/pg.rs"]
 mod pg;
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use cluster::*;
 use sandbot::store::{PostgresOptions, PostgresStore};
@@ -18,25 +20,58 @@ use sandbot::store::{PostgresOptions, PostgresStore};
 const NODES: usize = 3;
 const CONVERSATIONS: usize = 12;
 
+/// `NODES` nodes' (config, log, base URL) in `dir`, on the PostgreSQL at
+/// `url` with leases of `lease_seconds`, delivering to `hook`.
+fn cluster(
+    dir: &std::path::Path,
+    url: &str,
+    lease_seconds: u64,
+    hook: &str,
+) -> Vec<(PathBuf, PathBuf, String)> {
+    write_bot(dir);
+    (0..NODES)
+        .map(|n| {
+            let port = free_port();
+            let config = dir.join(format!("node{n}.yaml"));
+            let store = format!(
+                "store: {{ postgres: {{ url: \"{url}\", pool: 8, leaseSeconds: {lease_seconds} }} }}\n\
+                 webSessionSecret: \"one secret for every node of this deployment\"\n"
+            );
+            write_config(&config, port, &format!("data{n}"), &store, hook);
+            let log = dir.join(format!("node{n}.log"));
+            (config, log, format!("http://127.0.0.1:{port}"))
+        })
+        .collect()
+}
+
+/// The nodes' logs, for a failed check.
+fn logs(nodes: &[(PathBuf, PathBuf, String)]) -> String {
+    nodes
+        .iter()
+        .map(|(_, l, _)| std::fs::read_to_string(l).unwrap_or_default())
+        .collect()
+}
+
+async fn store(url: String, lease: Duration) -> PostgresStore {
+    PostgresStore::connect(&PostgresOptions {
+        url,
+        pool: 2,
+        lease,
+        session_ttl: Duration::from_secs(3600),
+        start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_one_killed_lose_and_repeat_no_message() {
     let url = pg::database().await;
     let dir = tempfile::tempdir().unwrap();
-    write_bot(dir.path());
     let received = Received::default();
     let hook = received.start().await;
-    let mut nodes = Vec::new();
-    for n in 0..NODES {
-        let port = free_port();
-        let config = dir.path().join(format!("node{n}.yaml"));
-        let store = format!(
-            "store: {{ postgres: {{ url: \"{url}\", pool: 8, leaseSeconds: 2 }} }}\n\
-             webSessionSecret: \"one secret for every node of this deployment\"\n"
-        );
-        write_config(&config, port, &format!("data{n}"), &store, &hook);
-        let log = dir.path().join(format!("node{n}.log"));
-        nodes.push((config, log, format!("http://127.0.0.1:{port}")));
-    }
+    let nodes = cluster(dir.path(), &url, 2, &hook);
     let client = reqwest::Client::new();
     let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
     for (_, _, base) in &nodes {
@@ -61,19 +96,56 @@ async fn three_nodes_one_killed_lose_and_repeat_no_message() {
     for s in servers {
         stop(s);
     }
-    let logs: String = nodes
-        .iter()
-        .map(|(_, l, _)| std::fs::read_to_string(l).unwrap_or_default())
-        .collect();
-    let store = PostgresStore::connect(&PostgresOptions {
-        url,
-        pool: 2,
-        lease: Duration::from_secs(2),
-        session_ttl: Duration::from_secs(3600),
-        start_wait: Duration::ZERO,
-        wait: PostgresOptions::WAIT,
-    })
-    .await
-    .unwrap();
-    check(&store, &sent, &received, &logs).await;
+    let store = store(url, Duration::from_secs(2)).await;
+    check(&store, &sent, &received, &logs(&nodes)).await;
+}
+
+/// A deploy: under load, each node in turn is stopped gracefully (SIGTERM)
+/// and started again. A stopping node finishes the turns of the
+/// conversations it holds (messages other nodes accept for them meanwhile
+/// included), gives their leases up and its deliveries not started back,
+/// so the others go on with its conversations at once. The leases here are
+/// long (30 s): a conversation left waiting for a stopped node's lease to
+/// run out would hold its replies back for tens of seconds after the load.
+/// Every message is processed once, in order; replies arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_restarted_one_by_one_wait_for_no_lease() {
+    let url = pg::database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let received = Received::default();
+    let hook = received.start().await;
+    let nodes = cluster(dir.path(), &url, 30, &hook);
+    let client = reqwest::Client::new();
+    let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| Some(start(c, l))).collect();
+    for (_, _, base) in &nodes {
+        ready(&client, base).await;
+    }
+    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    // Twice the conversations: more leases held at any moment.
+    let load = Load::start(&client, &bases, 2 * CONVERSATIONS);
+    for (n, (config, log, base)) in nodes.iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(500 + random_below(300))).await;
+        let server = servers[n].take().unwrap();
+        let stopping = Instant::now();
+        tokio::task::block_in_place(|| stop(server));
+        eprintln!("node {n} stopped in {:?}", stopping.elapsed());
+        servers[n] = Some(start(config, log));
+        ready(&client, base).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sent, failed_sends) = load.finish().await;
+    eprintln!("sent {sent:?}, {failed_sends} sends failed while a node restarted");
+    let waiting = Instant::now();
+    received.wait_for(sent.iter().sum()).await;
+    let waited = waiting.elapsed();
+    for s in servers.into_iter().flatten() {
+        stop(s);
+    }
+    assert!(
+        waited < Duration::from_secs(10),
+        "the last replies came {waited:?} after the load: a stopped node's lease held a conversation\n{}",
+        logs(&nodes)
+    );
+    let store = store(url, Duration::from_secs(30)).await;
+    check(&store, &sent, &received, &logs(&nodes)).await;
 }
