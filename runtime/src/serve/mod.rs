@@ -10,6 +10,7 @@ pub mod front;
 pub mod inbox;
 pub mod janitor;
 pub mod metrics;
+pub mod predecessor;
 pub mod rate;
 pub mod reload;
 pub mod state;

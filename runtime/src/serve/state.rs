@@ -14,6 +14,7 @@ use super::config::{
 };
 use super::dispatch::Dispatcher;
 use super::error::AppError;
+use super::predecessor::Predecessor;
 use super::rate::RateLimiter;
 use crate::channels::offloading::Providers;
 use crate::channels::sinch::oauth::SinchTokens;
@@ -127,38 +128,60 @@ pub struct AppState {
     pub runners: HashMap<String, Arc<SandboxRunner>>,
     /// The process's sandbox (its pool's idle memory for the metrics).
     pub sandbox: Arc<Sandbox>,
+    /// With a shared store: the data folder's lock, held while the node runs.
+    pub predecessor: Option<Predecessor>,
 }
 
 impl AppState {
     /// Loads every bot (all problems reported) and opens the store.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let ttl = config.session_ttl();
-        let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) =
-            match config.store.postgres()? {
-                Some(pg) => {
-                    let lease = Duration::from_secs(pg.lease_seconds);
-                    let options = PostgresOptions {
-                        url: pg.url.expect("checked"),
-                        pool: pg.pool,
-                        lease,
-                        session_ttl: ttl,
-                        start_wait: Duration::from_secs(pg.start_wait_seconds),
-                        wait: Duration::from_secs(pg.answer_wait_seconds),
-                    };
-                    let store = Arc::new(PostgresStore::connect(&options).await?);
-                    (store, lease, Duration::from_millis(100))
+        let mut data_lock = None;
+        let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) = match config
+            .store
+            .postgres()?
+        {
+            Some(pg) => {
+                let lease = Duration::from_secs(pg.lease_seconds);
+                let options = PostgresOptions {
+                    url: pg.url.expect("checked"),
+                    pool: pg.pool,
+                    lease,
+                    session_ttl: ttl,
+                    start_wait: Duration::from_secs(pg.start_wait_seconds),
+                    wait: Duration::from_secs(pg.answer_wait_seconds),
+                };
+                let previous = Predecessor::take(&config.data)?;
+                let store = PostgresStore::connect(&options).await?;
+                if let Some(name) = previous.as_ref().and_then(|p| p.name()) {
+                    match store.take_over(name).await {
+                        Ok((0, 0)) => {}
+                        Ok((leases, claims)) => tracing::info!(
+                            previous = name,
+                            leases,
+                            claims,
+                            "gave up what this node's last run held (conversations' leases, deliveries' claims): others take them at once"
+                        ),
+                        Err(e) => tracing::warn!(%e, "giving up what this node's last run held"),
+                    }
                 }
-                None => (
-                    Arc::new(EmbeddedStore::open_parts(
-                        &config.data.join("sandbot.redb"),
-                        ttl,
-                        config.store.embedded.parts,
-                        default_parts(),
-                    )?),
-                    Duration::from_secs(30),
-                    Duration::from_secs(1),
-                ),
-            };
+                if let Some(p) = &previous {
+                    p.record(store.node())?;
+                }
+                data_lock = previous;
+                (Arc::new(store), lease, Duration::from_millis(100))
+            }
+            None => (
+                Arc::new(EmbeddedStore::open_parts(
+                    &config.data.join("sandbot.redb"),
+                    ttl,
+                    config.store.embedded.parts,
+                    default_parts(),
+                )?),
+                Duration::from_secs(30),
+                Duration::from_secs(1),
+            ),
+        };
         let mut sandbox_config = SandboxConfig::default();
         if std::env::var_os("SANDBOT_CPU_SLOTS").is_none()
             && let Some(slots) = config.cpu_slots
@@ -307,6 +330,7 @@ impl AppState {
             }
         }
         Ok(Self {
+            predecessor: data_lock,
             tenants,
             bots,
             tokens,

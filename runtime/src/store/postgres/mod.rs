@@ -203,6 +203,30 @@ impl PostgresStore {
         &self.node
     }
 
+    /// Gives up at once what the process named `previous` still holds —
+    /// its conversations' leases and its deliveries' claims — when that
+    /// process is known to be gone (this node's last run: see
+    /// `serve::predecessor`), instead of leaving them until they run out.
+    /// The next to take such a lease gets a new epoch, which fences a
+    /// commit of `previous` should it still be running after all. Returns
+    /// (leases, claims) given up.
+    pub async fn take_over(&self, previous: &str) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "WITH leases_given_up AS (
+                 UPDATE leases SET until_ms = 0 WHERE node = $1 AND until_ms >= $2 RETURNING 1),
+             claims_given_up AS (
+                 UPDATE outbox SET claimed_until = 0 WHERE claimed_by = $1 AND claimed_until >= $2
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM leases_given_up), (SELECT count(*) FROM claims_given_up)",
+        )
+        .bind(previous)
+        .bind(now_ms() as i64)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
+    }
+
     /// Statements (accepts and commits) run a second time because the
     /// server had ended their connection before they ran (see
     /// `Kept::once_more`).
