@@ -4,12 +4,15 @@
 //! once, in order per conversation, across the nodes; replies arrive in
 //! order. (That a node whose lease ran out cannot commit is tested in the
 //! store conformance suite.) And a deploy: each node in turn stopped
-//! gracefully and started again, no conversation waiting for a lease.
+//! gracefully and started again, no conversation waiting for a lease; and
+//! the database gone for a while under load.
 
 #[path = "support/cluster.rs"]
 mod cluster;
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/relay.rs"]
+mod relay;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -179,4 +182,41 @@ async fn one_by_one(how: Stop) {
     );
     let store = store(url, Duration::from_secs(30)).await;
     check(&store, &sent, &received, &logs).await;
+}
+
+/// The database gone mid-load for two seconds (every connection closed,
+/// the port refusing new ones, as while a server restarts): the three nodes
+/// answer 503 meanwhile and the senders send again (same `messageId`);
+/// turns and deliveries that fail are tried again. Once it is back every
+/// accepted message is processed once, in order, and every reply arrives,
+/// in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_lose_their_database_for_a_while_and_lose_nothing() {
+    let url = pg::database().await;
+    let (relay, through) = relay::Relay::start(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let received = Received::default();
+    let hook = received.start().await;
+    let nodes = cluster(dir.path(), &through, 5, &hook);
+    let client = reqwest::Client::new();
+    let servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
+    for (_, _, base) in &nodes {
+        ready(&client, base).await;
+    }
+    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    let load = Load::retrying(&client, &bases, CONVERSATIONS, &[429, 503]);
+    tokio::time::sleep(Duration::from_millis(800 + random_below(400))).await;
+    relay.cut().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    relay.mend().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (sent, failed_sends) = load.finish().await;
+    eprintln!("sent {sent:?}, {failed_sends} sends failed while the database was away");
+    assert!(failed_sends > 0, "the outage was not seen");
+    received.wait_for(sent.iter().sum()).await;
+    for s in servers {
+        stop(s);
+    }
+    let store = store(url, Duration::from_secs(5)).await;
+    check(&store, &sent, &received, &logs(&nodes)).await;
 }

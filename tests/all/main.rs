@@ -11,6 +11,8 @@ mod peer;
 #[path = "../../runtime/tests/support/pg.rs"]
 mod pg;
 mod readme;
+#[path = "../../runtime/tests/support/relay.rs"]
+mod relay;
 mod sandbox;
 mod serve;
 mod store;

@@ -134,9 +134,23 @@ pub struct Load {
 
 impl Load {
     pub fn start(client: &reqwest::Client, bases: &[String], conversations: usize) -> Load {
+        Self::retrying(client, bases, conversations, &[429])
+    }
+
+    /// As [`Load::start`], the senders sending again on a 2xx-less answer
+    /// with one of the `retried` statuses (any other fails the test).
+    pub fn retrying(
+        client: &reqwest::Client,
+        bases: &[String],
+        conversations: usize,
+        retried: &'static [u16],
+    ) -> Load {
         let going = Arc::new(AtomicBool::new(true));
         let senders = (0..conversations)
-            .map(|c| tokio::spawn(converse(client.clone(), bases.to_vec(), c, going.clone())))
+            .map(|c| {
+                let (client, bases, going) = (client.clone(), bases.to_vec(), going.clone());
+                tokio::spawn(converse(client, bases, c, going, retried))
+            })
             .collect();
         Load { going, senders }
     }
@@ -196,13 +210,15 @@ pub async fn ready(client: &reqwest::Client, base: &str) {
 }
 
 /// Sends conversation `c`'s messages in order, each (to a random one of
-/// `bases`) until it gets a 2xx, until `stop` is set and `MESSAGES` are
-/// sent; returns how many it sent and how many sends failed on the way.
+/// `bases`) until it gets a 2xx — sending again after a connection error or
+/// a `retried` status —, until `stop` is set and `MESSAGES` are sent;
+/// returns how many it sent and how many sends failed on the way.
 pub async fn converse(
     client: reqwest::Client,
     bases: Vec<String>,
     c: usize,
     going: Arc<AtomicBool>,
+    retried: &[u16],
 ) -> (usize, usize) {
     let mut failed = 0;
     let mut n = 0;
@@ -224,7 +240,14 @@ pub async fn converse(
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => break,
-                Ok(r) => assert_eq!(r.status(), 429, "only refusals and crashes fail a send"),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    assert!(
+                        retried.contains(&status),
+                        "{status}: only {retried:?} and crashes fail a send"
+                    );
+                    failed += 1;
+                }
                 Err(_) => failed += 1,
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
