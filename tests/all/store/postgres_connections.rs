@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use sandbot::serve::config::PostgresConfig;
 use sandbot::store::{Accepted, PostgresOptions, PostgresStore, Store};
 use sqlx::Connection;
 
@@ -238,32 +239,16 @@ async fn postgres_a_node_starting_waits_for_its_database_and_says_why_it_gives_u
 /// outage is answered too. Before: 500 after 10 s, "pool timed out".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
-    use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate};
     let url = crate::pg::database().await;
     let (relay, through) = Relay::start(&url).await;
-    let bot = crate::flow::support::write_bot("", BLOCKS, &[]);
-    let data = tempfile::tempdir().unwrap();
-    let (receiver, hook) = Receiver::start(0).await;
-    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
-    config.store.postgres = Some(sandbot::serve::config::PostgresConfig {
+    let node = WebhookNode::start(PostgresConfig {
         url: Some(through),
-        pool: 4,
         lease_seconds: 5,
-        start_wait_seconds: 0,
-        ..Default::default()
-    });
-    let server = sandbot::serve::Server::start(&config).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let client = reqwest::Client::new();
-    let send = |conversation: &str, id: &str| {
-        let body = serde_json::json!({"conversationId": conversation, "messageId": id, "message": {"introMessage": {}}});
-        client
-            .post(format!("{base}/v1/channels/webhook/hook/messages"))
-            .bearer_auth("token-one")
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
+        ..WebhookNode::SETTINGS
+    })
+    .await;
+    let (base, client, receiver) = (&node.base, reqwest::Client::new(), &node.receiver);
+    let send = |conversation: &str, id: &str| node.send(&client, conversation, Some(id));
     // Each message's turn sends two messages (the introduction's).
     assert_eq!(send("c1", "m1").await.unwrap().status(), 202);
     receiver.wait_for(2).await;
@@ -304,7 +289,64 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
     // Processed once each: no duplicate answers.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.messages().len(), 4);
-    server.shutdown().await.unwrap();
+    node.server.shutdown().await.unwrap();
+}
+
+/// A node on PostgreSQL serving the webhook tests' bot, delivering to its
+/// own receiver.
+struct WebhookNode {
+    server: sandbot::serve::Server,
+    base: String,
+    receiver: crate::serve::webhook::Receiver,
+    _folders: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl WebhookNode {
+    /// Small and impatient: a pool of 4, no wait at start.
+    const SETTINGS: PostgresConfig = PostgresConfig {
+        url: None,
+        pool: 4,
+        lease_seconds: 30,
+        start_wait_seconds: 0,
+        answer_wait_seconds: 10,
+    };
+
+    async fn start(settings: PostgresConfig) -> Self {
+        use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate};
+        let bot = crate::flow::support::write_bot("", BLOCKS, &[]);
+        let data = tempfile::tempdir().unwrap();
+        let (receiver, hook) = Receiver::start(0).await;
+        let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
+        config.store.postgres = Some(settings);
+        let server = sandbot::serve::Server::start(&config).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server,
+            base,
+            receiver,
+            _folders: (bot, data),
+        }
+    }
+
+    /// A user's first message to `conversation` through the webhook.
+    fn send(
+        &self,
+        client: &reqwest::Client,
+        conversation: &str,
+        id: Option<&str>,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+        let mut body =
+            serde_json::json!({"conversationId": conversation, "message": {"introMessage": {}}});
+        if let Some(id) = id {
+            body["messageId"] = id.into();
+        }
+        client
+            .post(format!("{}/v1/channels/webhook/hook/messages", self.base))
+            .bearer_auth("token-one")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    }
 }
 
 /// A node's statements wait `answerWaitSeconds` for the database. One that
@@ -317,32 +359,15 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
 /// Inside the wait (the lock held half a second) the message is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_node_waits_answer_wait_seconds_and_its_503_kept_nothing() {
-    use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate};
     let url = crate::pg::database().await;
-    let bot = crate::flow::support::write_bot("", BLOCKS, &[]);
-    let data = tempfile::tempdir().unwrap();
-    let (receiver, hook) = Receiver::start(0).await;
-    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
-    config.store.postgres = Some(sandbot::serve::config::PostgresConfig {
+    let node = WebhookNode::start(PostgresConfig {
         url: Some(url.clone()),
-        pool: 4,
-        start_wait_seconds: 0,
         answer_wait_seconds: 2,
-        ..Default::default()
-    });
-    let server = sandbot::serve::Server::start(&config).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let client = reqwest::Client::new();
-    let send = |conversation: &str| {
-        let body =
-            serde_json::json!({"conversationId": conversation, "message": {"introMessage": {}}});
-        client
-            .post(format!("{base}/v1/channels/webhook/hook/messages"))
-            .bearer_auth("token-one")
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
+        ..WebhookNode::SETTINGS
+    })
+    .await;
+    let (client, receiver) = (reqwest::Client::new(), &node.receiver);
+    let send = |conversation: &str| node.send(&client, conversation, None);
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     let lock = "BEGIN; LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE;";
 
@@ -386,7 +411,7 @@ async fn postgres_a_node_waits_answer_wait_seconds_and_its_503_kept_nothing() {
     receiver.wait_for(4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.messages().len(), 4);
-    server.shutdown().await.unwrap();
+    node.server.shutdown().await.unwrap();
 }
 
 /// A silent network (nothing passes, nothing is closed): a statement on a
