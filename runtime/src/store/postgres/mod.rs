@@ -94,7 +94,9 @@ fn keep_claimed(claimed: &Mutex<Claimed>, deliveries: Vec<Delivery>, look: bool)
 /// A statement's error; one that says the database could not be reached
 /// is the store's being unavailable (the request may be sent again).
 fn db(e: sqlx::Error) -> StoreError {
-    if let (true, sqlx::Error::Database(d)) = (gave_up(&e), &e) {
+    if let sqlx::Error::Database(d) = &e
+        && gave_up(d.as_ref())
+    {
         return StoreError::unavailable(format!("the database is unavailable: {}", d.message()));
     }
     if reach::is_unreachable(&e) {
@@ -110,8 +112,8 @@ fn db(e: sqlx::Error) -> StoreError {
 /// past its `lock_timeout` (`lock_not_available`, `55P03`; see
 /// [`lock_wait`]), or was canceled (`query_canceled`, `57014`): nothing it
 /// did was kept.
-fn gave_up(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("55P03" | "57014")))
+fn gave_up(e: &dyn sqlx::error::DatabaseError) -> bool {
+    matches!(e.code().as_deref(), Some("55P03" | "57014"))
 }
 
 /// The `lock_timeout` of the store's connections: a little less than the
