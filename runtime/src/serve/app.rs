@@ -64,7 +64,9 @@ async fn metrics(
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(state.sandbox.idle_memory()),
+        state
+            .metrics
+            .render(state.sandbox.idle_memory(), state.queued().await),
     ))
 }
 

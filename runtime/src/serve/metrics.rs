@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::TurnOutput;
+use crate::store::Queued;
 
 /// Upper bounds of the latency histograms, in seconds (then `+Inf`).
 const BUCKETS: [f64; 12] = [
@@ -96,7 +97,7 @@ impl Usage {
 /// A counter's name (without `_total`), help text and reading.
 type Counter = (&'static str, &'static str, fn(&Usage) -> u64);
 /// A tenant gauge's name, help text and reading.
-type GaugeOf = (&'static str, &'static str, fn(&Storage) -> u64);
+type GaugeOf<T> = (&'static str, &'static str, fn(&T) -> u64);
 /// A histogram's name, help text and reading.
 type HistogramOf = (&'static str, &'static str, fn(&Usage) -> &Histogram);
 
@@ -267,19 +268,24 @@ impl Metrics {
     }
 
     /// The Prometheus (OpenMetrics) text exposition, with the sandbox pool's
-    /// idle memory and releases (`Sandbox::idle_memory`).
-    pub fn render(&self, pool: (u64, u64)) -> String {
+    /// idle memory and releases (`Sandbox::idle_memory`) and what waits in
+    /// the store per (tenant, bot) — `None` when the store did not answer.
+    pub fn render(&self, pool: (u64, u64), queued: Option<QueuedByBot>) -> String {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(Scrape(self.figures.clone(), pool)));
+        registry.register_collector(Box::new(Scrape(self.figures.clone(), pool, queued)));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing a String");
         out
     }
 }
 
-/// Encodes the figures (and the sandbox pool's idle memory and releases) at a scrape.
+/// (tenant, bot id) → what waits in the store for it.
+pub type QueuedByBot = BTreeMap<(String, String), Queued>;
+
+/// Encodes the figures (and the sandbox pool's idle memory and releases,
+/// and the store's queues) at a scrape.
 #[derive(Debug)]
-struct Scrape(Arc<Figures>, (u64, u64));
+struct Scrape(Arc<Figures>, (u64, u64), Option<QueuedByBot>);
 
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -320,7 +326,7 @@ impl Collector for Scrape {
         }
         drop(usage);
         let storage = self.0.storage.lock().expect("not poisoned");
-        let gauges: [GaugeOf; 2] = [
+        let gauges: [GaugeOf<Storage>; 2] = [
             (
                 "sandbot_tenant_stored_bytes",
                 "What the tenant's conversations hold in the store (sessions and transcripts)",
@@ -340,6 +346,32 @@ impl Collector for Scrape {
             }
         }
         drop(storage);
+        let up = encoder.encode_descriptor(
+            "sandbot_store_up",
+            "1 when the store answered this scrape's reads, 0 when it did not (the database unavailable)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(self.2.is_some())).encode(up)?;
+        let queues: [GaugeOf<Queued>; 2] = [
+            (
+                "sandbot_inbox_messages",
+                "Messages accepted and not yet run (the durable inbox; the same on every node of a shared store)",
+                |q| q.inbox,
+            ),
+            (
+                "sandbot_outbox_deliveries",
+                "Replies queued and not yet delivered, retries included, dead letters apart (the same on every node of a shared store)",
+                |q| q.outbox,
+            ),
+        ];
+        for (name, help, get) in queues {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for ((tenant, bot), q) in self.2.iter().flatten() {
+                ConstGauge::new(get(q) as i64)
+                    .encode(family.encode_family(&bot_labels(tenant, bot))?)?;
+            }
+        }
         let (idle, releases) = self.1;
         ConstGauge::new(idle as i64).encode(encoder.encode_descriptor(
             "sandbot_sandbox_idle_resident_bytes",
@@ -414,7 +446,7 @@ mod tests {
                 quota_bytes: 1 << 20,
             },
         );
-        let text = m.render((3 << 20, 2));
+        let text = m.render((3 << 20, 2), None);
         for line in [
             "# TYPE sandbot_refused_messages counter",
             "sandbot_refused_messages_total{tenant=\"acme\",bot=\"shop\"} 2",

@@ -14,6 +14,7 @@ use super::config::{
 };
 use super::dispatch::Dispatcher;
 use super::error::AppError;
+use super::metrics::QueuedByBot;
 use super::predecessor::Predecessor;
 use super::rate::RateLimiter;
 use crate::channels::offloading::Providers;
@@ -21,7 +22,7 @@ use crate::channels::sinch::oauth::SinchTokens;
 use crate::flow::{Bot, FlowEngine};
 use crate::runner::SandboxRunner;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{EmbeddedStore, PostgresOptions, PostgresStore, Store, default_parts};
+use crate::store::{EmbeddedStore, PostgresOptions, PostgresStore, Queued, Store, default_parts};
 
 pub struct Tenant {
     pub id: String,
@@ -133,6 +134,22 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What waits in the store per (tenant, bot id) — every deployed bot,
+    /// DRAFT and LIVE together — for `/metrics`; `None` when the store did
+    /// not answer within a second (a scrape does not wait out an outage).
+    pub async fn queued(&self) -> Option<QueuedByBot> {
+        let read = tokio::time::timeout(Duration::from_secs(1), self.store.queued());
+        let queued = read.await.ok()?.ok()?;
+        let mut out = QueuedByBot::new();
+        for d in self.bots.values() {
+            let q = queued.get(&d.key).copied().unwrap_or_default();
+            let sum: &mut Queued = out.entry((d.tenant.clone(), d.id.clone())).or_default();
+            sum.inbox += q.inbox;
+            sum.outbox += q.outbox;
+        }
+        Some(out)
+    }
+
     /// Loads every bot (all problems reported) and opens the store.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let ttl = config.session_ttl();

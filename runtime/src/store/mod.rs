@@ -22,6 +22,14 @@ pub use inbox::{Accepted, Backlog, InboxEntry};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sizes::json_len;
 
+/// A bot's queues: messages accepted and not yet run (the inbox), and
+/// deliveries queued and not yet delivered (the outbox; dead letters apart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Queued {
+    pub inbox: u64,
+    pub outbox: u64,
+}
+
 /// Idle time after which a session is forgotten (30 days).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -298,6 +306,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<InboxEntry>, StoreError>;
     /// `(bot, conversation)` of every conversation with entries not yet done.
     async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// What waits, per bot (store key, see `flow::store_key`): for
+    /// `/metrics`. With a shared store every node sees the same.
+    async fn queued(&self) -> Result<std::collections::BTreeMap<String, Queued>, StoreError>;
     /// Marks an entry done without a turn (its bot is no longer deployed).
     fn inbox_discard(&self, bot: &str, conversation: &str, id: u64) -> CommitFuture;
     /// Takes (or renews) this node's lease on a conversation for `ttl`: its

@@ -197,6 +197,16 @@ async fn a_failing_receiver_with_a_backlog_does_not_stop_other_tenants() {
         assert!(Instant::now() < deadline, "a's turns did not finish");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The backlog shows in the metrics: every delivery of a's still queued.
+    crate::common::assert_metrics(
+        &format!("http://{addr}"),
+        &[
+            "sandbot_inbox_messages{tenant=\"a\",bot=\"bot-a\"} 0",
+            "sandbot_outbox_deliveries{tenant=\"a\",bot=\"bot-a\"} 1200",
+            "sandbot_outbox_deliveries{tenant=\"b\",bot=\"bot-b\"} 0",
+        ],
+    )
+    .await;
     for c in 0..5 {
         intro(&addr, "hook-b", "token-b", &format!("b{c}")).await;
     }

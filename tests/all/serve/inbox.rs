@@ -106,6 +106,15 @@ async fn past_the_backlog_429_with_retry_after_and_nothing_accepted_is_lost() {
         body["error"],
         "tenant `one` has 3 messages waiting for their turn; retry later"
     );
+    // What waits shows in the metrics.
+    crate::common::assert_metrics(
+        &format!("http://{addr}"),
+        &[
+            "sandbot_store_up 1",
+            "sandbot_inbox_messages{tenant=\"one\",bot=\"test\"} 3",
+        ],
+    )
+    .await;
     // Everything accepted is answered; then there is room again.
     let got = receiver.wait_for(3).await;
     assert_eq!(got.len(), 3);
@@ -114,7 +123,10 @@ async fn past_the_backlog_429_with_retry_after_and_nothing_accepted_is_lost() {
     assert_eq!(receiver.wait_for(4).await.len(), 4);
     crate::common::assert_metrics(
         &format!("http://{addr}"),
-        &["sandbot_refused_messages_total{tenant=\"one\",bot=\"test\"} 2"],
+        &[
+            "sandbot_refused_messages_total{tenant=\"one\",bot=\"test\"} 2",
+            "sandbot_inbox_messages{tenant=\"one\",bot=\"test\"} 0",
+        ],
     )
     .await;
     server.shutdown().await.unwrap();

@@ -260,7 +260,7 @@ async fn a_changed_bot_is_picked_up_and_a_broken_change_refused() {
     while !server
         .state
         .metrics
-        .render(server.state.sandbox.idle_memory())
+        .render(server.state.sandbox.idle_memory(), None)
         .contains(refused)
     {
         assert!(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sandbot::store::{
     Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, FailureBounds, InboxClaim,
-    InboxEntry, Next, PostgresOptions, PostgresStore, Store, StoredFailure, TranscriptEntry,
-    TurnCommit, json_len, now_ms,
+    InboxEntry, Next, PostgresOptions, PostgresStore, Queued, Store, StoredFailure,
+    TranscriptEntry, TurnCommit, json_len, now_ms,
 };
 use serde_json::json;
 
@@ -168,6 +168,67 @@ async fn queued(store: &dyn Store, e: InboxEntry, backlog: Backlog) -> u64 {
         Accepted::Queued(id) => id,
         other => panic!("expected Queued, got {other:?}"),
     }
+}
+
+/// What waits, per bot (for `/metrics`): entries not yet done, deliveries
+/// not yet delivered; a bot with nothing waiting is not listed.
+async fn queues_per_bot(b: &Backend) {
+    let store = b.open().await;
+    assert!(store.queued().await.unwrap().is_empty());
+    let first = queued(store.as_ref(), entry("t", "c1", "m1", None), ROOMY).await;
+    queued(store.as_ref(), entry("t", "c1", "m2", None), ROOMY).await;
+    let elsewhere = InboxEntry {
+        bot: "b2".into(),
+        ..entry("t", "c9", "x", None)
+    };
+    queued(store.as_ref(), elsewhere, ROOMY).await;
+    let replies = TurnCommit {
+        inbox: None,
+        outbox: vec![
+            delivery("c2", json!({"n": 1})),
+            delivery("c2", json!({"n": 2})),
+        ],
+        ..commit_done("c2", 0)
+    };
+    store.commit(replies).await.unwrap();
+    let q = store.queued().await.unwrap();
+    assert_eq!(q.len(), 2, "{q:?}");
+    assert_eq!(
+        q["b"],
+        Queued {
+            inbox: 2,
+            outbox: 2
+        }
+    );
+    assert_eq!(
+        q["b2"],
+        Queued {
+            inbox: 1,
+            outbox: 0
+        }
+    );
+    // A turn done, a delivery delivered.
+    finish(store.as_ref(), "c1", first).await;
+    let out = heads(store.as_ref()).await;
+    store.outbox_settle(&[out[0].id], &[]).await.unwrap();
+    let q = store.queued().await.unwrap();
+    assert_eq!(
+        q["b"],
+        Queued {
+            inbox: 1,
+            outbox: 1
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_queues_per_bot() {
+    queues_per_bot(&embedded().1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_queues_per_bot() {
+    queues_per_bot(&postgres(Duration::from_secs(30)).await).await;
 }
 
 /// Entries come back per conversation in acceptance order, survive a
@@ -1178,6 +1239,7 @@ fn a_second_process_on_the_same_data_folder_is_told_why() {
 /// over the parts, listings merged from all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parted_embedded_store_passes_the_suite() {
+    queues_per_bot(&parted(3).1).await;
     inbox_order_and_done(&parted(3).1).await;
     take_next_in_order(&parted(3).1).await;
     dedupe(&parted(3).1).await;

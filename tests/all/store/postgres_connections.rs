@@ -270,6 +270,7 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
         why.starts_with("store unavailable: the database is unavailable: PostgreSQL at 127.0.0.1:"),
         "{why}"
     );
+    crate::common::assert_metrics(base, &["sandbot_store_up 0"]).await;
 
     relay.mend().await;
     // The sender's retry, as `Retry-After` asks (sooner here).
@@ -286,6 +287,7 @@ async fn postgres_a_node_without_its_database_answers_503_and_goes_on_after() {
     receiver.wait_for(4).await;
     let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+    crate::common::assert_metrics(base, &["sandbot_store_up 1"]).await;
     // Processed once each: no duplicate answers.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.messages().len(), 4);

@@ -9,6 +9,7 @@ mod layout;
 mod outbox;
 mod part;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use super::inbox::{INBOX, SEEN};
 use super::sizes::{self, Growth, SIZES};
 use super::{
     Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
-    Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    Queued, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 pub use copy::Copied;
 pub use layout::{MAX_PARTS, default_parts};
@@ -325,6 +326,33 @@ impl Store for EmbeddedStore {
                 {
                     out.push((bot.to_string(), conv.to_string()));
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads every part's inbox keys and outbox rows (the outbox's bot is
+    /// in its value): at a scrape, not on a message's path.
+    async fn queued(&self) -> Result<BTreeMap<String, Queued>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Of {
+            bot: String,
+        }
+        let mut out: BTreeMap<String, Queued> = BTreeMap::new();
+        for part in &self.parts {
+            let tx = part.db.begin_read().map_err(StoreError::new)?;
+            let inbox = tx.open_table(INBOX).map_err(StoreError::new)?;
+            for item in inbox.iter().map_err(StoreError::new)? {
+                let (k, _) = item.map_err(StoreError::new)?;
+                if let Some((bot, _)) = k.value().0.split_once('\0') {
+                    out.entry(bot.to_string()).or_default().inbox += 1;
+                }
+            }
+            let outbox = tx.open_table(OUTBOX).map_err(StoreError::new)?;
+            for item in outbox.iter().map_err(StoreError::new)? {
+                let (_, v) = item.map_err(StoreError::new)?;
+                let of: Of = serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+                out.entry(of.bot).or_default().outbox += 1;
             }
         }
         Ok(out)

@@ -17,6 +17,7 @@ mod reach;
 mod steps;
 mod write;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use sqlx::types::Json;
 
 use super::{
     Backlog, Claimed, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
-    InboxEntry, Next, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    InboxEntry, Next, Queued, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 use kept::Kept;
 use reach::Reach;
@@ -569,6 +570,29 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn queued(&self) -> Result<BTreeMap<String, Queued>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT bot, sum(inbox)::bigint, sum(outbox)::bigint FROM (
+                 SELECT bot, count(*) AS inbox, 0 AS outbox FROM inbox GROUP BY bot
+                 UNION ALL
+                 SELECT bot, 0, count(*) FROM outbox GROUP BY bot) q
+             GROUP BY bot",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let queued = Queued {
+                    inbox: r.get::<i64, _>(1) as u64,
+                    outbox: r.get::<i64, _>(2) as u64,
+                };
+                (r.get(0), queued)
+            })
+            .collect())
     }
 
     fn inbox_discard(&self, _bot: &str, _conversation: &str, id: u64) -> CommitFuture {
