@@ -154,6 +154,7 @@ impl AppState {
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let ttl = config.session_ttl();
         let mut data_lock = None;
+        let mut shared_web_key = None;
         let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) = match config
             .store
             .postgres()?
@@ -186,6 +187,10 @@ impl AppState {
                     p.record(store.node())?;
                 }
                 data_lock = previous;
+                if configured_web_secret(config).is_none() {
+                    let proposed = super::inbox::random_id(32);
+                    shared_web_key = Some(store.shared_secret("web-session", &proposed).await?);
+                }
                 (Arc::new(store), lease, Duration::from_millis(100))
             }
             None => (
@@ -359,7 +364,7 @@ impl AppState {
             rate: RateLimiter::default(),
             metrics: Default::default(),
             replies: Default::default(),
-            web_key: web_key(config)?,
+            web_key: web_key(config, shared_web_key)?,
             offloading,
             silence_minute_ms: config.silence_minute_ms,
             runners,
@@ -468,18 +473,26 @@ impl AppState {
     }
 }
 
-/// The web session key: `SANDBOT_WEB_SESSION_SECRET`, the config's
-/// `webSessionSecret`, or a random key kept in the data folder.
-fn web_key(config: &ServeConfig) -> anyhow::Result<Vec<u8>> {
-    if let Some(s) = std::env::var("SANDBOT_WEB_SESSION_SECRET")
+/// `SANDBOT_WEB_SESSION_SECRET`, else the config's `webSessionSecret`.
+fn configured_web_secret(config: &ServeConfig) -> Option<String> {
+    std::env::var("SANDBOT_WEB_SESSION_SECRET")
         .ok()
         .or_else(|| config.web_session_secret.clone())
-    {
+}
+
+/// The web session key: the configured secret; else, with a shared store,
+/// the random key the nodes share through it (`shared`, hex); else a random
+/// key kept in the data folder.
+fn web_key(config: &ServeConfig, shared: Option<String>) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = configured_web_secret(config) {
         anyhow::ensure!(
             s.len() >= 32,
             "the web session secret must have at least 32 characters"
         );
         return Ok(s.into_bytes());
+    }
+    if let Some(hex_key) = shared {
+        return hex::decode(hex_key).context("the web session key in the database is not hex");
     }
     let path = config.data.join("web-session.key");
     if let Ok(hex_key) = std::fs::read_to_string(&path) {

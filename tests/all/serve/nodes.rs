@@ -146,6 +146,52 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
     two.shutdown().await.unwrap();
 }
 
+/// Nodes with data folders of their own and no `webSessionSecret` share the
+/// web session key through the database (the first node makes it): a
+/// session opened on one node is accepted by the others. Before, each node
+/// signed with a key of its own data folder and the others answered 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_sessions_hold_on_every_node_without_a_configured_secret() {
+    let url = crate::pg::database().await;
+    let bot = write_bot("", BLOCKS, &[]);
+    let (data_one, data_two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node = |data: &std::path::Path| {
+        let mut config =
+            config_with_rate(bot.path(), &data.join("data"), "http://127.0.0.1:9/", 100);
+        config.bots[0].channels.web = Some(Default::default());
+        config.web_session_secret = None;
+        config.store.postgres = Some(PostgresConfig {
+            url: Some(url.clone()),
+            pool: 4,
+            start_wait_seconds: 0,
+            ..Default::default()
+        });
+        config
+    };
+    let one = Server::start(&node(data_one.path())).await.unwrap();
+    let two = Server::start(&node(data_two.path())).await.unwrap();
+    assert_eq!(one.state.web_key, two.state.web_key);
+    assert_eq!(one.state.web_key.len(), 32);
+    let mut web = crate::serve::web::Web::new(&format!("http://{}", one.addr), None);
+    let session = web.session("test").await;
+    let on_two = crate::serve::web::Web::new(&format!("http://{}", two.addr), None);
+    let (status, answer) = on_two
+        .post("test", &session, json!({"introMessage": {}}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["messages"][0]["config"]["textMessages"][0]["text"],
+        "Hi"
+    );
+    // A node started later gets the same key.
+    let data_three = tempfile::tempdir().unwrap();
+    let three = Server::start(&node(data_three.path())).await.unwrap();
+    assert_eq!(three.state.web_key, one.state.web_key);
+    for s in [one, two, three] {
+        s.shutdown().await.unwrap();
+    }
+}
+
 /// A local HTTP peer that counts the requests it gets, answering each
 /// after `delay`.
 async fn counting_peer(delay: Duration) -> (Arc<AtomicU64>, std::net::SocketAddr) {

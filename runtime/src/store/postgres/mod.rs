@@ -230,6 +230,34 @@ impl PostgresStore {
         Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
     }
 
+    /// The secret `name` every node of the deployment shares: the one
+    /// stored, or `proposed` when this node is the first to ask.
+    pub async fn shared_secret(&self, name: &str, proposed: &str) -> Result<String, StoreError> {
+        // Two nodes asking at once: the second's insert waits for the
+        // first's and does nothing, and its snapshot, taken before, may not
+        // see the row yet — the next try does.
+        for _ in 0..3 {
+            let stored: Option<String> = sqlx::query_scalar(
+                "WITH made AS (
+                     INSERT INTO secrets (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING RETURNING value)
+                 SELECT value FROM made UNION ALL SELECT value FROM secrets WHERE name = $1
+                 LIMIT 1",
+            )
+            .bind(name)
+            .bind(proposed)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            if let Some(value) = stored {
+                return Ok(value);
+            }
+        }
+        Err(StoreError::new(format!(
+            "the shared secret `{name}` could not be read"
+        )))
+    }
+
     /// Statements (accepts and commits) run a second time because the
     /// server had ended their connection before they ran (see
     /// `Kept::once_more`).
