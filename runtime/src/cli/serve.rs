@@ -42,6 +42,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.config.is_none() {
             eprintln!("  no --config: example bots for tenant `demo`, bearer token `demo-token`");
         }
+        if let Some(store) = &server.state.shared_store {
+            eprintln!("  store: {store}");
+        }
         let mut deployed: Vec<_> = server.state.bots.values().collect();
         deployed.sort_by_key(|d| (&d.id, d.version));
         for d in deployed {

@@ -131,6 +131,9 @@ pub struct AppState {
     pub sandbox: Arc<Sandbox>,
     /// With a shared store: the data folder's lock, held while the node runs.
     pub predecessor: Option<Predecessor>,
+    /// With a shared store: which one, and this node's name in it (for the
+    /// start-up lines; no password).
+    pub shared_store: Option<String>,
 }
 
 impl AppState {
@@ -155,6 +158,7 @@ impl AppState {
         let ttl = config.session_ttl();
         let mut data_lock = None;
         let mut shared_web_key = None;
+        let mut shared_store = None;
         let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) = match config
             .store
             .postgres()?
@@ -187,6 +191,7 @@ impl AppState {
                     p.record(store.node())?;
                 }
                 data_lock = previous;
+                shared_store = Some(format!("{}, this node `{}`", store.server(), store.node()));
                 if configured_web_secret(config).is_none() {
                     let proposed = super::inbox::random_id(32);
                     shared_web_key = Some(store.shared_secret("web-session", &proposed).await?);
@@ -353,6 +358,7 @@ impl AppState {
         }
         Ok(Self {
             predecessor: data_lock,
+            shared_store,
             tenants,
             bots,
             tokens,

@@ -120,6 +120,11 @@ impl Kept {
         }
     }
 
+    /// `PostgreSQL at host:port`, for messages.
+    pub fn server(&self) -> String {
+        self.reach.server()
+    }
+
     /// How long a statement waits for a connection, and for its answer.
     pub fn wait(&self) -> Duration {
         self.wait

@@ -201,6 +201,11 @@ impl PostgresStore {
         })
     }
 
+    /// `PostgreSQL at host:port`, for messages.
+    pub fn server(&self) -> String {
+        self.pool.server()
+    }
+
     /// This process's name in leases and claims.
     pub fn node(&self) -> &str {
         &self.node
