@@ -1200,6 +1200,37 @@ async fn postgres_a_node_of_the_version_before_still_commits() {
     );
 }
 
+/// A node of the version before starts on a database that a newer version
+/// migrated further (a deploy rolled back, or an old node restarting
+/// mid-deploy; here a migration it does not know, recorded as applied) and
+/// works. Before, it refused to start: "migration 9999 was previously
+/// applied but is missing in the resolved migrations".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_of_the_version_before_starts_on_a_newer_database() {
+    use sqlx::Connection;
+    let url = crate::pg::database().await;
+    let options = PostgresOptions {
+        url: url.clone(),
+        pool: 4,
+        lease: Duration::from_secs(30),
+        session_ttl: Duration::from_secs(3600),
+        start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
+    };
+    drop(PostgresStore::connect(&options).await.unwrap());
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from a newer version', TRUE, '\\x00', 1)",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let store = PostgresStore::connect(&options).await.unwrap();
+    queued(&store, entry("t", "c", "m1", None), ROOMY).await;
+    assert_eq!(store.inbox_conversations().await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn embedded_inbox_order_and_done() {
     let (_dir, b) = embedded();

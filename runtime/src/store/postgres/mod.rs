@@ -35,7 +35,17 @@ use kept::Kept;
 use reach::Reach;
 use steps::Steps;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// This version's migrations. A database that a newer version already
+/// migrated further is fine: migrations only add (new functions beside
+/// the ones older nodes call, new tables), so a node of the version before
+/// runs beside newer ones during a deploy, and may start again — after a
+/// crash, or when a deploy is rolled back — instead of refusing with
+/// "migration N was previously applied but is missing".
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// Conversations deleted per transaction when purging (message ids: ten
 /// times as many).
@@ -160,10 +170,23 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::new(format!("connecting to PostgreSQL: {e}")))?;
-        MIGRATOR
+        let migrator = migrator();
+        migrator
             .run(&migrating)
             .await
             .map_err(|e| StoreError::new(format!("applying the PostgreSQL migrations: {e}")))?;
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+            .fetch_one(&migrating)
+            .await
+            .map_err(|e| StoreError::new(format!("reading the PostgreSQL migrations: {e}")))?;
+        if let Some(applied) = applied.filter(|a| *a > known) {
+            tracing::warn!(
+                applied,
+                known,
+                "the database was migrated by a newer version of sandbot; this node runs with it (as during a deploy, or after one rolled back)"
+            );
+        }
         migrating.close().await;
         let limit = lock_wait(o.wait).as_millis().max(1).to_string();
         let options = options.options([("lock_timeout", limit.as_str())]);
