@@ -159,56 +159,34 @@ impl AppState {
         let mut data_lock = None;
         let mut shared_web_key = None;
         let mut shared_store = None;
-        let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) = match config
-            .store
-            .postgres()?
-        {
-            Some(pg) => {
-                let lease = Duration::from_secs(pg.lease_seconds);
-                let options = PostgresOptions {
-                    url: pg.url.expect("checked"),
-                    pool: pg.pool,
-                    lease,
-                    session_ttl: ttl,
-                    start_wait: Duration::from_secs(pg.start_wait_seconds),
-                    wait: Duration::from_secs(pg.answer_wait_seconds),
-                };
-                let previous = Predecessor::take(&config.data)?;
-                let store = PostgresStore::connect(&options).await?;
-                if let Some(name) = previous.as_ref().and_then(|p| p.name()) {
-                    match store.take_over(name).await {
-                        Ok((0, 0)) => {}
-                        Ok((leases, claims)) => tracing::info!(
-                            previous = name,
-                            leases,
-                            claims,
-                            "gave up what this node's last run held (conversations' leases, deliveries' claims): others take them at once"
-                        ),
-                        Err(e) => tracing::warn!(%e, "giving up what this node's last run held"),
-                    }
+        let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) =
+            match config.store.postgres()? {
+                Some(pg) => {
+                    let lease = Duration::from_secs(pg.lease_seconds);
+                    let options = PostgresOptions {
+                        url: pg.url.expect("checked"),
+                        pool: pg.pool,
+                        lease,
+                        session_ttl: ttl,
+                        start_wait: Duration::from_secs(pg.start_wait_seconds),
+                        wait: Duration::from_secs(pg.answer_wait_seconds),
+                    };
+                    let node = OnPostgres::start(config, &options).await?;
+                    (data_lock, shared_store, shared_web_key) =
+                        (node.predecessor, Some(node.described), node.web_key);
+                    (Arc::new(node.store), lease, Duration::from_millis(100))
                 }
-                if let Some(p) = &previous {
-                    p.record(store.node())?;
-                }
-                data_lock = previous;
-                shared_store = Some(format!("{}, this node `{}`", store.server(), store.node()));
-                if configured_web_secret(config).is_none() {
-                    let proposed = super::inbox::random_id(32);
-                    shared_web_key = Some(store.shared_secret("web-session", &proposed).await?);
-                }
-                (Arc::new(store), lease, Duration::from_millis(100))
-            }
-            None => (
-                Arc::new(EmbeddedStore::open_parts(
-                    &config.data.join("sandbot.redb"),
-                    ttl,
-                    config.store.embedded.parts,
-                    default_parts(),
-                )?),
-                Duration::from_secs(30),
-                Duration::from_secs(1),
-            ),
-        };
+                None => (
+                    Arc::new(EmbeddedStore::open_parts(
+                        &config.data.join("sandbot.redb"),
+                        ttl,
+                        config.store.embedded.parts,
+                        default_parts(),
+                    )?),
+                    Duration::from_secs(30),
+                    Duration::from_secs(1),
+                ),
+            };
         let mut sandbox_config = SandboxConfig::default();
         if std::env::var_os("SANDBOT_CPU_SLOTS").is_none()
             && let Some(slots) = config.cpu_slots
@@ -476,6 +454,54 @@ impl AppState {
             return false;
         };
         token.is_some_and(|t| self.tenants[&d.tenant].accepts(t))
+    }
+}
+
+/// A node on PostgreSQL, shared with other nodes.
+struct OnPostgres {
+    store: PostgresStore,
+    /// The data folder's lock (`None`: another running node holds it).
+    predecessor: Option<Predecessor>,
+    /// The store and this node's name in it, for the start-up lines.
+    described: String,
+    /// The web session key the nodes share (hex), when none is configured.
+    web_key: Option<String>,
+}
+
+impl OnPostgres {
+    /// Connects; gives up at once what this node's last run on the data
+    /// folder still held (see [`Predecessor`]), and records this run's name.
+    async fn start(config: &ServeConfig, options: &PostgresOptions) -> anyhow::Result<Self> {
+        let predecessor = Predecessor::take(&config.data)?;
+        let store = PostgresStore::connect(options).await?;
+        if let Some(name) = predecessor.as_ref().and_then(|p| p.name()) {
+            match store.take_over(name).await {
+                Ok((0, 0)) => {}
+                Ok((leases, claims)) => tracing::info!(
+                    previous = name,
+                    leases,
+                    claims,
+                    "gave up what this node's last run held (conversations' leases, deliveries' claims): others take them at once"
+                ),
+                Err(e) => tracing::warn!(%e, "giving up what this node's last run held"),
+            }
+        }
+        if let Some(p) = &predecessor {
+            p.record(store.node())?;
+        }
+        let web_key = match configured_web_secret(config) {
+            Some(_) => None,
+            None => {
+                let proposed = super::inbox::random_id(32);
+                Some(store.shared_secret("web-session", &proposed).await?)
+            }
+        };
+        Ok(Self {
+            described: format!("{}, this node `{}`", store.server(), store.node()),
+            store,
+            predecessor,
+            web_key,
+        })
     }
 }
 
