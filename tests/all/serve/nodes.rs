@@ -87,6 +87,28 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
     two.shutdown().await.unwrap();
 }
 
+/// A node serving the test bot on its web channel, its data in `data`, on
+/// the PostgreSQL at `url` (pool of 4, no wait at start, leases of
+/// `lease_seconds`), without a `webSessionSecret`.
+fn web_node(
+    bot: &std::path::Path,
+    data: &std::path::Path,
+    url: &str,
+    lease_seconds: u64,
+) -> sandbot::serve::ServeConfig {
+    let mut config = config_with_rate(bot, &data.join("data"), "http://127.0.0.1:9/", 100);
+    config.bots[0].channels.web = Some(Default::default());
+    config.web_session_secret = None;
+    config.store.postgres = Some(PostgresConfig {
+        url: Some(url.to_string()),
+        pool: 4,
+        lease_seconds,
+        start_wait_seconds: 0,
+        ..Default::default()
+    });
+    config
+}
+
 /// A web message accepted by one node while another holds the
 /// conversation's lease: the other runs it, and the answer reaches the
 /// request through the store.
@@ -95,20 +117,7 @@ async fn a_web_answer_comes_back_from_the_node_that_ran_the_turn() {
     let url = crate::pg::database().await;
     let bot = write_bot("", BLOCKS, &[]);
     let data = tempfile::tempdir().unwrap();
-    let mut config = config_with_rate(
-        bot.path(),
-        &data.path().join("data"),
-        "http://127.0.0.1:9/",
-        100,
-    );
-    config.bots[0].channels.web = Some(Default::default());
-    config.store.postgres = Some(PostgresConfig {
-        url: Some(url),
-        pool: 4,
-        lease_seconds: 1,
-        start_wait_seconds: 0,
-        ..Default::default()
-    });
+    let config = web_node(bot.path(), data.path(), &url, 1);
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
     let mut web = crate::serve::web::Web::new(&format!("http://{}", one.addr), None);
@@ -155,19 +164,7 @@ async fn web_sessions_hold_on_every_node_without_a_configured_secret() {
     let url = crate::pg::database().await;
     let bot = write_bot("", BLOCKS, &[]);
     let (data_one, data_two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let node = |data: &std::path::Path| {
-        let mut config =
-            config_with_rate(bot.path(), &data.join("data"), "http://127.0.0.1:9/", 100);
-        config.bots[0].channels.web = Some(Default::default());
-        config.web_session_secret = None;
-        config.store.postgres = Some(PostgresConfig {
-            url: Some(url.clone()),
-            pool: 4,
-            start_wait_seconds: 0,
-            ..Default::default()
-        });
-        config
-    };
+    let node = |data: &std::path::Path| web_node(bot.path(), data, &url, 30);
     let one = Server::start(&node(data_one.path())).await.unwrap();
     let two = Server::start(&node(data_two.path())).await.unwrap();
     assert_eq!(one.state.web_key, two.state.web_key);

@@ -66,18 +66,23 @@ async fn postgres(lease: Duration) -> Backend {
     postgres_with(lease, Duration::from_secs(3600)).await
 }
 
+/// A store on the database at `url`: a pool of 4, not waiting at start.
+fn options(url: &str, lease: Duration, session_ttl: Duration) -> PostgresOptions {
+    PostgresOptions {
+        url: url.to_string(),
+        pool: 4,
+        lease,
+        session_ttl,
+        start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
+    }
+}
+
 /// The same, sessions expiring after `ttl`.
 async fn postgres_with(lease: Duration, session_ttl: Duration) -> Backend {
     let url = crate::pg::database().await;
     let open = Box::new(move || {
-        let options = PostgresOptions {
-            url: url.clone(),
-            pool: 4,
-            lease,
-            session_ttl,
-            start_wait: Duration::ZERO,
-            wait: PostgresOptions::WAIT,
-        };
+        let options = options(&url, lease, session_ttl);
         Box::pin(async move {
             Arc::new(PostgresStore::connect(&options).await.unwrap()) as Arc<dyn Store>
         }) as Opened
@@ -1167,14 +1172,7 @@ async fn postgres_a_commit_claims_the_older_head_not_its_own() {
 async fn postgres_a_node_of_the_version_before_still_commits() {
     use sqlx::Connection;
     let url = crate::pg::database().await;
-    let options = PostgresOptions {
-        url: url.clone(),
-        pool: 4,
-        lease: Duration::from_secs(30),
-        session_ttl: Duration::from_secs(3600),
-        start_wait: Duration::ZERO,
-        wait: PostgresOptions::WAIT,
-    };
+    let options = options(&url, Duration::from_secs(30), Duration::from_secs(3600));
     let new = PostgresStore::connect(&options).await.unwrap();
     let mut old = sqlx::PgConnection::connect(&url).await.unwrap();
     let state = ConversationState::new(now_ms());
@@ -1209,14 +1207,7 @@ async fn postgres_a_node_of_the_version_before_still_commits() {
 async fn postgres_a_node_of_the_version_before_starts_on_a_newer_database() {
     use sqlx::Connection;
     let url = crate::pg::database().await;
-    let options = PostgresOptions {
-        url: url.clone(),
-        pool: 4,
-        lease: Duration::from_secs(30),
-        session_ttl: Duration::from_secs(3600),
-        start_wait: Duration::ZERO,
-        wait: PostgresOptions::WAIT,
-    };
+    let options = options(&url, Duration::from_secs(30), Duration::from_secs(3600));
     drop(PostgresStore::connect(&options).await.unwrap());
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query(
