@@ -190,6 +190,12 @@ impl PostgresStore {
         migrating.close().await;
         let limit = lock_wait(o.wait).as_millis().max(1).to_string();
         let options = options.options([("lock_timeout", limit.as_str())]);
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id).map_err(StoreError::new)?;
+        let node = format!("node-{}", hex::encode(id));
+        // Named after the node, so that its next run can end what this one
+        // left running (see `take_over`).
+        let options = options.application_name(&node);
         let relaxed_size = (o.pool / 4).max(1);
         let connect = |size: u32, options: PgConnectOptions| {
             PgPoolOptions::new()
@@ -207,12 +213,10 @@ impl PostgresStore {
         )
         .await
         .map_err(|e| StoreError::new(format!("connecting to PostgreSQL: {e}")))?;
-        let mut id = [0u8; 6];
-        getrandom::fill(&mut id).map_err(StoreError::new)?;
         Ok(Self {
             pool: Kept::new(pool, size, o.wait, reach.clone()),
             relaxed: Kept::new(relaxed, relaxed_size, o.wait, reach),
-            node: format!("node-{}", hex::encode(id)),
+            node,
             lease: o.lease,
             ttl: o.session_ttl,
             steps: Arc::default(),
@@ -242,6 +246,19 @@ impl PostgresStore {
     /// commit of `previous` should it still be running after all. Returns
     /// (leases, claims) given up.
     pub async fn take_over(&self, previous: &str) -> Result<(u64, u64), StoreError> {
+        // A statement of the run that died may still be running in its
+        // backend (the server notices a closed connection only when it
+        // answers): it could take a lease after the update below. Its
+        // backends are ended first (waiting up to 5 s for each); what they
+        // had not committed is rolled back.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(previous)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         let row = sqlx::query(
             "WITH leases_given_up AS (
                  UPDATE leases SET until_ms = 0 WHERE node = $1 AND until_ms >= $2 RETURNING 1),
