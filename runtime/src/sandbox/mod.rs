@@ -21,6 +21,7 @@ mod engine;
 mod fair;
 mod invoke;
 mod limits;
+mod memory_image;
 mod module_cache;
 mod outcome;
 mod pool_fit;

@@ -15,6 +15,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::componentize::{componentize, is_component};
+use super::memory_image;
 
 /// A loaded action module, ready to instantiate.
 pub struct ActionModule {
@@ -77,6 +78,9 @@ impl ModuleCache {
         }
         let component = self.compile(engine, bytes, &digest)?;
         super::pool_fit::check_resources(&component)?;
+        if let Err(e) = memory_image::build(&component) {
+            tracing::warn!(digest = %digest, error = %format!("{e:#}"), "the module's memory image is left to its first run");
+        }
         let pre = prepare(linker, &component)?;
         let compiled = self.cached_path(&digest).filter(|p| p.is_file());
         let module = Arc::new(ActionModule {
@@ -108,7 +112,11 @@ impl ModuleCache {
             let Some(path) = &m.compiled else { continue };
             let fresh = read_compiled(engine, path)
                 .ok_or_else(|| anyhow::anyhow!("the compiled artifact could not be read"))
-                .and_then(|c| prepare(linker, &c));
+                .and_then(|c| {
+                    // The old copy stays if the fresh one's image fails.
+                    memory_image::build(&c)?;
+                    prepare(linker, &c)
+                });
             match fresh {
                 Ok(pre) => {
                     *m.pre.write().expect("module lock") = pre;
