@@ -4,7 +4,8 @@
 //! once, in order per conversation, across the nodes; replies arrive in
 //! order. (That a node whose lease ran out cannot commit is tested in the
 //! store conformance suite.) And a deploy: each node in turn stopped
-//! gracefully and started again, no conversation waiting for a lease; and
+//! gracefully and started again, no conversation waiting for a lease; a node
+//! killed for good, its conversations going on once its leases run out; and
 //! the database gone for a while under load.
 
 #[path = "support/cluster.rs"]
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cluster::*;
-use sandbot::store::{PostgresOptions, PostgresStore};
+use sandbot::store::{PostgresOptions, PostgresStore, now_ms};
 
 const NODES: usize = 3;
 const CONVERSATIONS: usize = 12;
@@ -182,6 +183,82 @@ async fn one_by_one(how: Stop) {
     );
     let store = store(url, Duration::from_secs(30)).await;
     check(&store, &sent, &received, &logs).await;
+}
+
+/// A node killed for good (nothing starts it again): the conversations it
+/// held wait for its leases (and its deliveries for their claims) to run
+/// out, then go on on the other nodes within about a second — each node
+/// looks every second for conversations nobody holds — rather than at the
+/// next sweep of every conversation (up to 10 s later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
+    let url = pg::database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let received = Received::default();
+    let hook = received.start().await;
+    let nodes = cluster(dir.path(), &url, 10, &hook);
+    let client = reqwest::Client::new();
+    let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
+    for (_, _, base) in &nodes {
+        ready(&client, base).await;
+    }
+    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    let load = Load::start(&client, &bases, 2 * CONVERSATIONS);
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let name = |n: usize| {
+        std::fs::read_to_string(dir.path().join(format!("data{n}/node")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    // The node holding the most leases dies; when what it held runs out.
+    let (victim, until) = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let busiest: Option<(String,)> = sqlx::query_as(
+            "SELECT node FROM leases WHERE until_ms > $1 GROUP BY node ORDER BY count(*) DESC LIMIT 1",
+        )
+        .bind(now_ms() as i64)
+        .fetch_optional(&db)
+        .await
+        .unwrap();
+        let Some(victim) = busiest.and_then(|(b,)| (0..NODES).find(|n| name(*n) == b)) else {
+            continue;
+        };
+        servers[victim].kill().unwrap(); // SIGKILL
+        servers[victim].wait().unwrap();
+        let (until,): (Option<i64>,) = sqlx::query_as(
+            "SELECT greatest((SELECT max(until_ms) FROM leases WHERE node = $1),
+                             (SELECT max(claimed_until) FROM outbox WHERE claimed_by = $1))",
+        )
+        .bind(name(victim))
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if let Some(until) = until {
+            break (victim, until as u64);
+        }
+        // It let everything go just before: start it again, try again.
+        servers[victim] = start(&nodes[victim].0, &nodes[victim].1);
+        ready(&client, &nodes[victim].2).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sent, failed_sends) = load.finish().await;
+    eprintln!("sent {sent:?}, {failed_sends} sends to the dead node {victim} went to another");
+    received.wait_for(sent.iter().sum()).await;
+    let late = now_ms().saturating_sub(until);
+    eprintln!("the last replies came {late} ms after what node {victim} held ran out");
+    for (n, s) in servers.into_iter().enumerate() {
+        if n != victim {
+            stop(s);
+        }
+    }
+    assert!(
+        late < 2500,
+        "the last replies came {late} ms after the dead node's leases ran out\n{}",
+        logs(&nodes)
+    );
+    let store = store(url, Duration::from_secs(10)).await;
+    check(&store, &sent, &received, &logs(&nodes)).await;
 }
 
 /// The database gone mid-load for two seconds (every connection closed,

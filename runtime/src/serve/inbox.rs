@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -200,11 +200,14 @@ pub fn wake(state: &Arc<AppState>, bot: &str, conversation: &str) {
 /// Wakes every conversation with entries not yet done (at start: what a
 /// crash left; then now and then: what a failing store left behind).
 pub async fn wake_all(state: &Arc<AppState>) -> Result<usize, StoreError> {
-    let pending = state.store.inbox_conversations().await?;
+    Ok(wake_each(state, state.store.inbox_conversations().await?))
+}
+
+fn wake_each(state: &Arc<AppState>, pending: Vec<(String, String)>) -> usize {
     for (bot, conversation) in &pending {
         wake(state, bot, conversation);
     }
-    Ok(pending.len())
+    pending.len()
 }
 
 /// Fires the *Silence detected* timers that are due, each once (the inbox
@@ -235,13 +238,27 @@ pub async fn silence(state: Arc<AppState>, mut stop: tokio::sync::watch::Receive
     }
 }
 
-/// How often conversations left with work are woken again (at most).
+/// How often every conversation left with work is woken again (at most).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-/// Wakes what a crash left at once, then sweeps now and then until `stop`.
+/// How often the conversations with work that no node holds are woken: a
+/// dead node's, once its leases run out (the others go on with them within
+/// about this much), and any whose worker gave up.
+const UNHELD_EVERY: Duration = Duration::from_secs(1);
+
+/// Wakes what a crash left at once, then every conversation with work now
+/// and then and those nobody holds every second, until `stop`.
 pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut all_at = Instant::now();
     loop {
-        match wake_all(&state).await {
+        let woken = if Instant::now() >= all_at {
+            all_at = Instant::now() + SWEEP_EVERY.min(state.lease);
+            wake_all(&state).await
+        } else {
+            let unheld = state.store.inbox_unheld().await;
+            unheld.map(|pending| wake_each(&state, pending))
+        };
+        match woken {
             Ok(0) => {}
             Ok(n) => tracing::debug!(
                 conversations = n,
@@ -251,9 +268,7 @@ pub async fn sweep(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<
             Err(e) => tracing::error!(%e, "reading the inbox"),
         }
         tokio::select! {
-            // A node that died leaves its conversations to the others once
-            // its leases run out: look again about that often.
-            _ = tokio::time::sleep(SWEEP_EVERY.min(state.lease)) => {}
+            _ = tokio::time::sleep(UNHELD_EVERY) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -306,6 +306,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<InboxEntry>, StoreError>;
     /// `(bot, conversation)` of every conversation with entries not yet done.
     async fn inbox_conversations(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Those of them no node holds the lease of (none taken, or it ran out:
+    /// its node died). Looked for every second, so that a dead node's
+    /// conversations go on soon after its leases run out. The embedded store
+    /// has no leases between nodes (one process holds it): none.
+    async fn inbox_unheld(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// What waits, per bot (store key, see `flow::store_key`): for
     /// `/metrics`. With a shared store every node sees the same.
     async fn queued(&self) -> Result<std::collections::BTreeMap<String, Queued>, StoreError>;

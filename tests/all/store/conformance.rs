@@ -980,6 +980,40 @@ async fn postgres_inbox_backlog() {
     backlog_both_ways(&postgres(Duration::from_secs(30)).await).await;
 }
 
+/// What every node looks for each second: conversations with entries
+/// waiting that no node holds — never taken, or the lease ran out (its node
+/// died) — and not those whose lease is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_conversations_nobody_holds_are_found_once_the_lease_runs_out() {
+    let lease = Duration::from_millis(1500);
+    let b = postgres(lease).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let unheld = async |store: &dyn Store| {
+        let mut found = store.inbox_unheld().await.unwrap();
+        found.sort();
+        found
+    };
+    let (c, d) = (
+        ("b".to_string(), "c".to_string()),
+        ("b".to_string(), "d".to_string()),
+    );
+    assert!(unheld(two.as_ref()).await.is_empty(), "nothing waits");
+    queued(one.as_ref(), entry("t", "c", "1", None), ROOMY).await;
+    queued(one.as_ref(), entry("t", "d", "1", None), ROOMY).await;
+    assert_eq!(unheld(two.as_ref()).await, [c.clone(), d.clone()]);
+    one.lease("b", "c", lease).await.unwrap().unwrap();
+    assert_eq!(
+        unheld(two.as_ref()).await,
+        std::slice::from_ref(&d),
+        "c is one's"
+    );
+    // One dies: its lease runs out.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    assert_eq!(unheld(two.as_ref()).await, [c.clone(), d.clone()]);
+    two.lease("b", "c", lease).await.unwrap().unwrap();
+    assert_eq!(unheld(one.as_ref()).await, [d], "c is two's now");
+}
+
 /// Two nodes on one database: one lease per conversation at a time; a node
 /// whose lease ran out commits nothing, whether or not another took it; a
 /// delivery claimed by one node is not handed to the other.

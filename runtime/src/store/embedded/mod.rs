@@ -331,6 +331,10 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
+    async fn inbox_unheld(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Reads every part's inbox keys and outbox rows (the outbox's bot is
     /// in its value): at a scrape, not on a message's path.
     async fn queued(&self) -> Result<BTreeMap<String, Queued>, StoreError> {

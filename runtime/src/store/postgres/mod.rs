@@ -645,6 +645,20 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn inbox_unheld(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT i.bot, i.conversation FROM inbox i
+             WHERE NOT EXISTS (SELECT 1 FROM leases l
+                               WHERE l.bot = i.bot AND l.conversation = i.conversation
+                                 AND l.until_ms > $1)",
+        )
+        .bind(now_ms() as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn queued(&self) -> Result<BTreeMap<String, Queued>, StoreError> {
         let rows = sqlx::query(
             "SELECT bot, sum(inbox)::bigint, sum(outbox)::bigint FROM (
