@@ -48,6 +48,40 @@ fn cluster(
         .collect()
 }
 
+/// `NODES` nodes started on the database at `url` (leases of
+/// `lease_seconds`) and ready, delivering to `received`.
+struct Up {
+    /// Their folders: gone when this is dropped.
+    dir: tempfile::TempDir,
+    received: Received,
+    /// (config, log, base URL) of each.
+    nodes: Vec<(PathBuf, PathBuf, String)>,
+    servers: Vec<std::process::Child>,
+    client: reqwest::Client,
+    bases: Vec<String>,
+}
+
+async fn up(url: &str, lease_seconds: u64) -> Up {
+    let dir = tempfile::tempdir().unwrap();
+    let received = Received::default();
+    let hook = received.start().await;
+    let nodes = cluster(dir.path(), url, lease_seconds, &hook);
+    let client = reqwest::Client::new();
+    let servers = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
+    for (_, _, base) in &nodes {
+        ready(&client, base).await;
+    }
+    let bases = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    Up {
+        dir,
+        received,
+        nodes,
+        servers,
+        client,
+        bases,
+    }
+}
+
 /// The nodes' logs, for a failed check.
 fn logs(nodes: &[(PathBuf, PathBuf, String)]) -> String {
     nodes
@@ -72,16 +106,14 @@ async fn store(url: String, lease: Duration) -> PostgresStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_one_killed_lose_and_repeat_no_message() {
     let url = pg::database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let received = Received::default();
-    let hook = received.start().await;
-    let nodes = cluster(dir.path(), &url, 2, &hook);
-    let client = reqwest::Client::new();
-    let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
-    for (_, _, base) in &nodes {
-        ready(&client, base).await;
-    }
-    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    let Up {
+        dir: _dir,
+        received,
+        nodes,
+        mut servers,
+        client,
+        bases,
+    } = up(&url, 2).await;
     let load = Load::start(&client, &bases, CONVERSATIONS);
     // Mid-load, one node dies (its leases and claims run out: the others
     // take its conversations and deliveries over) and comes back.
@@ -133,16 +165,15 @@ enum Stop {
 
 async fn one_by_one(how: Stop) {
     let url = pg::database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let received = Received::default();
-    let hook = received.start().await;
-    let nodes = cluster(dir.path(), &url, 30, &hook);
-    let client = reqwest::Client::new();
-    let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| Some(start(c, l))).collect();
-    for (_, _, base) in &nodes {
-        ready(&client, base).await;
-    }
-    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    let Up {
+        dir: _dir,
+        received,
+        nodes,
+        servers,
+        client,
+        bases,
+    } = up(&url, 30).await;
+    let mut servers: Vec<_> = servers.into_iter().map(Some).collect();
     // Twice the conversations: more leases held at any moment.
     let load = Load::start(&client, &bases, 2 * CONVERSATIONS);
     for (n, (config, log, base)) in nodes.iter().enumerate() {
@@ -193,16 +224,14 @@ async fn one_by_one(how: Stop) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
     let url = pg::database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let received = Received::default();
-    let hook = received.start().await;
-    let nodes = cluster(dir.path(), &url, 10, &hook);
-    let client = reqwest::Client::new();
-    let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
-    for (_, _, base) in &nodes {
-        ready(&client, base).await;
-    }
-    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    let Up {
+        dir,
+        received,
+        nodes,
+        mut servers,
+        client,
+        bases,
+    } = up(&url, 10).await;
     let load = Load::start(&client, &bases, 2 * CONVERSATIONS);
     let db = sqlx::PgPool::connect(&url).await.unwrap();
     let name = |n: usize| {
@@ -271,16 +300,14 @@ async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
 async fn three_nodes_lose_their_database_for_a_while_and_lose_nothing() {
     let url = pg::database().await;
     let (relay, through) = relay::Relay::start(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let received = Received::default();
-    let hook = received.start().await;
-    let nodes = cluster(dir.path(), &through, 5, &hook);
-    let client = reqwest::Client::new();
-    let servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
-    for (_, _, base) in &nodes {
-        ready(&client, base).await;
-    }
-    let bases: Vec<String> = nodes.iter().map(|(_, _, b)| b.clone()).collect();
+    let Up {
+        dir: _dir,
+        received,
+        nodes,
+        servers,
+        client,
+        bases,
+    } = up(&through, 5).await;
     let load = Load::retrying(&client, &bases, CONVERSATIONS, &[429, 503]);
     tokio::time::sleep(Duration::from_millis(800 + random_below(400))).await;
     relay.cut().await;
