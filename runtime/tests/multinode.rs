@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cluster::*;
-use sandbot::store::{PostgresOptions, PostgresStore, now_ms};
+use sandbot::store::{PostgresOptions, PostgresStore, Store, now_ms};
+use serde_json::json;
 
 const NODES: usize = 3;
 const CONVERSATIONS: usize = 12;
@@ -288,6 +289,102 @@ async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
     );
     let store = store(url, Duration::from_secs(10)).await;
     check(&store, &sent, &received, &logs(&nodes)).await;
+}
+
+/// Bots spread over nodes, or a deploy under way: a node never drops the
+/// messages of a bot it does not serve. Node 0 serves the echo bot, node 1
+/// another bot only. Node 0 is killed with a burst of messages waiting;
+/// once its leases run out node 1 sees them waiting with nobody holding
+/// them and leaves them; node 0 started again runs them, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_leaves_the_messages_of_a_bot_it_does_not_serve() {
+    let url = pg::database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let received = Received::default();
+    let hook = received.start().await;
+    write_bot(dir.path());
+    let other = dir.path().join("elsewhere");
+    write_bot(&other);
+    std::fs::rename(other.join("bot"), dir.path().join("other")).unwrap();
+    std::fs::write(
+        dir.path().join("other/bot.yaml"),
+        "id: other\nname: Other\n",
+    )
+    .unwrap();
+    let section =
+        format!("store: {{ postgres: {{ url: \"{url}\", pool: 8, leaseSeconds: 1 }} }}\n");
+    let nodes: Vec<(PathBuf, PathBuf, String)> = (0..2)
+        .map(|n| {
+            let port = free_port();
+            let config = dir.path().join(format!("node{n}.yaml"));
+            write_config(&config, port, &format!("data{n}"), &section, &hook);
+            if n == 1 {
+                let text = std::fs::read_to_string(&config).unwrap();
+                std::fs::write(&config, text.replace("folder: bot", "folder: other")).unwrap();
+            }
+            let log = dir.path().join(format!("node{n}.log"));
+            (config, log, format!("http://127.0.0.1:{port}"))
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let mut servers: Vec<_> = nodes.iter().map(|(c, l, _)| start(c, l)).collect();
+    for (_, _, base) in &nodes {
+        ready(&client, base).await;
+    }
+    // A burst to one conversation on node 0 (only it has the echo bot's
+    // channel), all accepted; node 0 dies before it has run them all.
+    const BURST: usize = 40;
+    let sends = (0..BURST).map(|n| {
+        let body = json!({
+            "conversationId": "burst",
+            "messageId": format!("b{n}"),
+            "message": {"textMessage": {"text": format!("b{n}")}},
+        });
+        client
+            .post(format!("{}/v1/channels/webhook/hook/messages", nodes[0].2))
+            .bearer_auth("token-one")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    });
+    for answer in futures_util::future::join_all(sends).await {
+        assert!(answer.unwrap().status().is_success());
+    }
+    servers[0].kill().unwrap(); // SIGKILL
+    servers[0].wait().unwrap();
+    let check_store = store(url, Duration::from_secs(1)).await;
+    let waiting = check_store.inbox_conversations().await.unwrap();
+    assert_eq!(
+        waiting,
+        [("echo".to_string(), "burst".to_string())],
+        "messages left waiting"
+    );
+    // Its leases (1 s) run out; node 1 looks every second.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    servers[0] = start(&nodes[0].0, &nodes[0].1);
+    received.wait_for(BURST).await;
+    for s in servers {
+        stop(s);
+    }
+    let logs = logs(&nodes);
+    assert!(!logs.contains("dropping a message"), "{logs}");
+    let mut users: Vec<String> = check_store
+        .transcript("echo", "burst", 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e.event
+                .get("user")
+                .and_then(|u| u.as_str())
+                .map(str::to_string)
+        })
+        .collect();
+    users.sort();
+    let mut sent: Vec<String> = (0..BURST).map(|n| format!("b{n}")).collect();
+    sent.sort();
+    assert_eq!(users, sent, "each accepted message processed once\n{logs}");
+    assert!(check_store.inbox_conversations().await.unwrap().is_empty());
 }
 
 /// The database gone mid-load for two seconds (every connection closed,

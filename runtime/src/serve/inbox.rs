@@ -190,6 +190,12 @@ pub async fn accept(
 
 /// Makes sure a worker drains the conversation's inbox.
 pub fn wake(state: &Arc<AppState>, bot: &str, conversation: &str) {
+    // With a shared store a bot this node does not serve is another node's
+    // (bots spread over nodes, a deploy under way): its conversations wait
+    // for that node, never dropped here.
+    if state.shared_store.is_some() && !state.bots.contains_key(bot) {
+        return;
+    }
     let key = format!("{bot}\0{conversation}");
     let (s, b, c) = (state.clone(), bot.to_string(), conversation.to_string());
     state
@@ -305,9 +311,18 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
             }
         };
         let turn = run(&state, entry, epoch, read);
-        let Err(e) = renewing(&state, &bot, &conversation, epoch, turn).await else {
-            failures = 0;
-            continue;
+        let e = match renewing(&state, &bot, &conversation, epoch, turn).await {
+            Ok(Ran::Done) => {
+                failures = 0;
+                continue;
+            }
+            Ok(Ran::Left) => {
+                if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
+                    tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
+                }
+                return;
+            }
+            Err(e) => e,
         };
         failures += 1;
         if !e.is_unavailable() {
@@ -357,11 +372,42 @@ async fn renewing<T>(
     }
 }
 
+/// How long, with a shared store, a message this node cannot run (its bot
+/// gone from this node, a job from a newer version) is left for a node that
+/// can before it is dropped as a lone node drops it: longer than a deploy.
+const LEFT_FOR_OTHERS: Duration = Duration::from_secs(15 * 60);
+
+/// What became of an inbox entry this node took.
+enum Ran {
+    /// Its turn committed (or it was dropped): the next one may run.
+    Done,
+    /// Left for a node that can run it: the conversation waits for it.
+    Left,
+}
+
+/// An entry this node cannot run: with a shared store, left for a node that
+/// can, for up to [`LEFT_FOR_OTHERS`] after it was accepted; else marked
+/// done without a turn. Either way saying why in the log.
+async fn cannot_run(state: &AppState, e: &InboxEntry, why: &str) -> Result<Ran, StoreError> {
+    let (bot, conversation) = (&e.bot, &e.conversation);
+    let waited = Duration::from_millis(now_ms().saturating_sub(e.accepted_ms));
+    if state.shared_store.is_some() && waited < LEFT_FOR_OTHERS {
+        tracing::warn!(
+            bot,
+            conversation,
+            "leaving a message for a node that can run it: {why}"
+        );
+        return Ok(Ran::Left);
+    }
+    drop_entry(state, e, why).await
+}
+
 /// Marks an entry done without a turn, saying why in the log.
-async fn drop_entry(state: &AppState, e: &InboxEntry, why: &str) -> Result<(), StoreError> {
+async fn drop_entry(state: &AppState, e: &InboxEntry, why: &str) -> Result<Ran, StoreError> {
     let (bot, conversation) = (&e.bot, &e.conversation);
     tracing::error!(bot, conversation, "dropping a message: {why}");
-    state.store.inbox_discard(bot, conversation, e.id).await
+    state.store.inbox_discard(bot, conversation, e.id).await?;
+    Ok(Ran::Done)
 }
 
 /// Runs the entry's turn; its commit marks the entry done.
@@ -370,20 +416,20 @@ async fn run(
     entry: InboxEntry,
     epoch: u64,
     read: Option<Option<ConversationState>>,
-) -> Result<(), StoreError> {
+) -> Result<Ran, StoreError> {
     let (bot, conversation, id) = (&entry.bot, &entry.conversation, entry.id);
     let claim = InboxClaim {
         entry: Some(id),
         epoch,
     };
     let Some(d) = state.bots.get(bot) else {
-        return drop_entry(state, &entry, "the bot is no longer deployed").await;
+        return cannot_run(state, &entry, "the bot is not deployed on this node").await;
     };
     let job: Job = match serde_json::from_value(entry.job.clone()) {
         Ok(j) => j,
         Err(e) => {
             let why = format!("this version cannot read it ({e})");
-            return drop_entry(state, &entry, &why).await;
+            return cannot_run(state, &entry, &why).await;
         }
     };
     match job {
@@ -394,7 +440,7 @@ async fn run(
             inbound.inbox = Some(claim);
             inbound.state = read;
             let Some((_, channel)) = state.webhooks.get(&channel_id) else {
-                return drop_entry(state, &entry, "its channel is gone").await;
+                return cannot_run(state, &entry, "its channel is not on this node").await;
             };
             state
                 .turn(d, inbound, |out, st| webhook::outbound(channel, out, st))
@@ -409,7 +455,7 @@ async fn run(
             inbound.inbox = Some(claim);
             inbound.state = read;
             let Some((_, channel)) = state.sinch.get(&channel_id) else {
-                return drop_entry(state, &entry, "its channel is gone").await;
+                return cannot_run(state, &entry, "its channel is not on this node").await;
             };
             inbound.kind = sinch::numbered_reply(
                 state.store.as_ref(),
@@ -502,7 +548,7 @@ async fn run(
         }
     }
     state.deliveries.notify_one();
-    Ok(())
+    Ok(Ran::Done)
 }
 
 /// Applies a Contact Pro agent event to the conversation: the agent is

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use sandbot::serve::Server;
 use sandbot::serve::config::PostgresConfig;
+use sandbot::store::{InboxEntry, PostgresOptions, PostgresStore, Store, now_ms};
 use serde_json::{Value, json};
 
 use crate::flow::support::write_bot;
 use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate, post};
+use crate::store::conformance::ROOMY;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
@@ -351,4 +353,69 @@ async fn a_turn_longer_than_the_lease_commits_once() {
         (1, 0)
     );
     node.server.shutdown().await.unwrap();
+}
+
+/// A message this node cannot run — a job written by a newer version, met
+/// while a deploy is under way — is left, with a shared store, for a node
+/// that can, for 15 minutes after it was accepted: the store keeps it and the
+/// node gives the conversation's lease up. One older than that is dropped,
+/// as a lone node drops it, so that a conversation cannot wait for ever.
+/// Before, both were dropped at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_from_a_newer_version_is_left_for_a_node_that_can_run_it() {
+    let url = crate::pg::database().await;
+    let store = PostgresStore::connect(&PostgresOptions {
+        url: url.clone(),
+        pool: 2,
+        lease: Duration::from_secs(1),
+        session_ttl: Duration::from_secs(3600),
+        start_wait: Duration::ZERO,
+        wait: PostgresOptions::WAIT,
+    })
+    .await
+    .unwrap();
+    let newer = |conversation: &str, accepted_ms: u64| InboxEntry {
+        id: 0,
+        tenant: "one".into(),
+        bot: "test".into(),
+        conversation: conversation.into(),
+        dedupe: None,
+        accepted_ms,
+        job: json!({"fromANewerVersion": {"text": "hello"}}),
+    };
+    let sixteen_minutes = 16 * 60 * 1000;
+    for (conversation, accepted_ms) in [("fresh", now_ms()), ("stale", now_ms() - sixteen_minutes)]
+    {
+        store
+            .enqueue(newer(conversation, accepted_ms), ROOMY)
+            .await
+            .unwrap();
+    }
+    let bot = write_bot("", BLOCKS, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&web_node(bot.path(), data.path(), &url, 1))
+        .await
+        .unwrap();
+    let fresh_only = vec![("test".to_string(), "fresh".to_string())];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = store.inbox_conversations().await.unwrap();
+        if waiting == fresh_only {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stale one dropped, the fresh one kept; waiting: {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Looked at again every second (its lease given up each time): kept.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(store.inbox_conversations().await.unwrap(), fresh_only);
+    assert_eq!(
+        store.inbox_unheld().await.unwrap(),
+        fresh_only,
+        "its lease given up"
+    );
+    server.shutdown().await.unwrap();
 }
