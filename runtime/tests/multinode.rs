@@ -368,18 +368,7 @@ async fn a_node_leaves_the_messages_of_a_bot_it_does_not_serve() {
     }
     let logs = logs(&nodes);
     assert!(!logs.contains("dropping a message"), "{logs}");
-    let mut users: Vec<String> = check_store
-        .transcript("echo", "burst", 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|e| {
-            e.event
-                .get("user")
-                .and_then(|u| u.as_str())
-                .map(str::to_string)
-        })
-        .collect();
+    let mut users = users(&check_store, "burst").await;
     users.sort();
     let mut sent: Vec<String> = (0..BURST).map(|n| format!("b{n}")).collect();
     sent.sort();

@@ -258,6 +258,22 @@ pub async fn converse(
     (n, failed)
 }
 
+/// The user's messages in the echo bot's conversation `conv`, in order.
+pub async fn users(store: &dyn Store, conv: &str) -> Vec<String> {
+    store
+        .transcript("echo", conv, 0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e.event
+                .get("user")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 /// Every conversation's transcript holds its inputs once each, in order;
 /// its replies arrived in order (at least once), one per input.
 pub async fn check(store: &dyn Store, sent: &[usize], received: &Received, log: &str) {
@@ -265,18 +281,7 @@ pub async fn check(store: &dyn Store, sent: &[usize], received: &Received, log: 
     for (c, n) in sent.iter().enumerate() {
         let conv = format!("c{c}");
         let inputs: Vec<String> = (0..*n).map(|n| format!("m{n}")).collect();
-        let users: Vec<String> = store
-            .transcript("echo", &conv, 0, 100_000)
-            .await
-            .unwrap()
-            .iter()
-            .filter_map(|e| {
-                e.event
-                    .get("user")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .collect();
+        let users = users(store, &conv).await;
         assert_eq!(
             users, inputs,
             "{conv}: each accepted message processed once, in order\n{log}"
