@@ -132,7 +132,8 @@ pub struct AppState {
     /// With a shared store: the data folder's lock, held while the node runs.
     pub predecessor: Option<Predecessor>,
     /// With a shared store: which one, and this node's name in it (for the
-    /// start-up lines; no password).
+    /// start-up lines; no password). `Some` also tells the inbox that other
+    /// nodes may run what this one cannot (see `serve::inbox::wake`).
     pub shared_store: Option<String>,
 }
 

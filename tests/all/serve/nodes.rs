@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use sandbot::serve::Server;
 use sandbot::serve::config::PostgresConfig;
-use sandbot::store::{InboxEntry, PostgresOptions, PostgresStore, Store, now_ms};
+use sandbot::store::{InboxEntry, PostgresStore, Store, now_ms};
 use serde_json::{Value, json};
 
 use crate::flow::support::write_bot;
 use crate::serve::webhook::{BLOCKS, Receiver, config_with_rate, post};
-use crate::store::conformance::ROOMY;
+use crate::store::conformance::{ROOMY, entry, options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
@@ -364,24 +364,13 @@ async fn a_turn_longer_than_the_lease_commits_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_from_a_newer_version_is_left_for_a_node_that_can_run_it() {
     let url = crate::pg::database().await;
-    let store = PostgresStore::connect(&PostgresOptions {
-        url: url.clone(),
-        pool: 2,
-        lease: Duration::from_secs(1),
-        session_ttl: Duration::from_secs(3600),
-        start_wait: Duration::ZERO,
-        wait: PostgresOptions::WAIT,
-    })
-    .await
-    .unwrap();
+    let options = options(&url, Duration::from_secs(1), Duration::from_secs(3600));
+    let store = PostgresStore::connect(&options).await.unwrap();
     let newer = |conversation: &str, accepted_ms: u64| InboxEntry {
-        id: 0,
-        tenant: "one".into(),
         bot: "test".into(),
-        conversation: conversation.into(),
-        dedupe: None,
         accepted_ms,
         job: json!({"fromANewerVersion": {"text": "hello"}}),
+        ..entry("one", conversation, "", None)
     };
     let sixteen_minutes = 16 * 60 * 1000;
     for (conversation, accepted_ms) in [("fresh", now_ms()), ("stale", now_ms() - sixteen_minutes)]

@@ -67,7 +67,7 @@ async fn postgres(lease: Duration) -> Backend {
 }
 
 /// A store on the database at `url`: a pool of 4, not waiting at start.
-fn options(url: &str, lease: Duration, session_ttl: Duration) -> PostgresOptions {
+pub fn options(url: &str, lease: Duration, session_ttl: Duration) -> PostgresOptions {
     PostgresOptions {
         url: url.to_string(),
         pool: 4,
