@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::serve::LEFT_FOR_OTHERS;
 use crate::store::{Delivery, Store, now_ms};
 
 /// Bearer tokens for deliveries that need one (`Delivery::auth`), such as
@@ -25,6 +26,9 @@ pub trait TokenSource: Send + Sync {
         name: &'a str,
         refresh: bool,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+    /// The names this source has tokens for: a node claims the deliveries
+    /// that need others only after other nodes had time to take them.
+    fn sources(&self) -> Vec<String>;
 }
 
 /// No token sources (tests, servers without Sinch channels).
@@ -37,6 +41,10 @@ impl TokenSource for NoTokens {
         _refresh: bool,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
         Box::pin(async move { Err(format!("no token source `{name}`")) })
+    }
+
+    fn sources(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -103,6 +111,7 @@ pub async fn run(
         .build()
         .expect("an HTTP client");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, Outcome)>();
+    let sources = tokens.sources();
     let mut in_flight: HashSet<(String, String)> = HashSet::new();
     let mut finished: Vec<(Delivery, Outcome)> = Vec::new();
     // When the queue was last looked at (None: look at the next round).
@@ -125,7 +134,8 @@ pub async fn run(
         }
         let mut next_due = None;
         if !stopping {
-            let (heads, retry_in) = round(&store, in_flight.len(), &mut looked, idle).await;
+            let (heads, retry_in) =
+                round(&store, &sources, in_flight.len(), &mut looked, idle).await;
             let due = launch(heads, &client, &tokens, &done_tx, &mut in_flight);
             next_due = retry_in.or(due);
         }
@@ -154,10 +164,12 @@ pub async fn give_back(store: &dyn Store) -> Result<(), crate::store::StoreError
 
 /// The deliveries a round may start, in id order: those the store claimed
 /// on the way and, when the store asks or `idle` has passed since the last
-/// look at the queue (`looked`; None: look now), the queue's heads. After a
-/// failed look, when to try again.
+/// look at the queue (`looked`; None: look now), the queue's heads (those
+/// needing a token source not in `sources` left to other nodes for a while).
+/// After a failed look, when to try again.
 async fn round(
     store: &Arc<dyn Store>,
+    sources: &[String],
     in_flight: usize,
     looked: &mut Option<Instant>,
     idle: Duration,
@@ -167,7 +179,11 @@ async fn round(
     let mut retry_in = None;
     if claimed.look || looked.is_none_or(|at| at.elapsed() >= idle) {
         *looked = Some(Instant::now());
-        match store.outbox(BATCH + in_flight).await {
+        let left_before = now_ms().saturating_sub(LEFT_FOR_OTHERS.as_millis() as u64);
+        match store
+            .outbox_for(BATCH + in_flight, sources, left_before)
+            .await
+        {
             Ok(queued) => heads.extend(queued),
             Err(e) => {
                 if !e.is_unavailable() {

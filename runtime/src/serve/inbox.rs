@@ -372,11 +372,6 @@ async fn renewing<T>(
     }
 }
 
-/// How long, with a shared store, a message this node cannot run (its bot
-/// gone from this node, a job from a newer version) is left for a node that
-/// can before it is dropped as a lone node drops it: longer than a deploy.
-const LEFT_FOR_OTHERS: Duration = Duration::from_secs(15 * 60);
-
 /// What became of an inbox entry this node took.
 enum Ran {
     /// Its turn committed (or it was dropped): the next one may run.
@@ -386,12 +381,12 @@ enum Ran {
 }
 
 /// An entry this node cannot run: with a shared store, left for a node that
-/// can, for up to [`LEFT_FOR_OTHERS`] after it was accepted; else marked
+/// can, for up to [`super::LEFT_FOR_OTHERS`] after it was accepted; else marked
 /// done without a turn. Either way saying why in the log.
 async fn cannot_run(state: &AppState, e: &InboxEntry, why: &str) -> Result<Ran, StoreError> {
     let (bot, conversation) = (&e.bot, &e.conversation);
     let waited = Duration::from_millis(now_ms().saturating_sub(e.accepted_ms));
-    if state.shared_store.is_some() && waited < LEFT_FOR_OTHERS {
+    if state.shared_store.is_some() && waited < super::LEFT_FOR_OTHERS {
         tracing::warn!(
             bot,
             conversation,

@@ -28,6 +28,13 @@ pub use state::AppState;
 
 use crate::channels::delivery;
 
+/// How long, with a shared store, work this node cannot do is left for a
+/// node that can: a message it cannot run (its bot gone from this node, a
+/// job from a newer version), a delivery that needs a Sinch channel it lacks.
+/// Longer than a deploy; after it, the node does as a lone node does (drops
+/// the message, tries the delivery and retries it until it is given up).
+pub const LEFT_FOR_OTHERS: Duration = Duration::from_secs(15 * 60);
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,

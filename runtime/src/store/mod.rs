@@ -252,6 +252,21 @@ pub trait Store: Send + Sync + 'static {
     /// `id` order, at most `limit` (on PostgreSQL: the due ones, claimed for
     /// this node for its lease time).
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// [`Store::outbox`] for a node that gets bearer tokens only from
+    /// `sources` (its Sinch channels): with several nodes, a delivery that
+    /// needs another source ([`Delivery::auth`]) is left for a node that has
+    /// it, unless it was queued before `left_before_ms` (then this node takes
+    /// it too, so that it ends as a lone node's would: retried, then a dead
+    /// letter). A store only one node uses has no one to leave it for.
+    async fn outbox_for(
+        &self,
+        limit: usize,
+        sources: &[String],
+        left_before_ms: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let _ = (sources, left_before_ms);
+        self.outbox(limit).await
+    }
     /// Deliveries this node claimed on its way (a turn's commit claims the
     /// delivery it queued, a settlement the conversation's next one), each
     /// handed out once, and whether [`Store::outbox`] must look for others

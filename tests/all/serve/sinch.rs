@@ -24,6 +24,9 @@ struct Sinch {
     patched: Arc<Mutex<Vec<(String, String, Value)>>>,
     token_calls: Arc<Mutex<u32>>,
     reject_next: Arc<Mutex<u32>>,
+    /// While set, `messages:send` answers 503 (counted in `failed`).
+    down: Arc<Mutex<bool>>,
+    failed: Arc<Mutex<u32>>,
 }
 
 async fn token(
@@ -51,6 +54,10 @@ async fn token(
 }
 
 async fn send(State(s): State<Sinch>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
+    if *s.down.lock().unwrap() {
+        *s.failed.lock().unwrap() += 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     {
         let mut reject = s.reject_next.lock().unwrap();
         if *reject > 0 {
@@ -459,4 +466,64 @@ async fn contact_pro_takes_over_and_the_stop_hands_back() {
     );
     assert_eq!(sinch.patched.lock().unwrap().len(), 1);
     server.shutdown().await.unwrap();
+}
+
+/// With several nodes, a Sinch message is sent only by a node that has the
+/// channel. Node A (the bot, with its Sinch channel) fails to send a reply
+/// (Sinch down) and stops; node B, with no Sinch channel, leaves the retry
+/// alone instead of failing it ("could not get a token") again and again
+/// with a longer wait each time; A, started again, sends it once Sinch is
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_sinch_channel_leaves_its_messages_alone() {
+    let url = crate::pg::database().await;
+    let bot = write_bot(
+        "",
+        "  - { id: intro, system: introduction, type: message, messages: [{ text: \"Hi\" }] }\n",
+        &[],
+    );
+    let (sinch, sinch_base) = Sinch::start().await;
+    *sinch.down.lock().unwrap() = true;
+    let store =
+        format!("store: {{ postgres: {{ url: \"{url}\", pool: 4, startWaitSeconds: 0 }} }}\n");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = serve(dir_a.path(), bot.path(), &sinch_base, &store).await;
+    let b = crate::common::serve_yaml(
+        dir_b.path(),
+        &format!(
+            "listen: 127.0.0.1:0\ndata: {}\ntenants: [{{ id: one, tokens: [\"{}\"] }}]\nbots: []\n{store}",
+            dir_b.path().join("data").display(),
+            hash_token("x"),
+        ),
+    )
+    .await;
+    let now = sandbot::store::now_ms() / 1000;
+    let hi = inbound("m1", "WHATSAPP", json!({"text_message": {"text": "hi"}}));
+    let base = format!("http://{}", a.addr);
+    assert_eq!(callback(&base, &hi, Some("whsec"), now).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *sinch.failed.lock().unwrap() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.shutdown().await.unwrap();
+    let failed = *sinch.failed.lock().unwrap();
+    assert!(failed >= 1, "A tried and failed");
+    // The retry comes due after 250 ms, 500 ms, … B looks every 100 ms.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM outbox")
+        .fetch_all(&sqlx::PgPool::connect(&url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts,
+        [failed as i32],
+        "B made no attempt of its own (each would fail without a token)"
+    );
+    *sinch.down.lock().unwrap() = false;
+    let a = serve(dir_a.path(), bot.path(), &sinch_base, &store).await;
+    let sent = sinch.wait_for(1).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1["message"]["text_message"]["text"], "NU");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
 }

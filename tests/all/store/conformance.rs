@@ -1163,6 +1163,79 @@ async fn postgres_deliveries_are_claimed_on_the_way() {
     assert_eq!(back[0].body["text"], "three");
 }
 
+/// With several nodes a delivery that needs a token source (a Sinch
+/// channel) is claimed only by a node that has it, until it has waited
+/// long enough for one (then by any node, which fails it and retries it as
+/// a lone node would); deliveries that need none go to any node. A lone
+/// node takes them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_leaves_deliveries_it_has_no_token_for() {
+    let b = postgres(Duration::from_secs(30)).await;
+    let (one, two) = (b.open().await, b.open().await);
+    let sinch = Delivery {
+        auth: Some("sinch-1".into()),
+        ..delivery("s", json!({"text": "by sinch"}))
+    };
+    for (conv, d) in [("s", sinch), ("w", delivery("w", json!({"text": "plain"})))] {
+        let mut c = commit_done(conv, 0);
+        c.inbox = None;
+        c.outbox = vec![d];
+        one.commit(c).await.unwrap();
+    }
+    // Its commits claimed both for one; it stops and gives them back.
+    sandbot::channels::delivery::give_back(one.as_ref())
+        .await
+        .unwrap();
+    let waited = now_ms() - 15 * 60 * 1000;
+    // What `store` takes with `sources`, given back at once (due now).
+    let takes = |store: Arc<dyn Store>, sources: &'static [&'static str], before: u64| async move {
+        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        let taken = store.outbox_for(10, &sources, before).await.unwrap();
+        let back: Vec<_> = taken.iter().map(|d| (d.id, 0, 0)).collect();
+        store.outbox_settle(&[], &back).await.unwrap();
+        taken
+            .iter()
+            .map(|d| d.body["text"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        takes(two.clone(), &[], waited).await,
+        ["plain"],
+        "no channel"
+    );
+    assert_eq!(
+        takes(two.clone(), &["sinch-2"], waited).await,
+        ["plain"],
+        "another channel only"
+    );
+    assert_eq!(
+        takes(one.clone(), &["sinch-1"], waited).await,
+        ["by sinch", "plain"],
+        "a node with it"
+    );
+    // Waited past the time given: any node takes it.
+    assert_eq!(
+        takes(two.clone(), &[], now_ms() + 1).await,
+        ["by sinch", "plain"],
+        "waited"
+    );
+}
+
+#[tokio::test]
+async fn embedded_a_lone_node_takes_every_delivery() {
+    let (_dir, b) = embedded();
+    let store = b.open().await;
+    let mut c = commit_done("s", 0);
+    c.inbox = None;
+    c.outbox = vec![Delivery {
+        auth: Some("sinch-1".into()),
+        ..delivery("s", json!({}))
+    }];
+    store.commit(c).await.unwrap();
+    let taken = store.outbox_for(10, &[], 0).await.unwrap();
+    assert_eq!(taken.len(), 1, "no other node to leave it for");
+}
+
 /// A commit inserts its first delivery claimed only when the conversation
 /// has none older; with an older one due and nobody's (its retry came due,
 /// or its node gave it back), the commit claims that one, the head, and

@@ -84,4 +84,8 @@ impl TokenSource for SinchTokens {
             Ok(fresh.0)
         })
     }
+
+    fn sources(&self) -> Vec<String> {
+        self.channels.keys().cloned().collect()
+    }
 }

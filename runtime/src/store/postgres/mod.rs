@@ -524,7 +524,17 @@ impl Store for PostgresStore {
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        write::claim_deliveries(&self.relaxed, &self.node, self.lease, limit).await
+        write::claim_deliveries(&self.relaxed, &self.node, self.lease, limit, None).await
+    }
+
+    async fn outbox_for(
+        &self,
+        limit: usize,
+        sources: &[String],
+        left_before_ms: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let only = Some((sources, left_before_ms));
+        write::claim_deliveries(&self.relaxed, &self.node, self.lease, limit, only).await
     }
 
     fn take_claimed(&self) -> Claimed {

@@ -279,12 +279,15 @@ pub fn inbox_entry(r: &PgRow, at: usize, bot: &str, conversation: &str) -> Inbox
 /// claims are not offered again: they were handed to its worker when taken
 /// (a commit's or a settlement's claim is handed over just after its
 /// transaction, so offering it here too could start it twice); one left
-/// behind is free again when its claim runs out.
+/// behind is free again when its claim runs out. With `only` (token
+/// sources, a time in ms), a head that needs another token source is
+/// skipped unless it was queued before that time.
 pub async fn claim_deliveries(
     pool: &Kept,
     node: &str,
     claim: Duration,
     limit: usize,
+    only: Option<(&[String], u64)>,
 ) -> Result<Vec<Delivery>, StoreError> {
     let now = now_ms() as i64;
     let rows = sqlx::query(
@@ -292,9 +295,10 @@ pub async fn claim_deliveries(
         // for (no lock waits, no deadlocks between nodes).
         "WITH heads AS (
              SELECT id FROM (
-                 SELECT DISTINCT ON (bot, conversation) id, not_before_ms, claimed_until
+                 SELECT DISTINCT ON (bot, conversation) id, not_before_ms, claimed_until, auth, queued_ms
                  FROM outbox ORDER BY bot, conversation, id) h
              WHERE h.not_before_ms <= $3 AND h.claimed_until < $3
+               AND ($5::text[] IS NULL OR h.auth IS NULL OR h.auth = ANY($5) OR h.queued_ms < $6)
              ORDER BY h.id LIMIT $4),
          free AS (
              SELECT o.id FROM outbox o
@@ -307,6 +311,8 @@ pub async fn claim_deliveries(
     .bind(now + claim.as_millis() as i64)
     .bind(now)
     .bind(limit as i64)
+    .bind(only.map(|(sources, _)| sources))
+    .bind(only.map_or(0, |(_, before)| before as i64))
     .fetch_all(pool)
     .await
     .map_err(db)?;
