@@ -387,14 +387,41 @@ async fn cannot_run(state: &AppState, e: &InboxEntry, why: &str) -> Result<Ran, 
     let (bot, conversation) = (&e.bot, &e.conversation);
     let waited = Duration::from_millis(now_ms().saturating_sub(e.accepted_ms));
     if state.shared_store.is_some() && waited < super::LEFT_FOR_OTHERS {
-        tracing::warn!(
-            bot,
-            conversation,
-            "leaving a message for a node that can run it: {why}"
-        );
+        // Looked at again each second until another node runs it: said once.
+        if state.left.first(e.id) {
+            tracing::warn!(
+                bot,
+                conversation,
+                "leaving a message for a node that can run it: {why}"
+            );
+        }
         return Ok(Ran::Left);
     }
+    state.left.forget(e.id);
     drop_entry(state, e, why).await
+}
+
+/// The inbox entries this node said it leaves to other nodes, so that it
+/// says so once per entry, not at every look. Bounded: past `LeftLog::MAX`
+/// entries it starts afresh (some are said again).
+#[derive(Default)]
+pub struct LeftLog(Mutex<std::collections::HashSet<u64>>);
+
+impl LeftLog {
+    const MAX: usize = 10_000;
+
+    /// Whether entry `id` is new here (and now noted).
+    pub fn first(&self, id: u64) -> bool {
+        let mut seen = self.0.lock().expect("not poisoned");
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(id)
+    }
+
+    pub fn forget(&self, id: u64) {
+        self.0.lock().expect("not poisoned").remove(&id);
+    }
 }
 
 /// Marks an entry done without a turn, saying why in the log.
@@ -655,4 +682,30 @@ pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("the OS random source");
     hex::encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeftLog;
+
+    #[test]
+    fn a_left_entry_is_said_once_until_forgotten() {
+        let log = LeftLog::default();
+        assert!(log.first(7));
+        assert!(!log.first(7), "the next looks say nothing");
+        assert!(log.first(8), "another entry");
+        log.forget(7);
+        assert!(log.first(7), "forgotten: new again");
+    }
+
+    #[test]
+    fn the_left_log_stays_bounded() {
+        let log = LeftLog::default();
+        for id in 0..LeftLog::MAX as u64 {
+            assert!(log.first(id));
+        }
+        assert!(log.first(u64::MAX), "full: starts afresh");
+        assert!(log.first(0), "said again after the fresh start");
+        assert!(log.0.lock().unwrap().len() <= 2);
+    }
 }

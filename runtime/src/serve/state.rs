@@ -112,6 +112,8 @@ pub struct AppState {
     pub metrics: super::metrics::Metrics,
     /// Requests waiting for their turn's outcome (the web chat).
     pub replies: super::inbox::Replies,
+    /// Inbox entries this node said it leaves to other nodes.
+    pub left: super::inbox::LeftLog,
     /// The key web session tokens are signed with.
     pub web_key: Vec<u8>,
     /// What `/metrics` asks for (none: this machine only).
@@ -349,6 +351,7 @@ impl AppState {
             rate: RateLimiter::default(),
             metrics: Default::default(),
             replies: Default::default(),
+            left: Default::default(),
             web_key: web_key(config, shared_web_key)?,
             offloading,
             silence_minute_ms: config.silence_minute_ms,
