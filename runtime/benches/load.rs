@@ -12,7 +12,8 @@
 //! With `SANDBOT_BENCH_DATABASE_URL=postgres://…` (a server's admin URL; a
 //! Unix socket as `postgres://user@localhost:PORT?host=/run/postgresql`) the
 //! nodes share a fresh PostgreSQL database; `--nodes N` starts N server
-//! processes and sends each message to the next node in turn.
+//! processes and sends each message to the next node in turn; `--threads N`
+//! gives each its async worker threads.
 //!
 //! `runtime/benches/scaling.sh` runs it across core counts under `taskset`.
 
@@ -124,6 +125,11 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
     };
     // `--idle-mib N`: the servers' idleMemoryMib (default 32).
     let idle_mib = support::arg("--idle-mib", 32);
+    // `--threads N`: each server's async worker threads (default: one per core).
+    let threads = match support::arg("--threads", 0) {
+        0 => String::new(),
+        n => format!("threads: {n}\n"),
+    };
     let mut servers = Vec::new();
     let mut bases = Vec::new();
     for n in 0..nodes {
@@ -133,7 +139,7 @@ async fn run(name: &str, flow: &str, conversations: usize, seconds: u64, nodes: 
             .unwrap()
             .port();
         let config = format!(
-            "listen: 127.0.0.1:{port}\ndata: data{n}\nidleMemoryMib: {idle_mib}\n{store}tenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
+            "listen: 127.0.0.1:{port}\ndata: data{n}\nidleMemoryMib: {idle_mib}\n{threads}{store}tenants: [{{ id: t, tokens: [\"{}\"], rateLimit: {{ requests: 1000000, seconds: 60 }} }}]\n\
              bots:\n  - folder: bot\n    tenant: t\n    channels:\n      webhook: [{{ id: load, url: \"{hook}\", verifyToken: v }}]\n",
             sandbot::serve::config::hash_token("load-token"),
         );

@@ -374,3 +374,51 @@ fn js_and_api_usage_errors_exit_2() {
     ];
     assert_usage_errors(cases);
 }
+
+/// `sandbot serve`'s start-up lines up to the one that names its threads
+/// (then it is stopped), for a config with `top` lines and no bots.
+fn serve_start_lines(top: &str) -> String {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ndata: {}\n{top}tenants: []\nbots: []\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sandbot"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("TOKIO_WORKER_THREADS")
+        .env_remove("SANDBOT_DATABASE_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = String::new();
+    for line in std::io::BufReader::new(server.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        lines.push_str(&line);
+        lines.push('\n');
+        if line.contains("threads:") {
+            break;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    lines
+}
+
+#[test]
+fn serve_runs_on_the_threads_its_config_gives() {
+    let lines = serve_start_lines("threads: 1\n");
+    assert!(lines.contains("  threads: 1 async worker(s)\n"), "{lines}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let lines = serve_start_lines("");
+    assert!(
+        lines.contains(&format!("  threads: {cores} async worker(s)\n")),
+        "one per core by default: {lines}"
+    );
+}

@@ -27,7 +27,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let threads = runtime.metrics().num_workers();
     runtime.block_on(async {
         if args.config.is_none() {
             start_example_backend().await;
@@ -45,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(store) = &server.state.shared_store {
             eprintln!("  store: {store}");
         }
+        eprintln!("  threads: {threads} async worker(s)");
         let mut deployed: Vec<_> = server.state.bots.values().collect();
         deployed.sort_by_key(|d| (&d.id, d.version));
         for d in deployed {

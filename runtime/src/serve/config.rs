@@ -60,6 +60,12 @@ pub struct ServeConfig {
     /// default one less than the cores. `SANDBOT_CPU_SLOTS` overrides.
     #[serde(default)]
     pub cpu_slots: Option<usize>,
+    /// The node's async worker threads (HTTP, store, turns); default one per
+    /// core (`TOKIO_WORKER_THREADS` sets the default too). Several nodes on
+    /// one machine share its cores: fewer threads each wait less on each
+    /// other (docs/BENCHMARKS.md).
+    #[serde(default)]
+    pub threads: Option<usize>,
     /// What the sandbox pool's idle slots may keep resident, all tenants
     /// together, in MiB (default 32); past it they are released.
     #[serde(default)]
@@ -573,6 +579,7 @@ impl ServeConfig {
             http: Default::default(),
             silence_minute_ms: default_silence_minute_ms(),
             cpu_slots: None,
+            threads: None,
             idle_memory_mib: None,
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -685,6 +692,9 @@ impl ServeConfig {
         if self.cpu_slots == Some(0) {
             bail!("cpuSlots must be at least 1 (guest code needs a slot to run)");
         }
+        if self.threads == Some(0) {
+            bail!("threads must be at least 1 (the node's async work needs a thread)");
+        }
         for t in &self.tenants {
             if t.max_concurrent_actions == 0 {
                 bail!("tenant `{}`: maxConcurrentActions must be at least 1", t.id);
@@ -795,6 +805,11 @@ mod tests {
         assert_eq!(
             load("cpuSlots: 0", "").unwrap_err().to_string(),
             "cpuSlots must be at least 1 (guest code needs a slot to run)"
+        );
+        assert_eq!(load("threads: 1", "").unwrap().threads, Some(1));
+        assert_eq!(
+            load("threads: 0", "").unwrap_err().to_string(),
+            "threads must be at least 1 (the node's async work needs a thread)"
         );
         assert_eq!(
             load("", ", maxMemoryMib: 127").unwrap_err().to_string(),
