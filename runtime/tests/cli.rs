@@ -375,8 +375,9 @@ fn js_and_api_usage_errors_exit_2() {
     assert_usage_errors(cases);
 }
 
-/// `sandbot serve`'s start-up lines up to the one that names its threads
-/// (then it is stopped), for a config with `top` lines and no bots.
+/// `sandbot serve`'s start-up lines up to the studio's, the last (then it
+/// is stopped), or all it wrote if it ended; for a config with `top` lines
+/// and no bots.
 fn serve_start_lines(top: &str) -> String {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
@@ -402,7 +403,7 @@ fn serve_start_lines(top: &str) -> String {
         let line = line.unwrap();
         lines.push_str(&line);
         lines.push('\n');
-        if line.contains("threads:") {
+        if line.contains("studio (code editor") {
             break;
         }
     }
