@@ -8,6 +8,7 @@ pub mod limit_args;
 mod publish;
 mod serve;
 mod store;
+mod store_inbox;
 mod validate;
 
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ enum Command {
 enum StoreCommand {
     /// Copy a data folder's store into a new folder with another part count.
     Copy(store::CopyArgs),
+    /// What waits in the store per bot, who serves it; drop a removed bot's
+    /// waiting messages.
+    Inbox(store_inbox::InboxArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
         }
         Command::Validate(args) => validate::run(args),
         Command::Store(StoreCommand::Copy(args)) => store::copy(args),
+        Command::Store(StoreCommand::Inbox(args)) => store_inbox::inbox(args),
         Command::Publish(args) => publish::publish(args),
         Command::Versions(args) => publish::versions(args),
         Command::Schema => {

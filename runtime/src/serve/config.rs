@@ -3,6 +3,7 @@
 //! channels). Without a file: the example bots for a `demo` tenant.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -367,6 +368,21 @@ pub struct PostgresConfig {
     /// that went silent, a server that hangs, a lock held too long.
     #[serde(default = "default_answer_wait_seconds")]
     pub answer_wait_seconds: u64,
+}
+
+impl PostgresConfig {
+    /// How the store reaches the database (checked by
+    /// [`StoreConfig::postgres`]: the URL is there).
+    pub fn options(&self, session_ttl: Duration) -> crate::store::PostgresOptions {
+        crate::store::PostgresOptions {
+            url: self.url.clone().expect("checked"),
+            pool: self.pool,
+            lease: Duration::from_secs(self.lease_seconds),
+            session_ttl,
+            start_wait: Duration::from_secs(self.start_wait_seconds),
+            wait: Duration::from_secs(self.answer_wait_seconds),
+        }
+    }
 }
 
 impl Default for PostgresConfig {

@@ -390,8 +390,9 @@ impl Collector for Scrape {
 }
 
 /// Records this node's figures in the store every second (and once more at
-/// shutdown), so `/v1/usage` adds up every node's figures; reads what each
-/// tenant stores (storage quotas) at the same pace.
+/// shutdown), so `/v1/usage` adds up every node's figures, and the node
+/// itself with the bots it serves (`Store::heartbeat`, left at shutdown);
+/// reads what each tenant stores (storage quotas) at the same pace.
 pub async fn record(
     state: std::sync::Arc<super::AppState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -399,7 +400,17 @@ pub async fn record(
     // Reading what tenants store scans their conversations' rows on
     // PostgreSQL: at most 1 % of the time goes to it on a large database.
     let mut storage_due = std::time::Instant::now();
+    // The bots this node serves (hot reload changes a bot, not the set).
+    let mut bots: Vec<String> = state.bots.keys().cloned().collect();
+    bots.sort();
     loop {
+        // On a shared store, other nodes and `sandbot store inbox` see this
+        // node and what it serves; it leaves when it stops.
+        if let Err(e) = state.store.heartbeat(&bots).await
+            && !e.is_unavailable()
+        {
+            tracing::warn!(%e, "recording this node in the store");
+        }
         let stopping = tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             _ = stop.wait_for(|s| *s) => true,
@@ -415,6 +426,9 @@ pub async fn record(
             storage_due = std::time::Instant::now() + started.elapsed() * 100;
         }
         if stopping {
+            if let Err(e) = state.store.leave().await {
+                tracing::warn!(%e, "taking this node out of the store's list of nodes");
+            }
             return;
         }
     }

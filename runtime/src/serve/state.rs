@@ -95,6 +95,28 @@ fn source(folder: &std::path::Path, version: &str) -> PathBuf {
     }
 }
 
+/// Each configured bot, loaded from where its deployment serves it (see
+/// [`Deployment::source`]), in the config's order.
+pub fn load_bots(config: &ServeConfig) -> anyhow::Result<Vec<Bot>> {
+    config
+        .bots
+        .iter()
+        .map(|b| {
+            let dir = source(&b.folder, b.version.as_str());
+            Bot::load(&dir).map_err(|p| anyhow::anyhow!("{}: {p}", dir.display()))
+        })
+        .collect()
+}
+
+/// The store keys (see `flow::store_key`) of the bots `config` serves.
+pub fn served_keys(config: &ServeConfig) -> anyhow::Result<Vec<String>> {
+    Ok(load_bots(config)?
+        .iter()
+        .zip(&config.bots)
+        .map(|(bot, b)| crate::flow::store_key(bot.id(), b.version.as_str()).into_owned())
+        .collect())
+}
+
 pub struct AppState {
     pub tenants: HashMap<String, Tenant>,
     pub bots: HashMap<String, Deployment>,
@@ -165,15 +187,8 @@ impl AppState {
         let (store, lease, delivery_idle): (Arc<dyn Store>, Duration, Duration) =
             match config.store.postgres()? {
                 Some(pg) => {
-                    let lease = Duration::from_secs(pg.lease_seconds);
-                    let options = PostgresOptions {
-                        url: pg.url.expect("checked"),
-                        pool: pg.pool,
-                        lease,
-                        session_ttl: ttl,
-                        start_wait: Duration::from_secs(pg.start_wait_seconds),
-                        wait: Duration::from_secs(pg.answer_wait_seconds),
-                    };
+                    let options = pg.options(ttl);
+                    let lease = options.lease;
                     let node = OnPostgres::start(config, &options).await?;
                     (data_lock, shared_store, shared_web_key) =
                         (node.predecessor, Some(node.described), node.web_key);
@@ -250,18 +265,12 @@ impl AppState {
                 ),
             );
         }
-        let loaded = config
-            .bots
-            .iter()
-            .map(|b| {
-                let dir = source(&b.folder, b.version.as_str());
-                let bot = Bot::load(&dir).map_err(|p| anyhow::anyhow!("{}: {p}", dir.display()))?;
-                if let Some(note) = crate::flow::bot::intl::note(&bot) {
-                    tracing::warn!(bot = bot.id(), "{note}");
-                }
-                Ok(bot)
-            })
-            .collect::<anyhow::Result<Vec<Bot>>>()?;
+        let loaded = load_bots(config)?;
+        for bot in &loaded {
+            if let Some(note) = crate::flow::bot::intl::note(bot) {
+                tracing::warn!(bot = bot.id(), "{note}");
+            }
+        }
         let sinch_channels: HashMap<String, SinchChannel> = config
             .bots
             .iter()

@@ -199,6 +199,20 @@ pub struct DeadLetter {
     pub dead_ms: u64,
 }
 
+/// A node that recorded itself in a shared store ([`Store::heartbeat`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSeen {
+    /// Its name in leases and claims (new at every start).
+    pub name: String,
+    /// The sandbot version it runs.
+    pub version: String,
+    /// The bots it serves (store keys, see `flow::store_key`).
+    pub bots: Vec<String>,
+    pub started_ms: u64,
+    /// When it last recorded itself (every second while it runs).
+    pub seen_ms: u64,
+}
+
 /// What [`Store::take_claimed`] hands out.
 #[derive(Debug, Default)]
 pub struct Claimed {
@@ -390,6 +404,22 @@ pub trait Store: Send + Sync + 'static {
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Records that this node runs and serves `bots` (store keys); called
+    /// every second while it runs. A store one process uses has no other
+    /// node to tell: nothing.
+    async fn heartbeat(&self, _bots: &[String]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Takes this node out of [`Store::nodes`]: it stops.
+    async fn leave(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The nodes that recorded themselves and have not left, by name (a
+    /// node that died stays until a day after it was last seen). None where
+    /// one process uses the store.
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        Ok(Vec::new())
+    }
     /// Keeps a failed invocation for replay, then drops the tenant's oldest
     /// past `bounds` (shared by every node on a shared store).
     async fn put_failure(&self, f: StoredFailure, bounds: FailureBounds) -> Result<(), StoreError>;

@@ -1834,3 +1834,45 @@ async fn a_store_copies_into_another_part_count() {
         )
     );
 }
+
+/// Nodes on one database see each other with the bots they serve; one that
+/// stops leaves the list; a record again replaces the bots, not the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_record_themselves_and_what_they_serve() {
+    let b = postgres(Duration::from_secs(30)).await;
+    let (one, two) = (b.open().await, b.open().await);
+    assert_eq!(one.nodes().await.unwrap(), []);
+    let before = now_ms();
+    one.heartbeat(&["echo".into(), "echo@DRAFT".into()])
+        .await
+        .unwrap();
+    two.heartbeat(&[]).await.unwrap();
+    let seen = two.nodes().await.unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let first = seen.iter().find(|n| n.bots.len() == 2).unwrap().clone();
+    assert_eq!(first.bots, ["echo", "echo@DRAFT"]);
+    assert_eq!(first.version, env!("CARGO_PKG_VERSION"));
+    assert!(first.started_ms >= before && first.seen_ms == first.started_ms);
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    one.heartbeat(&["other".into()]).await.unwrap();
+    let again = two.nodes().await.unwrap();
+    let first_again = again.iter().find(|n| n.name == first.name).unwrap();
+    assert_eq!(first_again.bots, ["other"]);
+    assert_eq!(first_again.started_ms, first.started_ms);
+    assert!(first_again.seen_ms > first.seen_ms);
+
+    one.leave().await.unwrap();
+    let left = two.nodes().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].name, first.name);
+}
+
+/// One process uses an embedded store: there are no other nodes to list.
+#[tokio::test]
+async fn embedded_lists_no_nodes() {
+    let (_dir, b) = embedded();
+    let store = b.open().await;
+    store.heartbeat(&["echo".into()]).await.unwrap();
+    assert_eq!(store.nodes().await.unwrap(), []);
+}

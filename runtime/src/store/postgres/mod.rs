@@ -243,8 +243,8 @@ impl PostgresStore {
     /// process is known to be gone (this node's last run: see
     /// `serve::predecessor`), instead of leaving them until they run out.
     /// The next to take such a lease gets a new epoch, which fences a
-    /// commit of `previous` should it still be running after all. Returns
-    /// (leases, claims) given up.
+    /// commit of `previous` should it still be running after all; it leaves
+    /// the list of nodes. Returns (leases, claims) given up.
     pub async fn take_over(&self, previous: &str) -> Result<(u64, u64), StoreError> {
         // A statement of the run that died may still be running in its
         // backend (the server notices a closed connection only when it
@@ -264,7 +264,8 @@ impl PostgresStore {
                  UPDATE leases SET until_ms = 0 WHERE node = $1 AND until_ms >= $2 RETURNING 1),
              claims_given_up AS (
                  UPDATE outbox SET claimed_until = 0 WHERE claimed_by = $1 AND claimed_until >= $2
-                 RETURNING 1)
+                 RETURNING 1),
+             gone AS (DELETE FROM nodes WHERE name = $1)
              SELECT (SELECT count(*) FROM leases_given_up), (SELECT count(*) FROM claims_given_up)",
         )
         .bind(previous)
@@ -838,6 +839,53 @@ impl Store for PostgresStore {
             .await
             .map(drop)
             .map_err(db)
+    }
+
+    async fn heartbeat(&self, bots: &[String]) -> Result<(), StoreError> {
+        // Nodes unseen for a day (they died) go.
+        let now = now_ms() as i64;
+        sqlx::query(
+            "WITH gone AS (DELETE FROM nodes WHERE seen_ms < $5 AND name <> $1)
+             INSERT INTO nodes (name, version, bots, started_ms, seen_ms)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (name) DO UPDATE SET bots = EXCLUDED.bots, seen_ms = EXCLUDED.seen_ms",
+        )
+        .bind(&self.node)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(bots)
+        .bind(now)
+        .bind(now - 24 * 3600 * 1000)
+        .execute(&self.relaxed)
+        .await
+        .map(drop)
+        .map_err(db)
+    }
+
+    async fn leave(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE name = $1")
+            .bind(&self.node)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(db)
+    }
+
+    async fn nodes(&self) -> Result<Vec<super::NodeSeen>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, version, bots, started_ms, seen_ms FROM nodes ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| super::NodeSeen {
+                name: r.get(0),
+                version: r.get(1),
+                bots: r.get(2),
+                started_ms: r.get::<i64, _>(3) as u64,
+                seen_ms: r.get::<i64, _>(4) as u64,
+            })
+            .collect())
     }
 
     async fn put_failure(
