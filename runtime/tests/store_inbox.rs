@@ -37,7 +37,8 @@ fn inbox(config: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-/// Accepts `n` messages of bot `gone` (a bot no config serves any more).
+/// Accepts `n` messages of bot `gone` (a bot no config serves any more),
+/// the first of them two and a half hours ago.
 async fn waiting_for_gone(store: &dyn Store, n: usize) {
     let backlog = Backlog {
         conversation: 100,
@@ -50,7 +51,7 @@ async fn waiting_for_gone(store: &dyn Store, n: usize) {
             bot: "gone".into(),
             conversation: format!("c{}", i % 2),
             dedupe: None,
-            accepted_ms: now_ms(),
+            accepted_ms: now_ms() - if i == 0 { 9_000_000 } else { 0 },
             job: json!({"text": i}),
         };
         store.enqueue(entry, backlog).await.unwrap();
@@ -126,7 +127,7 @@ async fn on_postgres_the_running_nodes_say_what_they_serve() {
         &lines[3..],
         [
             "waiting (messages to run, replies to deliver), per bot:",
-            "  gone  3 message(s), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them",
+            "  gone  3 message(s) (the oldest 2 h old), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them",
         ],
         "{out}"
     );
@@ -227,7 +228,7 @@ async fn on_a_stopped_servers_embedded_store() {
         out,
         format!(
             "store: embedded, {}\nwaiting (messages to run, replies to deliver), per bot:\n  \
-             gone  2 message(s), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them\n",
+             gone  2 message(s) (the oldest 2 h old), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them\n",
             path.display()
         )
     );

@@ -182,8 +182,12 @@ fn report(
         } else {
             format!("served by {}", by.join(", "))
         };
+        let oldest = q
+            .oldest_ms
+            .map(|ms| format!(" (the oldest {} old)", ago(now, ms)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  {bot:<width$}  {} message(s), {} repl(ies)  {by}\n",
+            "  {bot:<width$}  {} message(s){oldest}, {} repl(ies)  {by}\n",
             q.inbox, q.outbox
         ));
     }
@@ -215,32 +219,25 @@ mod tests {
         }
     }
 
+    fn waiting(inbox: u64, outbox: u64, oldest_ms: Option<u64>) -> Queued {
+        Queued {
+            inbox,
+            outbox,
+            oldest_ms,
+        }
+    }
+
     #[test]
     fn the_report_says_who_serves_what_waits() {
-        let now = 100_000_000;
+        let now = 1_000_000_000;
         let queued = BTreeMap::from([
-            (
-                "echo".to_string(),
-                Queued {
-                    inbox: 1,
-                    outbox: 2,
-                },
-            ),
+            ("echo".to_string(), waiting(0, 2, None)),
             (
                 "gone".to_string(),
-                Queued {
-                    inbox: 3,
-                    outbox: 0,
-                },
+                waiting(3, 0, Some(now - 2 * 86_400_000)),
             ),
             ("idle".to_string(), Queued::default()),
-            (
-                "mine".to_string(),
-                Queued {
-                    inbox: 1,
-                    outbox: 0,
-                },
-            ),
+            ("mine".to_string(), waiting(1, 0, Some(now - 1_000))),
         ]);
         let nodes = [
             node("node-a", &["echo"], now - 300_000, now - 1_000),
@@ -260,9 +257,9 @@ mod tests {
              node-a  sandbot 1.0.0  running for 5 min  serves: echo\n  \
              node-b  sandbot 1.0.0  not seen for 3 h (it died, or cannot reach the database)  serves: echo, gone\n\
              waiting (messages to run, replies to deliver), per bot:\n  \
-             echo  1 message(s), 2 repl(ies)  served by node node-a\n  \
-             gone  3 message(s), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them\n  \
-             mine  1 message(s), 0 repl(ies)  served by this config\n"
+             echo  0 message(s), 2 repl(ies)  served by node node-a\n  \
+             gone  3 message(s) (the oldest 2 d old), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them\n  \
+             mine  1 message(s) (the oldest 1 s old), 0 repl(ies)  served by this config\n"
         );
         assert_eq!(
             report("embedded, x", &BTreeMap::new(), &served, &[], now),

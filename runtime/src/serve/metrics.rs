@@ -353,7 +353,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::from(self.2.is_some())).encode(up)?;
-        let queues: [GaugeOf<Queued>; 2] = [
+        let queues: [GaugeOf<Queued>; 3] = [
             (
                 "sandbot_inbox_messages",
                 "Messages accepted and not yet run (the durable inbox; the same on every node of a shared store)",
@@ -363,6 +363,14 @@ impl Collector for Scrape {
                 "sandbot_outbox_deliveries",
                 "Replies queued and not yet delivered, retries included, dead letters apart (the same on every node of a shared store)",
                 |q| q.outbox,
+            ),
+            (
+                "sandbot_inbox_oldest_seconds",
+                "How long the oldest message in the inbox has waited (0: none waits); alert on it to find a conversation that does not move",
+                |q| {
+                    q.oldest_ms
+                        .map_or(0, |ms| crate::store::now_ms().saturating_sub(ms) / 1000)
+                },
             ),
         ];
         for (name, help, get) in queues {
@@ -477,6 +485,31 @@ mod tests {
             "sandbot_sandbox_idle_resident_bytes 3145728",
             "sandbot_sandbox_idle_releases_total 2",
             "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn what_waits_shows_with_the_age_of_the_oldest_message() {
+        let queued = QueuedByBot::from([
+            (
+                ("acme".to_string(), "shop".to_string()),
+                Queued {
+                    inbox: 3,
+                    outbox: 1,
+                    oldest_ms: Some(crate::store::now_ms() - 75_500),
+                },
+            ),
+            (("acme".to_string(), "idle".to_string()), Queued::default()),
+        ]);
+        let text = Metrics::default().render((0, 0), Some(queued));
+        for line in [
+            "sandbot_store_up 1",
+            "sandbot_inbox_messages{tenant=\"acme\",bot=\"shop\"} 3",
+            "sandbot_outbox_deliveries{tenant=\"acme\",bot=\"shop\"} 1",
+            "sandbot_inbox_oldest_seconds{tenant=\"acme\",bot=\"shop\"} 75",
+            "sandbot_inbox_oldest_seconds{tenant=\"acme\",bot=\"idle\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

@@ -172,8 +172,7 @@ impl AppState {
         for d in self.bots.values() {
             let q = queued.get(&d.key).copied().unwrap_or_default();
             let sum: &mut Queued = out.entry((d.tenant.clone(), d.id.clone())).or_default();
-            sum.inbox += q.inbox;
-            sum.outbox += q.outbox;
+            sum.add(&q);
         }
         Some(out)
     }

@@ -28,6 +28,21 @@ pub use sizes::json_len;
 pub struct Queued {
     pub inbox: u64,
     pub outbox: u64,
+    /// When the oldest message in the inbox was accepted (none waiting:
+    /// `None`): a conversation that does not move, or a bot nothing serves.
+    pub oldest_ms: Option<u64>,
+}
+
+impl Queued {
+    /// Both queues of `self` and `other` together (a bot's DRAFT and LIVE).
+    pub fn add(&mut self, other: &Queued) {
+        self.inbox += other.inbox;
+        self.outbox += other.outbox;
+        self.oldest_ms = match (self.oldest_ms, other.oldest_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// Idle time after which a session is forgotten (30 days).

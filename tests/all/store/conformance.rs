@@ -180,13 +180,35 @@ async fn queued(store: &dyn Store, e: InboxEntry, backlog: Backlog) -> u64 {
 async fn queues_per_bot(b: &Backend) {
     let store = b.open().await;
     assert!(store.queued().await.unwrap().is_empty());
-    let first = queued(store.as_ref(), entry("t", "c1", "m1", None), ROOMY).await;
-    queued(store.as_ref(), entry("t", "c1", "m2", None), ROOMY).await;
+    // Accepted at given times: the oldest of each bot is the one counted,
+    // whichever conversation it is in.
+    let at = |ms: u64, e: InboxEntry| InboxEntry {
+        accepted_ms: ms,
+        ..e
+    };
+    let later = queued(
+        store.as_ref(),
+        at(3_000, entry("t", "c0", "m0", None)),
+        ROOMY,
+    )
+    .await;
+    let first = queued(
+        store.as_ref(),
+        at(1_000, entry("t", "c1", "m1", None)),
+        ROOMY,
+    )
+    .await;
+    let second = queued(
+        store.as_ref(),
+        at(2_000, entry("t", "c1", "m2", None)),
+        ROOMY,
+    )
+    .await;
     let elsewhere = InboxEntry {
         bot: "b2".into(),
         ..entry("t", "c9", "x", None)
     };
-    queued(store.as_ref(), elsewhere, ROOMY).await;
+    queued(store.as_ref(), at(5_000, elsewhere), ROOMY).await;
     let replies = TurnCommit {
         inbox: None,
         outbox: vec![
@@ -201,18 +223,20 @@ async fn queues_per_bot(b: &Backend) {
     assert_eq!(
         q["b"],
         Queued {
-            inbox: 2,
-            outbox: 2
+            inbox: 3,
+            outbox: 2,
+            oldest_ms: Some(1_000),
         }
     );
     assert_eq!(
         q["b2"],
         Queued {
             inbox: 1,
-            outbox: 0
+            outbox: 0,
+            oldest_ms: Some(5_000),
         }
     );
-    // A turn done, a delivery delivered.
+    // A turn done, a delivery delivered: the oldest waiting is the next one.
     finish(store.as_ref(), "c1", first).await;
     let out = heads(store.as_ref()).await;
     store.outbox_settle(&[out[0].id], &[]).await.unwrap();
@@ -220,10 +244,16 @@ async fn queues_per_bot(b: &Backend) {
     assert_eq!(
         q["b"],
         Queued {
-            inbox: 1,
-            outbox: 1
+            inbox: 2,
+            outbox: 1,
+            oldest_ms: Some(2_000),
         }
     );
+    finish(store.as_ref(), "c1", second).await;
+    assert_eq!(store.queued().await.unwrap()["b"].oldest_ms, Some(3_000));
+    // Nothing waits in the inbox: no oldest.
+    finish(store.as_ref(), "c0", later).await;
+    assert_eq!(store.queued().await.unwrap()["b"].oldest_ms, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -342,14 +342,32 @@ impl Store for EmbeddedStore {
         struct Of {
             bot: String,
         }
+        /// The one field of an `InboxEntry` read here.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Accepted {
+            accepted_ms: u64,
+        }
         let mut out: BTreeMap<String, Queued> = BTreeMap::new();
         for part in &self.parts {
             let tx = part.db.begin_read().map_err(StoreError::new)?;
             let inbox = tx.open_table(INBOX).map_err(StoreError::new)?;
+            // Per conversation, entries in order: its first is its oldest.
+            let mut conversation = String::new();
             for item in inbox.iter().map_err(StoreError::new)? {
-                let (k, _) = item.map_err(StoreError::new)?;
-                if let Some((bot, _)) = k.value().0.split_once('\0') {
-                    out.entry(bot.to_string()).or_default().inbox += 1;
+                let (k, v) = item.map_err(StoreError::new)?;
+                let Some((bot, _)) = k.value().0.split_once('\0') else {
+                    continue;
+                };
+                let q = out.entry(bot.to_string()).or_default();
+                q.inbox += 1;
+                if k.value().0 != conversation {
+                    conversation = k.value().0.to_string();
+                    let a: Accepted = serde_json::from_slice(v.value()).map_err(StoreError::new)?;
+                    q.add(&Queued {
+                        oldest_ms: Some(a.accepted_ms),
+                        ..Queued::default()
+                    });
                 }
             }
             let outbox = tx.open_table(OUTBOX).map_err(StoreError::new)?;

@@ -672,10 +672,11 @@ impl Store for PostgresStore {
 
     async fn queued(&self) -> Result<BTreeMap<String, Queued>, StoreError> {
         let rows = sqlx::query(
-            "SELECT bot, sum(inbox)::bigint, sum(outbox)::bigint FROM (
-                 SELECT bot, count(*) AS inbox, 0 AS outbox FROM inbox GROUP BY bot
+            "SELECT bot, sum(inbox)::bigint, sum(outbox)::bigint, min(oldest) FROM (
+                 SELECT bot, count(*) AS inbox, 0 AS outbox, min(accepted_ms) AS oldest
+                 FROM inbox GROUP BY bot
                  UNION ALL
-                 SELECT bot, 0, count(*) FROM outbox GROUP BY bot) q
+                 SELECT bot, 0, count(*), NULL FROM outbox GROUP BY bot) q
              GROUP BY bot",
         )
         .fetch_all(&self.pool)
@@ -687,6 +688,7 @@ impl Store for PostgresStore {
                 let queued = Queued {
                     inbox: r.get::<i64, _>(1) as u64,
                     outbox: r.get::<i64, _>(2) as u64,
+                    oldest_ms: r.get::<Option<i64>, _>(3).map(|ms| ms as u64),
                 };
                 (r.get(0), queued)
             })
