@@ -176,9 +176,12 @@ fn report(
         if served.contains(bot.as_str()) {
             by.push("this config".into());
         }
-        let by = if by.is_empty() {
+        let by = if by.is_empty() && q.inbox > 0 {
             "served by nothing: its messages wait until a node serves it again, or `--drop` them"
                 .to_string()
+        } else if by.is_empty() {
+            // A webhook reply carries its URL: any node sends it.
+            "served by nothing".to_string()
         } else {
             format!("served by {}", by.join(", "))
         };
@@ -237,6 +240,7 @@ mod tests {
                 waiting(3, 0, Some(now - 2 * 86_400_000)),
             ),
             ("idle".to_string(), Queued::default()),
+            ("left".to_string(), waiting(0, 1, None)),
             ("mine".to_string(), waiting(1, 0, Some(now - 1_000))),
         ]);
         let nodes = [
@@ -259,6 +263,7 @@ mod tests {
              waiting (messages to run, replies to deliver), per bot:\n  \
              echo  0 message(s), 2 repl(ies)  served by node node-a\n  \
              gone  3 message(s) (the oldest 2 d old), 0 repl(ies)  served by nothing: its messages wait until a node serves it again, or `--drop` them\n  \
+             left  0 message(s), 1 repl(ies)  served by nothing\n  \
              mine  1 message(s) (the oldest 1 s old), 0 repl(ies)  served by this config\n"
         );
         assert_eq!(
