@@ -149,6 +149,18 @@ async fn on_postgres_the_running_nodes_say_what_they_serve() {
         )
     );
 
+    // The node's metrics count them too (every node does: none serves it).
+    let metrics = || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let unserved = "sandbot_inbox_unserved_messages{bot=\"gone\"} 3";
+    assert!(metrics().await.lines().any(|l| l == unserved), "{unserved}");
+
     let (code, out, err) = inbox(&bare, &["--drop", "gone"]);
     assert_eq!(
         (code, out.trim()),
@@ -159,6 +171,8 @@ async fn on_postgres_the_running_nodes_say_what_they_serve() {
     assert!(store.queued().await.unwrap().values().all(|q| q.inbox == 0));
     let (_, out, _) = inbox(&config, &[]);
     assert_eq!(out.lines().last(), Some("nothing waits"), "{out}");
+    let text = metrics().await;
+    assert!(!text.contains("sandbot_inbox_unserved_messages{"), "{text}");
 
     // A node killed stays listed; started again on its data folder, its
     // new run takes the old one's place.

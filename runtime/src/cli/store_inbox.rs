@@ -9,16 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use crate::serve::ServeConfig;
 use crate::store::{EmbeddedStore, NodeSeen, PostgresStore, Queued, Store, now_ms};
-
-/// A node that recorded itself within this is running (it does so every
-/// second; one that died stays listed, as last seen, for a day).
-const RUNNING_WITHIN: Duration = Duration::from_secs(15);
 
 #[derive(Debug, clap::Args)]
 pub struct InboxArgs {
@@ -50,10 +45,7 @@ pub fn inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
         let (store, described) = open(&config).await?;
         let nodes = store.nodes().await?;
         let now = now_ms();
-        let running: Vec<&NodeSeen> = nodes
-            .iter()
-            .filter(|n| now.saturating_sub(n.seen_ms) <= RUNNING_WITHIN.as_millis() as u64)
-            .collect();
+        let running: Vec<&NodeSeen> = nodes.iter().filter(|n| n.is_running(now)).collect();
         match &args.drop {
             Some(bot) => drop_waiting(store.as_ref(), bot, &served, &running).await,
             None => {
@@ -132,12 +124,11 @@ fn report(
     nodes: &[NodeSeen],
     now: u64,
 ) -> String {
-    let running = |n: &NodeSeen| now.saturating_sub(n.seen_ms) <= RUNNING_WITHIN.as_millis() as u64;
     let mut out = format!("store: {described}\n");
     if !nodes.is_empty() {
         out.push_str("nodes:\n");
         for n in nodes {
-            let state = if running(n) {
+            let state = if n.is_running(now) {
                 format!("running for {}", ago(now, n.started_ms))
             } else {
                 format!(
@@ -170,7 +161,7 @@ fn report(
     for (bot, q) in waiting {
         let mut by: Vec<String> = nodes
             .iter()
-            .filter(|n| running(n) && n.bots.contains(bot))
+            .filter(|n| n.is_running(now) && n.bots.contains(bot))
             .map(|n| format!("node {}", n.name))
             .collect();
         if served.contains(bot.as_str()) {

@@ -269,8 +269,8 @@ impl Metrics {
 
     /// The Prometheus (OpenMetrics) text exposition, with the sandbox pool's
     /// idle memory and releases (`Sandbox::idle_memory`) and what waits in
-    /// the store per (tenant, bot) — `None` when the store did not answer.
-    pub fn render(&self, pool: (u64, u64), queued: Option<QueuedByBot>) -> String {
+    /// the store — `None` when the store did not answer.
+    pub fn render(&self, pool: (u64, u64), queued: Option<Queues>) -> String {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Scrape(self.figures.clone(), pool, queued)));
         let mut out = String::new();
@@ -282,10 +282,41 @@ impl Metrics {
 /// (tenant, bot id) → what waits in the store for it.
 pub type QueuedByBot = BTreeMap<(String, String), Queued>;
 
+/// What waits in the store, at a scrape.
+#[derive(Debug, Default)]
+pub struct Queues {
+    /// Per bot this node serves.
+    pub by_bot: QueuedByBot,
+    /// Messages waiting for a bot that neither this node nor any running
+    /// node serves, by store key: they wait until a node serves it again.
+    pub unserved: BTreeMap<String, u64>,
+}
+
+/// The messages waiting (by store key) for bots that neither this node
+/// (`here`) nor any running node serves.
+pub fn unserved(
+    queued: BTreeMap<String, Queued>,
+    here: impl Fn(&str) -> bool,
+    nodes: &[crate::store::NodeSeen],
+    now_ms: u64,
+) -> BTreeMap<String, u64> {
+    queued
+        .into_iter()
+        .filter(|(key, q)| {
+            q.inbox > 0
+                && !here(key)
+                && !nodes
+                    .iter()
+                    .any(|n| n.is_running(now_ms) && n.bots.contains(key))
+        })
+        .map(|(key, q)| (key, q.inbox))
+        .collect()
+}
+
 /// Encodes the figures (and the sandbox pool's idle memory and releases,
 /// and the store's queues) at a scrape.
 #[derive(Debug)]
-struct Scrape(Arc<Figures>, (u64, u64), Option<QueuedByBot>);
+struct Scrape(Arc<Figures>, (u64, u64), Option<Queues>);
 
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -375,10 +406,19 @@ impl Collector for Scrape {
         ];
         for (name, help, get) in queues {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for ((tenant, bot), q) in self.2.iter().flatten() {
+            for ((tenant, bot), q) in self.2.iter().flat_map(|q| &q.by_bot) {
                 ConstGauge::new(get(q) as i64)
                     .encode(family.encode_family(&bot_labels(tenant, bot))?)?;
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "sandbot_inbox_unserved_messages",
+            "Messages waiting for a bot that no running node serves (by store key; `sandbot store inbox` lists them, `--drop` removes them)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (bot, n) in self.2.iter().flat_map(|q| &q.unserved) {
+            ConstGauge::new(*n as i64).encode(family.encode_family(&[("bot", bot.as_str())])?)?;
         }
         let (idle, releases) = self.1;
         ConstGauge::new(idle as i64).encode(encoder.encode_descriptor(
@@ -491,8 +531,44 @@ mod tests {
     }
 
     #[test]
+    fn unserved_messages_are_those_of_bots_no_running_node_serves() {
+        let waiting = |inbox| Queued {
+            inbox,
+            ..Queued::default()
+        };
+        let queued = BTreeMap::from([
+            ("here".to_string(), waiting(1)),
+            ("there".to_string(), waiting(2)),
+            ("dead".to_string(), waiting(3)),
+            ("gone".to_string(), waiting(4)),
+            (
+                "replies-only".to_string(),
+                Queued {
+                    outbox: 5,
+                    ..Queued::default()
+                },
+            ),
+        ]);
+        let now = 1_000_000;
+        let node = |bots: &[&str], seen_ms| crate::store::NodeSeen {
+            name: "n".into(),
+            version: "v".into(),
+            bots: bots.iter().map(|b| b.to_string()).collect(),
+            started_ms: 0,
+            seen_ms,
+        };
+        // Another node serves `there` and runs; the one that served `dead`
+        // was last seen 16 s ago.
+        let nodes = [node(&["there"], now - 1_000), node(&["dead"], now - 16_000)];
+        assert_eq!(
+            unserved(queued, |k| k == "here", &nodes, now),
+            BTreeMap::from([("dead".to_string(), 3), ("gone".to_string(), 4)])
+        );
+    }
+
+    #[test]
     fn what_waits_shows_with_the_age_of_the_oldest_message() {
-        let queued = QueuedByBot::from([
+        let by_bot = QueuedByBot::from([
             (
                 ("acme".to_string(), "shop".to_string()),
                 Queued {
@@ -503,13 +579,15 @@ mod tests {
             ),
             (("acme".to_string(), "idle".to_string()), Queued::default()),
         ]);
-        let text = Metrics::default().render((0, 0), Some(queued));
+        let unserved = BTreeMap::from([("old-faq".to_string(), 12)]);
+        let text = Metrics::default().render((0, 0), Some(Queues { by_bot, unserved }));
         for line in [
             "sandbot_store_up 1",
             "sandbot_inbox_messages{tenant=\"acme\",bot=\"shop\"} 3",
             "sandbot_outbox_deliveries{tenant=\"acme\",bot=\"shop\"} 1",
             "sandbot_inbox_oldest_seconds{tenant=\"acme\",bot=\"shop\"} 75",
             "sandbot_inbox_oldest_seconds{tenant=\"acme\",bot=\"idle\"} 0",
+            "sandbot_inbox_unserved_messages{bot=\"old-faq\"} 12",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

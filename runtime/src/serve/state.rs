@@ -14,7 +14,7 @@ use super::config::{
 };
 use super::dispatch::Dispatcher;
 use super::error::AppError;
-use super::metrics::QueuedByBot;
+use super::metrics::Queues;
 use super::predecessor::Predecessor;
 use super::rate::RateLimiter;
 use crate::channels::offloading::Providers;
@@ -163,17 +163,35 @@ pub struct AppState {
 
 impl AppState {
     /// What waits in the store per (tenant, bot id) — every deployed bot,
-    /// DRAFT and LIVE together — for `/metrics`; `None` when the store did
-    /// not answer within a second (a scrape does not wait out an outage).
-    pub async fn queued(&self) -> Option<QueuedByBot> {
-        let read = tokio::time::timeout(Duration::from_secs(1), self.store.queued());
-        let queued = read.await.ok()?.ok()?;
-        let mut out = QueuedByBot::new();
+    /// DRAFT and LIVE together — and for bots that no running node serves,
+    /// for `/metrics`; `None` when the store did not answer within a second
+    /// (a scrape does not wait out an outage).
+    pub async fn queued(&self) -> Option<Queues> {
+        let read = async {
+            Ok::<_, crate::store::StoreError>((
+                self.store.queued().await?,
+                self.store.nodes().await?,
+            ))
+        };
+        let (queued, nodes) = tokio::time::timeout(Duration::from_secs(1), read)
+            .await
+            .ok()?
+            .ok()?;
+        let mut out = Queues::default();
         for d in self.bots.values() {
             let q = queued.get(&d.key).copied().unwrap_or_default();
-            let sum: &mut Queued = out.entry((d.tenant.clone(), d.id.clone())).or_default();
+            let sum: &mut Queued = out
+                .by_bot
+                .entry((d.tenant.clone(), d.id.clone()))
+                .or_default();
             sum.add(&q);
         }
+        out.unserved = super::metrics::unserved(
+            queued,
+            |key| self.bots.contains_key(key),
+            &nodes,
+            crate::store::now_ms(),
+        );
         Some(out)
     }
 

@@ -228,6 +228,14 @@ pub struct NodeSeen {
     pub seen_ms: u64,
 }
 
+impl NodeSeen {
+    /// Recorded itself in the last 15 s (it does every second while it
+    /// runs; one that died stays listed, as last seen, for a day).
+    pub fn is_running(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.seen_ms) <= 15_000
+    }
+}
+
 /// What [`Store::take_claimed`] hands out.
 #[derive(Debug, Default)]
 pub struct Claimed {
