@@ -37,6 +37,13 @@ fn inbox(config: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// The error of `sandbot store inbox` refused (exit 2), as printed.
+fn refused(config: &Path, extra: &[&str]) -> String {
+    let (code, _, err) = inbox(config, extra);
+    assert_eq!(code, Some(2), "{err}");
+    err.trim().to_string()
+}
+
 /// Accepts `n` messages of bot `gone` (a bot no config serves any more),
 /// the first of them two and a half hours ago.
 async fn waiting_for_gone(store: &dyn Store, n: usize) {
@@ -133,16 +140,12 @@ async fn on_postgres_the_running_nodes_say_what_they_serve() {
     );
 
     // The config serves `echo`; so does the running node.
-    let (code, _, err) = inbox(&config, &["--drop", "echo"]);
-    assert_eq!(code, Some(2));
     assert_eq!(
-        err.trim(),
+        refused(&config, &["--drop", "echo"]),
         format!("sandbot: `echo` is served by this config: {REFUSED}")
     );
-    let (code, _, err) = inbox(&bare, &["--drop", "echo"]);
-    assert_eq!(code, Some(2));
     assert_eq!(
-        err.trim(),
+        refused(&bare, &["--drop", "echo"]),
         format!(
             "sandbot: `echo` is served by the running node(s) {}: {REFUSED}",
             node.name
@@ -217,10 +220,8 @@ async fn on_a_stopped_servers_embedded_store() {
     let config = dir.path().join("node.yaml");
     write_config(&config, free_port(), "data", "", "http://127.0.0.1:9/hook");
 
-    let (code, _, err) = inbox(&config, &[]);
-    assert_eq!(code, Some(2));
     assert_eq!(
-        err.trim(),
+        refused(&config, &[]),
         format!(
             "sandbot: {} holds no store (no sandbot.redb): nothing waits",
             dir.path().join("data").display()
@@ -231,8 +232,7 @@ async fn on_a_stopped_servers_embedded_store() {
     let store = EmbeddedStore::open(&path, Duration::from_secs(3600)).unwrap();
     waiting_for_gone(&store, 2).await;
     // The server (here: the store) still has it open.
-    let (code, _, err) = inbox(&config, &[]);
-    assert_eq!(code, Some(2));
+    let err = refused(&config, &[]);
     assert!(err.contains("is in use by another process"), "{err}");
     drop(store);
 
@@ -246,10 +246,8 @@ async fn on_a_stopped_servers_embedded_store() {
             path.display()
         )
     );
-    let (code, _, err) = inbox(&config, &["--drop", "echo"]);
-    assert_eq!(code, Some(2));
     assert_eq!(
-        err.trim(),
+        refused(&config, &["--drop", "echo"]),
         format!("sandbot: `echo` is served by this config: {REFUSED}")
     );
     let (code, out, err) = inbox(&config, &["--drop", "gone"]);

@@ -20,10 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(path) => ServeConfig::load(path)?,
-        None => ServeConfig::examples(&std::env::current_dir()?)?,
-    };
+    let mut config = ServeConfig::given(args.config.as_deref())?;
     if let Some(l) = args.listen {
         config.listen = l;
     }

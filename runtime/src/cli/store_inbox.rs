@@ -30,10 +30,7 @@ pub struct InboxArgs {
 }
 
 pub fn inbox(args: InboxArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(path) => ServeConfig::load(path)?,
-        None => ServeConfig::examples(&std::env::current_dir()?)?,
-    };
+    let config = ServeConfig::given(args.config.as_deref())?;
     let served: BTreeSet<String> = crate::serve::state::served_keys(&config)?
         .into_iter()
         .collect();

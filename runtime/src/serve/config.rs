@@ -573,6 +573,15 @@ impl ServeConfig {
         Ok(config)
     }
 
+    /// The config of a command's `--config FILE`; without one, the example
+    /// bots of the repository checkout in the current folder.
+    pub fn given(path: Option<&Path>) -> anyhow::Result<Self> {
+        match path {
+            Some(path) => Self::load(path),
+            None => Self::examples(&std::env::current_dir()?),
+        }
+    }
+
     /// The example bots for a `demo` tenant whose token is `demo-token`,
     /// allowed to call the example backend on 127.0.0.1:8787.
     pub fn examples(repo: &Path) -> anyhow::Result<Self> {
