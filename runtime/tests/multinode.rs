@@ -189,7 +189,15 @@ async fn one_by_one(how: Stop) {
                 server.wait().unwrap();
             }
         });
-        eprintln!("node {n} gone in {:?}", stopping.elapsed());
+        let gone = stopping.elapsed();
+        eprintln!("node {n} gone in {gone:?}");
+        // The other nodes go on accepting the messages of the conversations
+        // it holds: it hands them on after their turns in progress.
+        assert!(
+            gone < Duration::from_secs(10),
+            "node {n} took {gone:?} to stop\n{}",
+            logs(&nodes)
+        );
         servers[n] = Some(start(config, log));
         ready(&client, base).await;
     }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -17,6 +17,8 @@ pub struct Dispatcher {
     active: Mutex<HashMap<String, bool>>,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// The node is stopping (`Dispatcher::stop`).
+    stopping: AtomicBool,
 }
 
 impl Dispatcher {
@@ -58,6 +60,17 @@ impl Dispatcher {
     /// Conversations being worked on.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The node is stopping: a worker may end after the turn in progress
+    /// (with a shared store, other nodes take the conversation on).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Dispatcher::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Resolves once no conversation is being worked on.

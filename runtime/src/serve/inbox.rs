@@ -312,16 +312,18 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
         };
         let turn = run(&state, entry, epoch, read);
         let e = match renewing(&state, &bot, &conversation, epoch, turn).await {
+            // A stopping node with a shared store hands the conversation on
+            // after the turn in progress: the other nodes go on accepting its
+            // messages, so draining it to the end could hold the stop for as
+            // long as they come. (Alone, nothing new comes: it drains.)
+            Ok(Ran::Done) if state.shared_store.is_some() && state.dispatcher.stopping() => {
+                return release(&state, &bot, &conversation, epoch).await;
+            }
             Ok(Ran::Done) => {
                 failures = 0;
                 continue;
             }
-            Ok(Ran::Left) => {
-                if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
-                    tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
-                }
-                return;
-            }
+            Ok(Ran::Left) => return release(&state, &bot, &conversation, epoch).await,
             Err(e) => e,
         };
         failures += 1;
@@ -329,12 +331,17 @@ async fn drain(state: Arc<AppState>, bot: String, conversation: String) {
             tracing::error!(bot, conversation, %e, failures, "turn not committed");
         }
         if failures >= MAX_FAILURES {
-            if let Err(e) = state.store.release(&bot, &conversation, epoch).await {
-                tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
-            }
-            return;
+            return release(&state, &bot, &conversation, epoch).await;
         }
         tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+    }
+}
+
+/// Gives the conversation's lease up, so another node (or the next sweep
+/// here) takes it at once.
+async fn release(state: &AppState, bot: &str, conversation: &str, epoch: u64) {
+    if let Err(e) = state.store.release(bot, conversation, epoch).await {
+        tracing::warn!(bot, conversation, %e, "releasing the conversation's lease");
     }
 }
 

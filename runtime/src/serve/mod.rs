@@ -113,10 +113,12 @@ impl Server {
     }
 
     /// Stops accepting requests, finishes the turns of the accepted
-    /// messages, then the deliveries in flight; what is still queued is
-    /// delivered after the next start.
+    /// messages (with a shared store: the turns in progress, handing the
+    /// conversations on), then the deliveries in flight; what is still
+    /// queued is delivered after the next start (or by another node).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        self.state.dispatcher.stop();
         self.http.await??;
         self.sweeper.await?;
         self.timers.await?;

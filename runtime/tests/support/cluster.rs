@@ -189,11 +189,21 @@ pub fn start(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-/// Stops a server gracefully (SIGTERM) and waits for it.
+/// Stops a server gracefully (SIGTERM) and waits for it: a server not gone
+/// within 30 s is killed and the test fails (a stop that hangs would hang
+/// the test run).
 pub fn stop(mut server: Child) {
     let pid = server.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    server.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            server.kill().unwrap();
+            server.wait().unwrap();
+            panic!("the server (pid {pid}) did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub async fn ready(client: &reqwest::Client, base: &str) {
