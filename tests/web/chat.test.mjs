@@ -177,6 +177,33 @@ test("a reload keeps the conversation; Restart starts a new one; offline is said
     await page.waitForFunction((n) => document.querySelectorAll(".msg.bot").length > n, bots);
     assert.equal(await page.locator(".notice").count(), 0);
 
+    // The server takes the message but its answer is lost on the way back:
+    // sent again (the same id), the server takes it once, and the page shows
+    // what the bot said, once.
+    await page.route("**/v1/channels/web/meetups/messages", async (route) => {
+      if (route.request().method() !== "POST") return route.continue();
+      await route.fetch();
+      await route.abort();
+    });
+    const shown = await page.locator(".msg.bot").count();
+    await page.getByLabel("message").fill("are you there?");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".notice", { hasText: "cannot be reached" }).waitFor();
+    await page.unroute("**/v1/channels/web/meetups/messages");
+    await page.locator(".notice").getByRole("button", { name: "Retry" }).click();
+    await page.waitForFunction((n) => document.querySelectorAll(".msg.bot").length > n, shown);
+    const history = await (await fetch(`${base}/v1/channels/web/meetups/messages`, {
+      headers: { Authorization: `Bearer ${await page.evaluate(() => localStorage.getItem("sandbot-web-meetups"))}` },
+    })).json();
+    const asked = history.messages.findIndex((m) => m.from === "user" && m.text === "are you there?");
+    assert.equal(history.messages.filter((m) => m.from === "user" && m.text === "are you there?").length, 1, "taken once");
+    // (A carousel is shown as cards, not as a bubble.)
+    const answered = history.messages.slice(asked + 1).filter((m) => m.from === "bot" && m.message.type !== "carousel").length;
+    assert.ok(answered > 0);
+    await page.waitForTimeout(1000);
+    assert.equal(await page.locator(".msg.bot").count(), shown + answered, "the bot's answer shown once");
+    assert.equal(await page.locator(".msg.user", { hasText: "are you there?" }).count(), 1);
+
     // Restart: a new conversation, from its introduction.
     await page.getByRole("button", { name: "Restart" }).click();
     await page.getByText("Hi! I find tech meetups.").waitFor();

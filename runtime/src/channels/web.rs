@@ -20,13 +20,14 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::web_session::{self, Claims};
-use super::webhook::{bearer, parse};
+use super::webhook::{bearer, message_id, parse};
 use crate::flow::turn::postback;
 use crate::flow::{Inbound, InboundKind};
 use crate::serve::config::{RateLimit, WebChannel};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept, random_id};
 use crate::serve::state::{AppState, Deployment};
+use crate::store::Accepted;
 use crate::store::now_ms;
 
 const PAGE: &str = include_str!("web_chat.html");
@@ -413,6 +414,10 @@ pub async fn message(
     )
     .await?;
     let Json(body) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
+    // The page sends each message with an id of its own, the same when it
+    // sends it again: a retry after a lost answer is not a second message.
+    // (Per conversation: a visitor's ids cannot touch another's messages.)
+    let dedupe = message_id(&body)?.map(|id| format!("web\0{bot_id}\0{}\0{id}", claims.c));
     let mut inbound = visitor_inbound(body, &claims.c)?;
     if let InboundKind::Postback { payload, .. } = &inbound.kind
         && !issued(&state, &bot_id, &claims.c, payload).await?
@@ -429,14 +434,26 @@ pub async fn message(
         inbound,
         reply: waiting.key.clone(),
     };
-    accept(&state, &bot_id, None, job).await?;
+    let (session, expires) = session_token(&state, web, &bot_id, &claims.c, claims.d);
+    if accept(&state, &bot_id, dedupe, job).await? == Accepted::Duplicate {
+        // The first copy's answer went to the request that sent it; what the
+        // bot said is in the conversation (`GET …/messages?after=`).
+        let mut response = Json(json!({
+            "messages": [],
+            "duplicate": true,
+            "session": session,
+            "expiresAt": expires,
+        }))
+        .into_response();
+        cors(web, &headers, &mut response);
+        return Ok(response);
+    }
     let Some(mut out) = waiting.outcome(state.store.as_ref(), ANSWER_WITHIN).await else {
         return Err(AppError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "the message is accepted but its turn has not finished yet; its answer will be in the conversation",
         ));
     };
-    let (session, expires) = session_token(&state, web, &bot_id, &claims.c, claims.d);
     let mut answer = json!({
         "messages": out["messages"].take(),
         "session": session,

@@ -58,17 +58,7 @@ pub async fn inbound(
             super::web_session::PREFIX
         )));
     }
-    let dedupe = match &body["messageId"] {
-        Value::Null => None,
-        Value::String(id) if !id.is_empty() && id.len() <= 256 => {
-            Some(format!("webhook\0{channel_id}\0{id}"))
-        }
-        _ => {
-            return Err(AppError::bad_request(
-                "`messageId` must be a non-empty string of at most 256 characters",
-            ));
-        }
-    };
+    let dedupe = message_id(&body)?.map(|id| format!("webhook\0{channel_id}\0{id}"));
     let job = Job::Webhook {
         channel_id,
         inbound,
@@ -79,6 +69,18 @@ pub async fn inbound(
         answer["duplicate"] = json!(true);
     }
     Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// The body's optional `messageId`: a message sent again with the same id
+/// (the sender's retry after a lost answer) is a duplicate, accepted once.
+pub fn message_id(body: &Value) -> Result<Option<&str>, AppError> {
+    match &body["messageId"] {
+        Value::Null => Ok(None),
+        Value::String(id) if !id.is_empty() && id.len() <= 256 => Ok(Some(id)),
+        _ => Err(AppError::bad_request(
+            "`messageId` must be a non-empty string of at most 256 characters",
+        )),
+    }
 }
 
 /// The inbound body: `conversationId` (or `user.id`), one of `textMessage`,

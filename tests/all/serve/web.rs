@@ -90,8 +90,9 @@ impl Web {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_web_chat_answers_with_messages_and_the_emulator() {
+/// `sandbot serve` with the example bots (and their backend), on a fresh
+/// data folder: the server, the folder, its base URL.
+async fn examples() -> (Server, tempfile::TempDir, String) {
     example_backend();
     let data = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::examples(&repo()).unwrap();
@@ -99,6 +100,12 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     config.data = data.path().to_path_buf();
     let server = Server::start(&config).await.unwrap();
     let base = format!("http://{}", server.addr);
+    (server, data, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_chat_answers_with_messages_and_the_emulator() {
+    let (server, _data, base) = examples().await;
     let mut web = Web::new(&base, Some("demo-token"));
 
     let page = reqwest::get(format!("{base}/chat/meetups")).await.unwrap();
@@ -191,6 +198,85 @@ async fn the_web_chat_answers_with_messages_and_the_emulator() {
     assert_eq!(usage["tenant"], "demo");
     assert_eq!(usage["bots"]["shop"]["actionFailures"]["guest_error"], 1);
     assert!(usage["bots"]["meetups"]["fuel"].as_u64().unwrap() > 0);
+    server.shutdown().await.unwrap();
+}
+
+/// The page sends each message with an id and sends it again with the same
+/// id when its answer was lost: the server takes it once. Ids are the
+/// conversation's own: the same id in another conversation is a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_again_with_its_id_is_taken_once() {
+    let (server, _data, base) = examples().await;
+    let mut web = Web::new(&base, None);
+    let session = web.session("meetups").await;
+    let send = |id: Value, text: &str| json!({"message": {"textMessage": {"text": text}}, "messageId": id});
+
+    let (s, intro) = web
+        .post(
+            "meetups",
+            &session,
+            json!({"message": {"introMessage": {}}, "messageId": "m1"}),
+        )
+        .await;
+    assert_eq!(
+        (s, intro["messages"][0]["type"].as_str()),
+        (200, Some("buttons")),
+        "{intro}"
+    );
+    let (s, first) = web
+        .post("meetups", &session, send(json!("m2"), "hello"))
+        .await;
+    assert_eq!(s, 200, "{first}");
+    assert!(!first["messages"].as_array().unwrap().is_empty(), "{first}");
+    assert_eq!(first["duplicate"], Value::Null);
+    let (s, again) = web
+        .post("meetups", &session, send(json!("m2"), "hello"))
+        .await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["messages"], json!([]));
+    assert!(again["session"].is_string(), "{again}");
+    let (_, history) = web.history("meetups", &session).await;
+    let users: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "user")
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(
+        users.iter().filter(|t| **t == "hello").count(),
+        1,
+        "{history}"
+    );
+
+    // Another conversation's "m2" is its own message.
+    let mut other = Web::new(&base, None);
+    let other_session = other.session("meetups").await;
+    let (s, theirs) = other
+        .post("meetups", &other_session, send(json!("m2"), "hello"))
+        .await;
+    assert_eq!(
+        (s, theirs["duplicate"].clone()),
+        (200, Value::Null),
+        "{theirs}"
+    );
+
+    // An id at the limit is taken; past it, or not a string, refused.
+    let (s, long) = web
+        .post("meetups", &session, send(json!("x".repeat(256)), "june"))
+        .await;
+    assert_eq!(s, 200, "{long}");
+    for bad in [json!("x".repeat(257)), json!(""), json!(7)] {
+        let (s, refused) = web.post("meetups", &session, send(bad, "july")).await;
+        assert_eq!(
+            (s, refused["error"].as_str()),
+            (
+                400,
+                Some("`messageId` must be a non-empty string of at most 256 characters")
+            )
+        );
+    }
     server.shutdown().await.unwrap();
 }
 
