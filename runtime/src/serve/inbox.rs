@@ -172,7 +172,13 @@ pub async fn accept(
             wake(state, bot_id, &conversation);
             return Ok(accepted);
         }
-        Accepted::Duplicate => return Ok(accepted),
+        // Taken before: maybe by this very request, whose first try's answer
+        // was lost (the store tried again), with the conversation's lease
+        // for this node — the worker takes it on at once.
+        Accepted::Duplicate => {
+            wake(state, bot_id, &conversation);
+            return Ok(accepted);
+        }
         Accepted::Full { conversation: true } => format!(
             "conversation `{conversation}` has {} messages waiting for their turn; retry later",
             limit.conversation

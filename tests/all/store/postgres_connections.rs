@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use sandbot::serve::config::PostgresConfig;
-use sandbot::store::{Accepted, PostgresOptions, PostgresStore, Store};
+use sandbot::store::{Accepted, Next, PostgresOptions, PostgresStore, Store};
 use sqlx::Connection;
 
 use crate::relay::Relay;
@@ -517,4 +517,95 @@ async fn postgres_a_transaction_without_an_answer_fails_in_the_wait_and_leaves_n
     assert_eq!(left, (1, 1), "nothing deleted");
     // And the store goes on: the same delete, unhindered.
     assert!(store.delete("b", "c").await.unwrap());
+}
+
+/// The answer to an accept is lost on the way back (the connection closes
+/// after the server committed). With the channel's message id the store
+/// runs it once more, which finds the id: the sender gets an answer
+/// (`Duplicate`: kept once) instead of a 503 that cannot say whether the
+/// message was kept, and the conversation's lease the lost try took for
+/// this node is this node's worker's at once. Without an id the error stands
+/// (the message was kept: a retry would be a second copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_whose_answer_is_lost_runs_again_when_it_has_a_message_id() {
+    let url = crate::pg::database().await;
+    let (relay, through) = Relay::start(&url).await;
+    let store = store_through(&through, Duration::ZERO).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let accept = |c: &str, m: &str, id: Option<&str>| {
+        store.enqueue_and_take(entry("t", c, m, id), ROOMY, lease)
+    };
+    assert!(matches!(
+        accept("c", "first", None).await,
+        Ok(Accepted::Queued(_))
+    ));
+
+    relay.lose_answer_to("with an id");
+    assert_eq!(
+        accept("c2", "with an id", Some("m-1")).await.unwrap(),
+        Accepted::Duplicate
+    );
+    assert_eq!(store.statements_retried(), 1);
+    let Next::Entry { entry, .. } = store.take_next("b", "c2", lease).await.unwrap() else {
+        panic!("the lost try's lease is this node's")
+    };
+    assert_eq!(entry.job["text"], "with an id");
+
+    relay.lose_answer_to("without an id");
+    let e = accept("c3", "without an id", None).await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    assert_eq!(store.statements_retried(), 1, "not run again");
+
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let kept: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT conversation, count(*) FROM inbox GROUP BY conversation ORDER BY conversation",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    let kept: Vec<(&str, i64)> = kept.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    assert_eq!(kept, [("c", 1), ("c2", 1), ("c3", 1)], "each kept once");
+}
+
+/// The same through a node: a webhook message with a `messageId` whose
+/// accept's answer is lost is answered 202 (`duplicate`: kept once, by the
+/// try whose answer was lost) instead of 503, and its turn runs at once —
+/// the lost try took the idle conversation's lease for this node, and the
+/// node's worker is woken for it — not at the next sweep of every
+/// conversation (10 s) or once the lease runs out (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_whose_accept_lost_its_answer_answers_202_and_runs_the_turn() {
+    let url = crate::pg::database().await;
+    let (relay, through) = Relay::start(&url).await;
+    let node = WebhookNode::start(PostgresConfig {
+        url: Some(through),
+        ..WebhookNode::SETTINGS
+    })
+    .await;
+    let (client, receiver) = (reqwest::Client::new(), &node.receiver);
+    assert_eq!(
+        node.send(&client, "c1", Some("m1")).await.unwrap().status(),
+        202
+    );
+    // Each message's turn sends two messages (the introduction's).
+    receiver.wait_for(2).await;
+
+    relay.lose_answer_to("m-answer-lost");
+    let sent = std::time::Instant::now();
+    let res = node
+        .send(&client, "c2", Some("m-answer-lost"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["duplicate"], true, "{body}");
+    receiver.wait_for(4).await;
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the turn ran {took:?} after the message: at the sweep, not at once"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 4, "processed once");
+    node.server.shutdown().await.unwrap();
 }

@@ -111,8 +111,26 @@ impl Kept {
     where
         F: Future<Output = Result<T, Error>>,
     {
+        self.once_more_if(false, statement).await
+    }
+
+    /// Runs `statement` as [`Kept::once_more`] does and, when it is
+    /// `repeatable` — a second run cannot do its work twice: an accept with
+    /// the channel's message id finds the first run's id if that committed
+    /// —, once more too when its connection was lost on the way (closed,
+    /// reset), when the caller could not tell whether it ran. Not after the
+    /// server's silence (`no answer from the server`): a second try would
+    /// wait as long again.
+    pub async fn once_more_if<T, F>(
+        &self,
+        repeatable: bool,
+        statement: impl Fn() -> F,
+    ) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
         match statement().await {
-            Err(e) if ended_by_the_server(&e) => {
+            Err(e) if ended_by_the_server(&e) || (repeatable && lost_on_the_way(&e)) => {
                 self.retried.fetch_add(1, Ordering::Relaxed);
                 statement().await
             }
@@ -313,6 +331,17 @@ pub(super) fn no_answer(within: Duration) -> Error {
 /// told to end (SIGTERM) and did before finishing a statement.
 fn ended_by_the_server(e: &Error) -> bool {
     matches!(e, Error::Database(d) if d.code().as_deref() == Some("57P01"))
+}
+
+/// Whether `e` lost the connection during the statement (closed, reset, or
+/// broken off mid-answer), so that it may or may not have run; not a
+/// server that does not answer.
+fn lost_on_the_way(e: &Error) -> bool {
+    match e {
+        Error::Io(io) => io.kind() != std::io::ErrorKind::TimedOut,
+        Error::Protocol(_) => true,
+        _ => false,
+    }
 }
 
 /// Whether `e` ended the connection rather than the statement.

@@ -113,7 +113,9 @@ fn claimed_delivery(r: &PgRow, at: usize) -> Delivery {
 pub async fn enqueue(pool: &Kept, e: InboxEntry, backlog: Backlog) -> Result<Accepted, StoreError> {
     let query = "SELECT sandbot_enqueue($1, $2, $3, $4, $5, $6, $7, $8)";
     let id: i64 = pool
-        .once_more(|| bind_entry(sqlx::query(query), &e, backlog).fetch_one(pool))
+        .once_more_if(e.dedupe.is_some(), || {
+            bind_entry(sqlx::query(query), &e, backlog).fetch_one(pool)
+        })
         .await
         .map_err(db)?
         .get(0);
@@ -162,7 +164,7 @@ pub async fn enqueue_take(
     let query =
         "SELECT * FROM sandbot_enqueue_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let row = pool
-        .once_more(|| {
+        .once_more_if(e.dedupe.is_some(), || {
             bind_step(
                 bind_entry(sqlx::query(query), &e, backlog),
                 node,
