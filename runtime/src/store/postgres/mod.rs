@@ -740,6 +740,9 @@ impl Store for PostgresStore {
     }
 
     async fn release(&self, bot: &str, conversation: &str, epoch: u64) -> Result<bool, StoreError> {
+        // A commit may have kept the next entry under this lease.
+        let key = (bot.to_string(), conversation.to_string());
+        self.steps.lock().expect("not poisoned").forget(&key, epoch);
         let waiting: bool = sqlx::query(
             "WITH released AS (
                  UPDATE leases SET until_ms = 0

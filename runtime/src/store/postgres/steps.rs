@@ -76,6 +76,15 @@ impl Steps {
         Some(next)
     }
 
+    /// The conversation's lease of `epoch` is given up: an entry kept under
+    /// it would run a turn whose commit is refused (its actions for
+    /// nothing, and again under the next lease).
+    pub fn forget(&mut self, key: &Key, epoch: u64) {
+        if matches!(self.kept.get(key), Some((_, Next::Entry { epoch: e, .. })) if *e == epoch) {
+            self.kept.remove(key);
+        }
+    }
+
     /// Notes that the conversation's worker got `next` (from the database).
     /// The key is copied only for a conversation not seen lately: this runs
     /// at every message.
@@ -143,6 +152,16 @@ mod tests {
 
     /// A lease an accept took is newer than the `Empty` of a commit that
     /// gave it up before: the worker's next step stays the accepted entry.
+    #[test]
+    fn an_entry_kept_under_a_lease_given_up_is_forgotten() {
+        let mut steps = Steps::default();
+        steps.remember(key(), entry(5));
+        steps.forget(&key(), 6);
+        assert_eq!(kept(&steps), Some(5), "another lease's entry stays");
+        steps.forget(&key(), 7);
+        assert_eq!(took(&mut steps), None);
+    }
+
     #[test]
     fn a_kept_entry_is_not_replaced_by_an_older_empty() {
         let mut steps = Steps::default();
