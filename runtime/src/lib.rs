@@ -19,3 +19,8 @@ pub mod sandbox;
 pub mod serve;
 pub mod store;
 pub mod studio;
+
+/// This build: the crate's version and, when built from a git checkout, its
+/// commit (`0.1.0 (1a2b3c4d5e6f)`). Shown by `sandbot --version` and kept
+/// in a shared store's list of nodes.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("SANDBOT_COMMIT_SUFFIX"));

@@ -114,6 +114,32 @@ fn a_failing_action_prints_the_classified_error_and_exits_1() {
     assert_eq!(json_of(&out)["error"]["kind"], "memory_limit");
 }
 
+/// `--version` names the build: the version and, built from a git
+/// checkout, its commit, so that two builds of one version differ (the
+/// nodes of a shared store record it).
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let out = sandbot(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("sandbot {}\n", sandbot::VERSION)
+    );
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(head) = head
+        && head.status.success()
+    {
+        let commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert_eq!(
+            sandbot::VERSION,
+            format!("{} ({commit})", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
 #[test]
 fn usage_errors_exit_2_with_a_message_and_no_json() {
     let plugin = artifact("test-guest");

@@ -21,7 +21,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(
     name = "sandbot",
-    version,
+    version = crate::VERSION,
     about = "Conversational bots with sandboxed actions"
 )]
 struct Cli {

@@ -1881,7 +1881,7 @@ async fn postgres_nodes_record_themselves_and_what_they_serve() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     let first = seen.iter().find(|n| n.bots.len() == 2).unwrap().clone();
     assert_eq!(first.bots, ["echo", "echo@DRAFT"]);
-    assert_eq!(first.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(first.version, sandbot::VERSION);
     assert!(first.started_ms >= before && first.seen_ms == first.started_ms);
 
     tokio::time::sleep(Duration::from_millis(5)).await;

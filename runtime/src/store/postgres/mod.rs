@@ -856,7 +856,7 @@ impl Store for PostgresStore {
              ON CONFLICT (name) DO UPDATE SET bots = EXCLUDED.bots, seen_ms = EXCLUDED.seen_ms",
         )
         .bind(&self.node)
-        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(crate::VERSION)
         .bind(bots)
         .bind(now)
         .bind(now - 24 * 3600 * 1000)
