@@ -150,8 +150,6 @@ mod tests {
         }
     }
 
-    /// A lease an accept took is newer than the `Empty` of a commit that
-    /// gave it up before: the worker's next step stays the accepted entry.
     #[test]
     fn an_entry_kept_under_a_lease_given_up_is_forgotten() {
         let mut steps = Steps::default();
@@ -162,6 +160,8 @@ mod tests {
         assert_eq!(took(&mut steps), None);
     }
 
+    /// A lease an accept took is newer than the `Empty` of a commit that
+    /// gave it up before: the worker's next step stays the accepted entry.
     #[test]
     fn a_kept_entry_is_not_replaced_by_an_older_empty() {
         let mut steps = Steps::default();
