@@ -157,3 +157,13 @@ pub async fn assert_metrics(base: &str, lines: &[&str]) {
         assert!(text.lines().any(|l| l == *line), "no `{line}` in:\n{text}");
     }
 }
+
+/// Rate windows are minutes on the clock: waits, when fewer than `need`
+/// seconds of the current minute are left, for the next one to start, so
+/// that what a test counts falls in one window.
+pub async fn inside_one_minute(need: u64) {
+    let second = sandbot::store::now_ms() / 1000 % 60;
+    if second + need > 60 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+    }
+}

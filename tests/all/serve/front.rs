@@ -161,10 +161,7 @@ async fn failed_authentication_is_throttled_per_address() {
     let server = serve(bot.path(), data.path()).await;
     let addr = server.addr;
     // The window is a minute on the clock: start well inside one.
-    let second = sandbot::store::now_ms() / 1000 % 60;
-    if second > 50 {
-        tokio::time::sleep(Duration::from_secs(61 - second)).await;
-    }
+    crate::common::inside_one_minute(10).await;
 
     // Inside: five wrong tokens are each told so.
     for _ in 0..5 {
@@ -207,10 +204,7 @@ async fn behind_a_trusted_proxy_each_client_is_counted_apart_and_no_one_else_may
     };
     let server = crate::common::serve_bot(data.path(), bot.path(), setup).await;
     let addr = server.addr;
-    let second = sandbot::store::now_ms() / 1000 % 60;
-    if second > 50 {
-        tokio::time::sleep(Duration::from_secs(61 - second)).await;
-    }
+    crate::common::inside_one_minute(10).await;
 
     // Through the proxy (127.0.0.1), client 203.0.113.5 uses up its failures…
     for _ in 0..2 {
