@@ -261,10 +261,20 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
     })).json();
     assert.equal(history.paused, true);
     // The visitor writes; the bot stays quiet while the agent has the chat.
+    // The agent answers through the REST API at the same moment, and the
+    // agent's message is committed first (the visitor's is held on the way):
+    // the page shows it all the same (its answer's cursor is past it; the
+    // page used to skip it until a reload).
+    let release;
+    const held = new Promise((r) => { release = r; });
+    const messages = (url) => url.pathname.endsWith("/messages");
+    await page.route(messages, async (route) => {
+      if (route.request().method() === "POST") await held;
+      await route.continue();
+    });
     await page.getByLabel("message").fill("hello?");
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator(".msg.user", { hasText: "hello?" }).waitFor();
-    // The agent answers through the REST API: the page shows it.
     const actions = `${base}/v1/bots/shop/conversations/${history.conversationId}/actions?version=DRAFT`;
     const rest = (body) => fetch(actions, {
       method: "POST",
@@ -273,7 +283,9 @@ test("an agent takes over the shop's chat, answers in it, and hands back", async
     });
     const answered = await rest({ sendMessages: [{ textMessageTemplate: { text: "Hi, Ann from the shop here." } }] });
     assert.equal(answered.status, 200, await answered.text());
+    release();
     await page.getByText("Hi, Ann from the shop here.").waitFor({ timeout: 10000 });
+    await page.unroute(messages);
     // And hands back: the bot greets again.
     const back = await rest({ pause: false, goToDialogstate: "intro" });
     assert.equal(back.status, 200, await back.text());

@@ -461,6 +461,7 @@ pub async fn message(
         // While an agent has the conversation the page asks for what comes
         // after `cursor` (their messages) now and then.
         "cursor": out["cursor"].take(),
+        "since": out["since"].take(),
         // A *Silence detected* timer: the page looks for its message then.
         "wakeInMs": out["wakeInMs"].take(),
         "paused": out["paused"].take(),

@@ -99,6 +99,9 @@ fn web_outcome(out: &TurnOutput) -> Value {
     json!({
         "messages": out.messages,
         "cursor": out.transcript_len,
+        // Where this turn's entries start: the page, when it had seen less,
+        // gets what came between (an agent's message just before) first.
+        "since": out.transcript_len.saturating_sub(out.events.len() as u64),
         "wakeInMs": wake_in(out.silence_due_ms),
         "paused": out.session["internal"]["isPaused"] == true,
         "emulator": {

@@ -228,6 +228,12 @@ async fn a_message_sent_again_with_its_id_is_taken_once() {
         .await;
     assert_eq!(s, 200, "{first}");
     assert!(!first["messages"].as_array().unwrap().is_empty(), "{first}");
+    // Its turn's entries: from `since` (after the introduction's) to `cursor`.
+    let since = first["since"].as_u64().unwrap();
+    assert!(
+        since > 0 && since < first["cursor"].as_u64().unwrap(),
+        "{first}"
+    );
     assert_eq!(first["duplicate"], Value::Null);
     let (s, again) = web
         .post("meetups", &session, send(json!("m2"), "hello"))
