@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use sandbot_host_api::JsonPath;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use crate::flow::{Inbound, InboundKind};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept};
 use crate::serve::state::{AppState, Deployment};
-use crate::store::{ConversationState, Delivery, InboxClaim, StoreError};
+use crate::store::{Accepted, ConversationState, Delivery, InboxClaim, StoreError};
 
 /// A REST conversation action as it waits in the inbox: checked, its
 /// templates already messages.
@@ -45,10 +45,15 @@ pub async fn post(
     Extension(tenant): Extension<TenantId>,
     Path((bot_id, conversation)): Path<(String, String)>,
     Query(page): Query<Page>,
+    headers: HeaderMap,
     body: Result<Json<ActionsRequest>, JsonRejection>,
 ) -> Result<Json<ActionsResponse>, AppError> {
     let d = deployment(&state, &tenant, &bot_id, page.version.as_deref())?;
     let bot = d.bot();
+    // A client's retry after a lost answer carries the same key: applied once
+    // (per conversation, on any node, for `messageIdDays`).
+    let dedupe =
+        idempotency_key(&headers)?.map(|key| format!("rest\0{}\0{conversation}\0{key}", d.key));
     let Json(req) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
     let mut messages = Vec::new();
     let mut postbacks = Vec::new();
@@ -84,33 +89,59 @@ pub async fn post(
         goto: req.go_to_dialogstate,
         clear_session: false,
     };
-    run(&state, &d.key, &conversation, action).await.map(Json)
+    run(&state, &d.key, &conversation, action, dedupe)
+        .await
+        .map(Json)
 }
 
-/// Puts `action` in the conversation's inbox and waits for its outcome.
+/// The optional `Idempotency-Key` header: at most 256 visible ASCII
+/// characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=256).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key))
+        }
+        _ => Err(AppError::bad_request(
+            "`Idempotency-Key` must be 1 to 256 visible ASCII characters",
+        )),
+    }
+}
+
+/// Puts `action` in the conversation's inbox and waits for its outcome;
+/// with a `dedupe` key taken before, answers at once that it is a duplicate.
 pub async fn run(
     state: &Arc<AppState>,
     bot_id: &str,
     conversation: &str,
     action: RestAction,
+    dedupe: Option<String>,
 ) -> Result<ActionsResponse, AppError> {
     let unknown = || AppError::not_found(format!("no conversation `{conversation}`"));
-    if state
+    let Some(now) = state
         .store
         .load(bot_id, conversation)
         .await
         .map_err(AppError::from)?
-        .is_none()
-    {
+    else {
         return Err(unknown());
-    }
+    };
     let mut waiting = state.replies.wait();
     let job = Job::Rest {
         conversation: conversation.to_string(),
         action,
         reply: waiting.key.clone(),
     };
-    accept(state, bot_id, None, job).await?;
+    if accept(state, bot_id, dedupe, job).await? == Accepted::Duplicate {
+        return Ok(ActionsResponse {
+            messages_sent: 0,
+            paused: now.paused,
+            flow_messages: Vec::new(),
+            duplicate: true,
+        });
+    }
     match waiting.outcome(state.store.as_ref(), ANSWER_WITHIN).await {
         Some(mut v) if v.get("done").is_some() => {
             serde_json::from_value(v["done"].take()).map_err(AppError::internal)
@@ -287,5 +318,6 @@ pub async fn apply(
         messages_sent: sent,
         paused,
         flow_messages,
+        duplicate: false,
     }))
 }

@@ -147,7 +147,7 @@ pub async fn delete_session(
         goto: None,
         clear_session: true,
     };
-    actions::run(&state, bot_id, &conversation, clear).await?;
+    actions::run(&state, bot_id, &conversation, clear, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -70,6 +70,9 @@ fn parameters(path: &str) -> Vec<Value> {
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
     p.push(json!({"name": "version", "in": "query", "schema": {"type": "string", "enum": ["DRAFT", "LIVE"]}}));
+    if path.ends_with("/actions") {
+        p.push(json!({"name": "Idempotency-Key", "in": "header", "description": "A retry with the same key (per conversation) is not applied again: answered with `duplicate: true`", "schema": {"type": "string", "minLength": 1, "maxLength": 256}}));
+    }
     if path.ends_with("conversations") || path.ends_with("messages") {
         p.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}));
         p.push(json!({"name": "after", "in": "query", "schema": {"type": "string"}}));

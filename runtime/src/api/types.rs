@@ -97,6 +97,12 @@ pub struct ActionsResponse {
     pub paused: bool,
     /// Messages the flow produced after `goToDialogstate`.
     pub flow_messages: Vec<Value>,
+    /// The request's `Idempotency-Key` was taken before: this action is not
+    /// applied again (nothing sent, no flow run; `paused` is the
+    /// conversation's state now). The first request's outcome is in the
+    /// conversation's messages and session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

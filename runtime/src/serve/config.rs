@@ -30,8 +30,9 @@ pub struct ServeConfig {
     /// the janitor then deletes it and its transcript.
     #[serde(default = "default_idle_days")]
     pub session_idle_days: f64,
-    /// Days a channel's message ids (`messageId`, Sinch's message id) are
-    /// remembered for duplicate detection (fractions allowed).
+    /// Days a channel's message ids (`messageId`, Sinch's message id) and
+    /// REST actions' `Idempotency-Key`s are remembered for duplicate
+    /// detection (fractions allowed).
     #[serde(default = "default_message_id_days")]
     pub message_id_days: f64,
     /// How often the janitor deletes expired sessions and old message ids,

@@ -41,6 +41,29 @@ impl Api {
         )
     }
 
+    /// A conversation action, with an `Idempotency-Key` when `key` is given.
+    async fn action(&self, conversation: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let url = format!(
+            "{}/v1/bots/test/conversations/{conversation}/actions",
+            self.base
+        );
+        let mut req = self
+            .client
+            .post(url)
+            .bearer_auth("token-one")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&res.text().await.unwrap()).unwrap(),
+        )
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         let (s, _, v) = self.call("GET", path, Some("token-one"), None).await;
         (s, v)
@@ -70,6 +93,67 @@ async fn start(rate: u32) -> (Server, Api, Receiver, tempfile::TempDir, tempfile
         client: reqwest::Client::new(),
     };
     (server, api, receiver, bot, data)
+}
+
+/// A conversation action sent again with its `Idempotency-Key` (a client's
+/// retry after a lost answer) is applied once, per conversation; a key past
+/// the limit or with spaces is refused and applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_sent_again_with_its_idempotency_key_is_applied_once() {
+    let (server, api, receiver, _b, _d) = start(1000).await;
+    let addr = server.addr.to_string();
+    for c in ["a", "b"] {
+        accepted(
+            &addr,
+            json!({"conversationId": c, "message": {"introMessage": {}}}),
+        )
+        .await;
+    }
+    receiver.wait_for(4).await;
+    let agent = json!({"sendMessages": [{"textMessageTemplate": {"text": "An agent here"}}]});
+
+    let (s, first) = api.action("a", Some("k-1"), &agent).await;
+    assert_eq!((s, &first["messagesSent"]), (200, &json!(1)), "{first}");
+    assert_eq!(first.get("duplicate"), None, "{first}");
+    let (s, again) = api.action("a", Some("k-1"), &agent).await;
+    assert_eq!(
+        (s, again),
+        (
+            200,
+            json!({"messagesSent": 0, "paused": false, "flowMessages": [], "duplicate": true})
+        )
+    );
+    // Keys are per conversation; another key is another action.
+    let (s, other) = api.action("b", Some("k-1"), &agent).await;
+    assert_eq!((s, &other["messagesSent"]), (200, &json!(1)), "{other}");
+    let longest = "k".repeat(256);
+    for key in ["k-2", longest.as_str()] {
+        let (s, out) = api.action("a", Some(key), &agent).await;
+        assert_eq!((s, &out["messagesSent"]), (200, &json!(1)), "{out}");
+    }
+    let refused = json!({"error": "`Idempotency-Key` must be 1 to 256 visible ASCII characters"});
+    for bad in ["k".repeat(257), "k 3".to_string(), String::new()] {
+        assert_eq!(
+            api.action("a", Some(&bad), &agent).await,
+            (400, refused.clone())
+        );
+    }
+
+    // a: k-1, k-2 and the 256-character key; b: k-1. Nothing else comes.
+    receiver.wait_for(8).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 8);
+    let (_, page) = api
+        .get("/v1/bots/test/conversations/a/messages?limit=100")
+        .await;
+    let sent = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["message"]["config"]["textMessages"][0]["text"] == "An agent here")
+        .count();
+    assert_eq!(sent, 3, "{page}");
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Two nodes (in this process) on one PostgreSQL: REST rate limits, usage
-//! figures and channel duplicates hold across the nodes, not per node.
+//! figures, channel duplicates and REST actions' idempotency keys hold
+//! across the nodes, not per node.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
     let bot = write_bot("", BLOCKS, &[]);
     let data = tempfile::tempdir().unwrap();
     let (receiver, hook) = Receiver::start(0).await;
-    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 6);
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 8);
     config.store.postgres = Some(PostgresConfig {
         url: Some(url),
         pool: 4,
@@ -41,13 +42,39 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
     let other = json!({"conversationId": "c2", "message": {"introMessage": {}}}).to_string();
     assert_eq!(post(&b, "hook", Some("token-one"), &other).await.0, 202);
     receiver.wait_for(4).await;
+    // A REST action on one node and its retry with the same key on the other.
+    let action = |addr: &str| {
+        reqwest::Client::new()
+            .post(format!(
+                "http://{addr}/v1/bots/test/conversations/c1/actions"
+            ))
+            .bearer_auth("token-one")
+            .header("idempotency-key", "agent-1")
+            .header("content-type", "application/json")
+            .body(
+                json!({"sendMessages": [{"textMessageTemplate": {"text": "An agent here"}}]})
+                    .to_string(),
+            )
+            .send()
+    };
+    let answer = |res: reqwest::Response| async move {
+        serde_json::from_str::<Value>(&res.text().await.unwrap()).unwrap()
+    };
+    let first = answer(action(&a).await.unwrap()).await;
+    assert_eq!(first["messagesSent"], 1, "{first}");
+    let again = answer(action(&b).await.unwrap()).await;
+    assert_eq!(again["duplicate"], true, "{again}");
     let got = receiver.drained(&b, "c1").await;
-    assert_eq!(got.len(), 2, "one intro of two messages, once: {got:?}");
+    assert_eq!(
+        got.len(),
+        3,
+        "one intro of two messages and the agent's, once: {got:?}"
+    );
 
     // Usage adds up every node's figures (each records its own every second).
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    // 6 REST requests an hour for the token, wherever they land (the marker
-    // above took one).
+    // 8 REST requests an hour for the token, wherever they land (the two
+    // actions and the marker above took three).
     let get = |addr: &str| {
         reqwest::Client::new()
             .get(format!("http://{addr}/v1/usage"))
