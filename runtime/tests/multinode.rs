@@ -229,7 +229,9 @@ async fn one_by_one(how: Stop) {
 /// held wait for its leases (and its deliveries for their claims) to run
 /// out, then go on on the other nodes within about a second — each node
 /// looks every second for conversations nobody holds — rather than at the
-/// next sweep of every conversation (up to 10 s later).
+/// next sweep of every conversation (up to 10 s later). Measured per
+/// conversation, to its first reply after that: clearing the backlogs that
+/// piled up meanwhile takes what a slow machine needs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
     let url = pg::database().await;
@@ -250,7 +252,7 @@ async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
             .to_string()
     };
     // The node holding the most leases dies; when what it held runs out.
-    let (victim, until) = loop {
+    let (victim, until, held) = loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let busiest: Option<(String,)> = sqlx::query_as(
             "SELECT node FROM leases WHERE until_ms > $1 GROUP BY node ORDER BY count(*) DESC LIMIT 1",
@@ -264,6 +266,12 @@ async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
         };
         servers[victim].kill().unwrap(); // SIGKILL
         servers[victim].wait().unwrap();
+        let held: Vec<(String,)> =
+            sqlx::query_as("SELECT conversation FROM leases WHERE node = $1")
+                .bind(name(victim))
+                .fetch_all(&db)
+                .await
+                .unwrap();
         let (until,): (Option<i64>,) = sqlx::query_as(
             "SELECT greatest((SELECT max(until_ms) FROM leases WHERE node = $1),
                              (SELECT max(claimed_until) FROM outbox WHERE claimed_by = $1))",
@@ -273,7 +281,7 @@ async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
         .await
         .unwrap();
         if let Some(until) = until {
-            break (victim, until as u64);
+            break (victim, until as u64, held);
         }
         // It let everything go just before: start it again, try again.
         servers[victim] = start(&nodes[victim].0, &nodes[victim].1);
@@ -283,16 +291,26 @@ async fn three_nodes_one_killed_for_good_go_on_once_its_leases_run_out() {
     let (sent, failed_sends) = load.finish().await;
     eprintln!("sent {sent:?}, {failed_sends} sends to the dead node {victim} went to another");
     received.wait_for(sent.iter().sum()).await;
-    let late = now_ms().saturating_sub(until);
-    eprintln!("the last replies came {late} ms after what node {victim} held ran out");
     for (n, s) in servers.into_iter().enumerate() {
         if n != victim {
             stop(s);
         }
     }
+    // How long each conversation the dead node held waited, once its leases
+    // and claims ran out, for its next reply (the conversations' backlogs
+    // then take as long as the machine needs; not measured).
+    let waits: Vec<(String, u64)> = held
+        .iter()
+        .filter_map(|(c,)| Some((c.clone(), received.first_since(c, until)? - until)))
+        .collect();
+    eprintln!("node {victim} held {held:?}; their first replies after it ran out: {waits:?} ms");
     assert!(
-        late < 2500,
-        "the last replies came {late} ms after the dead node's leases ran out\n{}",
+        !waits.is_empty(),
+        "the dead node held conversations with messages waiting: {held:?}"
+    );
+    assert!(
+        waits.iter().all(|(_, ms)| *ms < 2500),
+        "a conversation of the dead node waited long after its leases ran out: {waits:?}\n{}",
         logs(&nodes)
     );
     let store = store(url, Duration::from_secs(10)).await;

@@ -41,19 +41,29 @@ pub fn write_bot(dir: &Path) {
     .unwrap();
 }
 
-/// (conversation, messageCounter, text) of every delivery, in arrival order.
+/// Every delivery, in arrival order.
 #[derive(Clone, Default)]
-pub struct Received(Arc<Mutex<Vec<(String, u64, String)>>>);
+pub struct Received(Arc<Mutex<Vec<Reply>>>);
+
+/// One delivery as it arrived.
+struct Reply {
+    conversation: String,
+    counter: u64,
+    text: String,
+    /// Milliseconds since the epoch.
+    at_ms: u64,
+}
 
 async fn receive(State(got): State<Received>, Json(b): Json<Value>) -> &'static str {
-    got.0.lock().unwrap().push((
-        b["recipient"]["id"].as_str().unwrap().to_string(),
-        b["messageCounter"].as_u64().unwrap(),
-        b["message"]["text"]
+    got.0.lock().unwrap().push(Reply {
+        conversation: b["recipient"]["id"].as_str().unwrap().to_string(),
+        counter: b["messageCounter"].as_u64().unwrap(),
+        text: b["message"]["text"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
-    ));
+        at_ms: sandbot::store::now_ms(),
+    });
     "ok"
 }
 
@@ -75,7 +85,7 @@ impl Received {
             .lock()
             .unwrap()
             .iter()
-            .map(|(c, n, _)| (c.clone(), *n))
+            .map(|r| (r.conversation.clone(), r.counter))
             .collect();
         seen.sort();
         seen.dedup();
@@ -90,13 +100,25 @@ impl Received {
         }
     }
 
+    /// When the first of `conversation`'s replies arriving at or after
+    /// `since_ms` arrived (ms since the epoch).
+    #[allow(dead_code)] // not by every test binary that includes the cluster
+    pub fn first_since(&self, conversation: &str, since_ms: u64) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.conversation == conversation && r.at_ms >= since_ms)
+            .map(|r| r.at_ms)
+    }
+
     /// Per conversation: (messageCounter, text) in order of first arrival.
     fn per_conversation(&self) -> BTreeMap<String, Vec<(u64, String)>> {
         let mut replies: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
-        for (c, n, text) in self.0.lock().unwrap().iter() {
-            let mine = replies.entry(c.clone()).or_default();
-            if !mine.iter().any(|(m, _)| m == n) {
-                mine.push((*n, text.clone()));
+        for r in self.0.lock().unwrap().iter() {
+            let mine = replies.entry(r.conversation.clone()).or_default();
+            if !mine.iter().any(|(m, _)| *m == r.counter) {
+                mine.push((r.counter, r.text.clone()));
             }
         }
         replies
