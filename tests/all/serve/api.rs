@@ -21,6 +21,18 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.call_with(method, path, token, body, None).await
+    }
+
+    /// As [`Api::call`], with one more request header when `extra` is given.
+    async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        extra: Option<(&str, &str)>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let url = format!("{}{path}", self.base);
         let mut req = self.client.request(method.parse().unwrap(), url);
         if let Some(t) = token {
@@ -30,6 +42,9 @@ impl Api {
             req = req
                 .header("content-type", "application/json")
                 .body(b.to_string());
+        }
+        if let Some((name, value)) = extra {
+            req = req.header(name, value);
         }
         let res = req.send().await.unwrap();
         let (status, headers) = (res.status().as_u16(), res.headers().clone());
@@ -43,25 +58,12 @@ impl Api {
 
     /// A conversation action, with an `Idempotency-Key` when `key` is given.
     async fn action(&self, conversation: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
-        let url = format!(
-            "{}/v1/bots/test/conversations/{conversation}/actions",
-            self.base
-        );
-        let mut req = self
-            .client
-            .post(url)
-            .bearer_auth("token-one")
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(k) = key {
-            req = req.header("idempotency-key", k);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (
-            status,
-            serde_json::from_str(&res.text().await.unwrap()).unwrap(),
-        )
+        let path = format!("/v1/bots/test/conversations/{conversation}/actions");
+        let key = key.map(|k| ("idempotency-key", k));
+        let (status, _, out) = self
+            .call_with("POST", &path, Some("token-one"), Some(body.clone()), key)
+            .await;
+        (status, out)
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
