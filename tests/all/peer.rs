@@ -59,9 +59,13 @@ async fn big(Query(q): Query<HashMap<String, usize>>) -> String {
     "b".repeat(q["n"])
 }
 
-async fn slow(Query(q): Query<HashMap<String, u64>>) -> &'static str {
+/// Answers `{"slept": ms}` (an API action's JSON) after `ms` milliseconds.
+async fn slow(Query(q): Query<HashMap<String, u64>>) -> impl IntoResponse {
     tokio::time::sleep(Duration::from_millis(q["ms"])).await;
-    "finally"
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({"slept": q["ms"]}).to_string(),
+    )
 }
 
 /// `n` bytes in 1 KiB chunks with no content-length: the cap must stop the stream.

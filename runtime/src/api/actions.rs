@@ -4,6 +4,7 @@
 //! message (in order with the conversation's messages, under its lease).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,6 +13,7 @@ use axum::{Extension, Json};
 use sandbot_host_api::JsonPath;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::auth::{TenantId, deployment};
 use super::templates;
@@ -22,7 +24,7 @@ use crate::flow::{Inbound, InboundKind};
 use crate::serve::error::AppError;
 use crate::serve::inbox::{ANSWER_WITHIN, Job, accept};
 use crate::serve::state::{AppState, Deployment};
-use crate::store::{Accepted, ConversationState, Delivery, InboxClaim, StoreError};
+use crate::store::{Accepted, ConversationState, Delivery, InboxClaim, KeptOutcome, StoreError};
 
 /// A REST conversation action as it waits in the inbox: checked, its
 /// templates already messages.
@@ -111,7 +113,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
 }
 
 /// Puts `action` in the conversation's inbox and waits for its outcome;
-/// with a `dedupe` key taken before, answers at once that it is a duplicate.
+/// with a `dedupe` key taken before (a client's retry), answers with the
+/// first request's outcome, `duplicate: true`.
 pub async fn run(
     state: &Arc<AppState>,
     bot_id: &str,
@@ -119,38 +122,108 @@ pub async fn run(
     action: RestAction,
     dedupe: Option<String>,
 ) -> Result<ActionsResponse, AppError> {
-    let unknown = || AppError::not_found(format!("no conversation `{conversation}`"));
     let Some(now) = state
         .store
         .load(bot_id, conversation)
         .await
         .map_err(AppError::from)?
     else {
-        return Err(unknown());
+        return Err(gone(conversation));
     };
-    let mut waiting = state.replies.wait();
+    // With a key, the outcome is kept under a reply key the retries find.
+    let kept = dedupe
+        .as_deref()
+        .map(|d| format!("rest-{}", hex::encode(Sha256::digest(d))));
+    let mut waiting = match &kept {
+        Some(k) => state.replies.wait_on(k.clone()),
+        None => state.replies.wait(),
+    };
     let job = Job::Rest {
         conversation: conversation.to_string(),
         action,
         reply: waiting.key.clone(),
+        keep: kept.is_some(),
     };
     if accept(state, bot_id, dedupe, job).await? == Accepted::Duplicate {
-        return Ok(ActionsResponse {
-            messages_sent: 0,
-            paused: now.paused,
-            flow_messages: Vec::new(),
+        let first = match &kept {
+            Some(k) => first_outcome(state, bot_id, conversation, k).await?,
+            None => None,
+        };
+        let Some(first) = first else {
+            // Not kept (its node stopped between the turn and keeping it).
+            return Ok(ActionsResponse {
+                messages_sent: 0,
+                paused: now.paused,
+                flow_messages: Vec::new(),
+                duplicate: true,
+            });
+        };
+        return response(Some(first), conversation).map(|r| ActionsResponse {
             duplicate: true,
+            ..r
         });
     }
-    match waiting.outcome(state.store.as_ref(), ANSWER_WITHIN).await {
+    let outcome = waiting.outcome(state.store.as_ref(), ANSWER_WITHIN).await;
+    response(outcome, conversation)
+}
+
+fn gone(conversation: &str) -> AppError {
+    AppError::not_found(format!("no conversation `{conversation}`"))
+}
+
+/// The answer to a request whose action had `outcome` (`None`: not within
+/// the wait).
+fn response(outcome: Option<Value>, conversation: &str) -> Result<ActionsResponse, AppError> {
+    match outcome {
         Some(mut v) if v.get("done").is_some() => {
             serde_json::from_value(v["done"].take()).map_err(AppError::internal)
         }
-        Some(_) => Err(unknown()),
-        None => Err(AppError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "the action is accepted but has not run yet; it will",
-        )),
+        Some(_) => Err(gone(conversation)),
+        None => Err(not_yet()),
+    }
+}
+
+fn not_yet() -> AppError {
+    AppError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "the action is accepted but has not run yet; it will",
+    )
+}
+
+/// The outcome kept for the first request with a retry's key: at once when
+/// kept, else awaited while its entry waits or runs (504 when the wait runs
+/// out, as the first request's); `None` when it was not kept.
+async fn first_outcome(
+    state: &AppState,
+    bot_id: &str,
+    conversation: &str,
+    reply: &str,
+) -> Result<Option<Value>, AppError> {
+    let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
+    // Neither kept nor waiting may be the moment between the turn's commit
+    // and the keeping of its outcome: looked at again for a second.
+    let mut unknown_until = None;
+    loop {
+        let found = state
+            .store
+            .kept_outcome(bot_id, conversation, reply)
+            .await
+            .map_err(AppError::from)?;
+        let now = tokio::time::Instant::now();
+        match found {
+            KeptOutcome::Outcome(v) => return Ok(Some(v)),
+            KeptOutcome::Waiting => unknown_until = None,
+            KeptOutcome::Unknown => {
+                let until = *unknown_until.get_or_insert(now + Duration::from_secs(1));
+                if now >= until {
+                    return Ok(None);
+                }
+            }
+        }
+        if now >= deadline {
+            return Err(not_yet());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

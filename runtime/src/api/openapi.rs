@@ -71,7 +71,7 @@ fn parameters(path: &str) -> Vec<Value> {
         .collect();
     p.push(json!({"name": "version", "in": "query", "schema": {"type": "string", "enum": ["DRAFT", "LIVE"]}}));
     if path.ends_with("/actions") {
-        p.push(json!({"name": "Idempotency-Key", "in": "header", "description": "A retry with the same key (per conversation) is not applied again: answered with `duplicate: true`", "schema": {"type": "string", "minLength": 1, "maxLength": 256}}));
+        p.push(json!({"name": "Idempotency-Key", "in": "header", "description": "A retry with the same key (per conversation) is not applied again: answered with the first request's answer and `duplicate: true`", "schema": {"type": "string", "minLength": 1, "maxLength": 256}}));
     }
     if path.ends_with("conversations") || path.ends_with("messages") {
         p.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}));

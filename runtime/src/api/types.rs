@@ -98,9 +98,9 @@ pub struct ActionsResponse {
     /// Messages the flow produced after `goToDialogstate`.
     pub flow_messages: Vec<Value>,
     /// The request's `Idempotency-Key` was taken before: this action is not
-    /// applied again (nothing sent, no flow run; `paused` is the
-    /// conversation's state now). The first request's outcome is in the
-    /// conversation's messages and session.
+    /// applied again, and the answer is the first request's. (Where that
+    /// answer was not kept — its node stopped in between — nothing is
+    /// counted: `messagesSent` 0, no `flowMessages`, `paused` as now.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
 }

@@ -41,12 +41,15 @@ pub enum Job {
     /// The web chat: the request waits for the turn (`reply` names it).
     #[serde(rename_all = "camelCase")]
     Web { inbound: Inbound, reply: String },
-    /// A REST conversation action; the request waits for it.
+    /// A REST conversation action; the request waits for it. `keep`: sent
+    /// with an `Idempotency-Key`, so its outcome is kept for the retries.
     #[serde(rename_all = "camelCase")]
     Rest {
         conversation: String,
         action: RestAction,
         reply: String,
+        #[serde(default)]
+        keep: bool,
     },
     /// The bot's *Silence detected* timer, due at `due_ms`.
     #[serde(rename_all = "camelCase")]
@@ -573,6 +576,7 @@ async fn run(
             conversation,
             action,
             reply,
+            keep,
         } => {
             let done = actions::apply(state, d, &conversation, action, claim).await?;
             if done.is_none() {
@@ -582,6 +586,15 @@ async fn run(
                 Some(done) => json!({ "done": done }),
                 None => json!({ "gone": true }),
             };
+            // Kept before the answer: a retry after it always finds it.
+            if keep
+                && let Err(e) = state
+                    .store
+                    .keep_outcome(bot, &conversation, &reply, &outcome)
+                    .await
+            {
+                tracing::warn!(%e, "keeping a REST action's outcome for its retries");
+            }
             answer(state, &reply, outcome).await;
         }
     }
@@ -673,9 +686,20 @@ impl Drop for Waiting<'_> {
 impl Replies {
     /// Registers a fresh, unguessable key to wait on.
     pub fn wait(&self) -> Waiting<'_> {
-        let key = random_id(16);
+        self.wait_on(random_id(16))
+    }
+
+    /// Registers `key` to wait on; a fresh one when a request here waits on
+    /// it already (a retry of that request: it is answered otherwise).
+    pub fn wait_on(&self, key: String) -> Waiting<'_> {
         let (tx, answer) = oneshot::channel();
-        self.0.lock().expect("not poisoned").insert(key.clone(), tx);
+        let mut waiting = self.0.lock().expect("not poisoned");
+        let key = if waiting.contains_key(&key) {
+            random_id(16)
+        } else {
+            key
+        };
+        waiting.insert(key.clone(), tx);
         Waiting {
             replies: self,
             key,

@@ -5,6 +5,7 @@
 mod embedded;
 mod failures;
 mod inbox;
+mod outcomes;
 
 mod postgres;
 mod sizes;
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 pub use embedded::{Copied, EmbeddedStore, MAX_PARTS, default_parts};
 pub use inbox::{Accepted, Backlog, InboxEntry};
+pub use outcomes::KeptOutcome;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sizes::json_len;
 
@@ -282,8 +284,8 @@ pub trait Store: Send + Sync + 'static {
     /// transcripts); returns how many.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
     /// Forgets the inbound message ids (duplicate detection) first seen
-    /// before `before_ms`, and request-count windows that ended before it;
-    /// returns how many ids.
+    /// before `before_ms`, the outcomes kept for retries before it, and
+    /// request-count windows that ended before it; returns how many ids.
     async fn purge_seen(&self, before_ms: u64) -> Result<usize, StoreError>;
     /// The oldest queued delivery of each conversation (only it may go), in
     /// `id` order, at most `limit` (on PostgreSQL: the due ones, claimed for
@@ -425,6 +427,24 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the outcome left for `key`, if any (nothing where one process
     /// owns the store: its requests get theirs directly).
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
+    /// Keeps the outcome of the REST action answered under `reply` (one sent
+    /// with an `Idempotency-Key`) for its retries, until the message ids
+    /// seen with it are forgotten; the first outcome kept stays.
+    async fn keep_outcome(
+        &self,
+        bot: &str,
+        conversation: &str,
+        reply: &str,
+        outcome: &Value,
+    ) -> Result<(), StoreError>;
+    /// The outcome kept under `reply`, or whether the conversation's inbox
+    /// still holds the entry answered under it.
+    async fn kept_outcome(
+        &self,
+        bot: &str,
+        conversation: &str,
+        reply: &str,
+    ) -> Result<KeptOutcome, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Records that this node runs and serves `bots` (store keys); called

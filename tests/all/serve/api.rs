@@ -73,23 +73,29 @@ impl Api {
 }
 
 async fn start(rate: u32) -> (Server, Api, Receiver, tempfile::TempDir, tempfile::TempDir) {
+    start_with(rate, "", None).await
+}
+
+/// [`start`] with `blocks` more, and API actions allowed to `peer`.
+async fn start_with(
+    rate: u32,
+    blocks: &str,
+    peer: Option<&str>,
+) -> (Server, Api, Receiver, tempfile::TempDir, tempfile::TempDir) {
     let bot = write_bot(
         "nlp:\n  intents: [{ name: hello, goto: yes, expressions: { en: [good morning] } }]\n  systemEntities: [email]\n",
         &format!(
-            "{BLOCKS}  - {{ id: second, label: later, type: message, messages: [{{ text: \"Second {{flag}}\" }}] }}\n"
+            "{BLOCKS}  - {{ id: second, label: later, type: message, messages: [{{ text: \"Second {{flag}}\" }}] }}\n{blocks}"
         ),
         &[],
     );
     let data = tempfile::tempdir().unwrap();
     let (receiver, url) = Receiver::start(0).await;
-    let server = Server::start(&config_with_rate(
-        bot.path(),
-        &data.path().join("data"),
-        &url,
-        rate,
-    ))
-    .await
-    .unwrap();
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &url, rate);
+    if let Some(peer) = peer {
+        config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
+    }
+    let server = Server::start(&config).await.unwrap();
     let api = Api {
         base: format!("http://{}", server.addr),
         client: reqwest::Client::new(),
@@ -98,8 +104,9 @@ async fn start(rate: u32) -> (Server, Api, Receiver, tempfile::TempDir, tempfile
 }
 
 /// A conversation action sent again with its `Idempotency-Key` (a client's
-/// retry after a lost answer) is applied once, per conversation; a key past
-/// the limit or with spaces is refused and applies nothing.
+/// retry after a lost answer) is applied once, per conversation, and the
+/// retry is answered with the first request's answer; a key past the limit
+/// or with spaces is refused and applies nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_sent_again_with_its_idempotency_key_is_applied_once() {
     let (server, api, receiver, _b, _d) = start(1000).await;
@@ -113,18 +120,20 @@ async fn an_action_sent_again_with_its_idempotency_key_is_applied_once() {
     }
     receiver.wait_for(4).await;
     let agent = json!({"sendMessages": [{"textMessageTemplate": {"text": "An agent here"}}]});
+    let mut agent_then_later = agent.clone();
+    agent_then_later["goToDialogstate"] = json!("later");
 
-    let (s, first) = api.action("a", Some("k-1"), &agent).await;
+    let (s, first) = api.action("a", Some("k-1"), &agent_then_later).await;
     assert_eq!((s, &first["messagesSent"]), (200, &json!(1)), "{first}");
     assert_eq!(first.get("duplicate"), None, "{first}");
-    let (s, again) = api.action("a", Some("k-1"), &agent).await;
     assert_eq!(
-        (s, again),
-        (
-            200,
-            json!({"messagesSent": 0, "paused": false, "flowMessages": [], "duplicate": true})
-        )
+        first["flowMessages"][0]["config"]["textMessages"][0]["text"],
+        "Second "
     );
+    let (s, again) = api.action("a", Some("k-1"), &agent_then_later).await;
+    let mut expected = first.clone();
+    expected["duplicate"] = json!(true);
+    assert_eq!((s, again), (200, expected), "the first answer, once more");
     // Keys are per conversation; another key is another action.
     let (s, other) = api.action("b", Some("k-1"), &agent).await;
     assert_eq!((s, &other["messagesSent"]), (200, &json!(1)), "{other}");
@@ -141,10 +150,11 @@ async fn an_action_sent_again_with_its_idempotency_key_is_applied_once() {
         );
     }
 
-    // a: k-1, k-2 and the 256-character key; b: k-1. Nothing else comes.
-    receiver.wait_for(8).await;
+    // a: k-1 (and its flow message), k-2 and the 256-character key; b:
+    // k-1. Nothing else comes.
+    receiver.wait_for(9).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(receiver.messages().len(), 8);
+    assert_eq!(receiver.messages().len(), 9);
     let (_, page) = api
         .get("/v1/bots/test/conversations/a/messages?limit=100")
         .await;
@@ -155,6 +165,46 @@ async fn an_action_sent_again_with_its_idempotency_key_is_applied_once() {
         .filter(|l| l["message"]["config"]["textMessages"][0]["text"] == "An agent here")
         .count();
     assert_eq!(sent, 3, "{page}");
+    server.shutdown().await.unwrap();
+}
+
+/// A retry that comes while the first request's action still runs (its
+/// flow waits 800 ms on a slow peer) waits for it and gets its answer; the
+/// action is applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_while_the_first_runs_gets_its_answer() {
+    let peer = crate::peer::start().await;
+    let slow = format!(
+        "  - {{ id: slow, type: action, api: {{ method: GET, url: \"http://{peer}/slow?ms=800\" }}, goto: second }}\n"
+    );
+    let (server, api, receiver, _b, _d) = start_with(1000, &slow, Some(&peer.to_string())).await;
+    accepted(
+        &server.addr.to_string(),
+        json!({"conversationId": "a", "message": {"introMessage": {}}}),
+    )
+    .await;
+    receiver.wait_for(2).await;
+    let body = json!({
+        "sendMessages": [{"textMessageTemplate": {"text": "An agent here"}}],
+        "goToDialogstate": "slow"
+    });
+    let (first, again) = tokio::join!(api.action("a", Some("k-slow"), &body), async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        api.action("a", Some("k-slow"), &body).await
+    });
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(first.1.get("duplicate"), None, "{first:?}");
+    assert_eq!(
+        first.1["flowMessages"][0]["config"]["textMessages"][0]["text"],
+        "Second "
+    );
+    let mut expected = first.1.clone();
+    expected["duplicate"] = json!(true);
+    assert_eq!(again, (200, expected));
+    // The agent's message and the flow's, once each.
+    receiver.wait_for(4).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 4);
     server.shutdown().await.unwrap();
 }
 

@@ -26,7 +26,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    async fn open(&self) -> Arc<dyn Store> {
+    pub async fn open(&self) -> Arc<dyn Store> {
         (self.open)().await
     }
 
@@ -38,7 +38,7 @@ impl Backend {
     }
 }
 
-fn embedded() -> (tempfile::TempDir, Backend) {
+pub fn embedded() -> (tempfile::TempDir, Backend) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
     let open = Box::new(move || {
@@ -49,7 +49,7 @@ fn embedded() -> (tempfile::TempDir, Backend) {
 }
 
 /// The embedded store split into `parts` parts (each conversation in one).
-fn parted(parts: usize) -> (tempfile::TempDir, Backend) {
+pub fn parted(parts: usize) -> (tempfile::TempDir, Backend) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
     let open = Box::new(move || {
@@ -62,7 +62,7 @@ fn parted(parts: usize) -> (tempfile::TempDir, Backend) {
 }
 
 /// A fresh database on the test server; leases of `lease`.
-async fn postgres(lease: Duration) -> Backend {
+pub async fn postgres(lease: Duration) -> Backend {
     postgres_with(lease, Duration::from_secs(3600)).await
 }
 
@@ -158,7 +158,7 @@ pub fn delivery(conversation: &str, body: serde_json::Value) -> Delivery {
 }
 
 /// Runs entry `id`'s turn as a node does: under the conversation's lease.
-async fn finish(store: &dyn Store, conv: &str, id: u64) {
+pub async fn finish(store: &dyn Store, conv: &str, id: u64) {
     let epoch = store
         .lease("b", conv, Duration::from_secs(30))
         .await
@@ -168,7 +168,7 @@ async fn finish(store: &dyn Store, conv: &str, id: u64) {
     store.release("b", conv, epoch).await.unwrap();
 }
 
-async fn queued(store: &dyn Store, e: InboxEntry, backlog: Backlog) -> u64 {
+pub async fn queued(store: &dyn Store, e: InboxEntry, backlog: Backlog) -> u64 {
     match store.enqueue(e, backlog).await.unwrap() {
         Accepted::Queued(id) => id,
         other => panic!("expected Queued, got {other:?}"),

@@ -2,10 +2,11 @@
 //! (`sandbot store copy`): every conversation goes to its part under the new
 //! count, with its session, transcript, silence timer, waiting inbox entries
 //! (ids kept), and queued deliveries and dead letters (renumbered for their
-//! new part, in their old order). Message ids seen are copied to every part
-//! (a retry may now land in any); postback ids, usage and failures go to
-//! part 0. The source is only read; the copy is written in one transaction
-//! per part, so a copy that fails leaves nothing to trust (delete it).
+//! new part, in their old order). Message ids seen and the outcomes kept for
+//! retries are copied to every part (a retry may now land in any); postback
+//! ids, usage and failures go to part 0. The source is only read; the copy
+//! is written in one transaction per part, so a copy that fails leaves
+//! nothing to trust (delete it).
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ use redb::{
 
 use super::super::failures::FAILURES;
 use super::super::inbox::{INBOX, SEEN};
+use super::super::outcomes::OUTCOMES;
 use super::super::usage::USAGE;
 use super::super::{DeadLetter, Delivery, StoreError, sizes};
 use super::outbox::DEAD;
@@ -116,6 +118,7 @@ impl EmbeddedStore {
             copied.inbox += copy_table(&from, INBOX, &into, |k| home(k.0))?;
             copy_table(&from, POSTBACKS, &into, |_| To::Part(0))?;
             copy_table(&from, SEEN, &into, |_| To::All)?;
+            copy_table(&from, OUTCOMES, &into, |_| To::All)?;
             if index == 0 {
                 copy_table(&from, USAGE, &into, |_| To::Part(0))?;
                 copy_table(&from, FAILURES, &into, |_| To::Part(0))?;

@@ -21,7 +21,7 @@ use super::inbox::{INBOX, SEEN};
 use super::sizes::{self, Growth, SIZES};
 use super::{
     Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
-    Queued, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    KeptOutcome, Queued, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 pub use copy::Copied;
 pub use layout::{MAX_PARTS, default_parts};
@@ -227,6 +227,27 @@ impl Store for EmbeddedStore {
 
     async fn take_reply(&self, _: &str) -> Result<Option<Value>, StoreError> {
         Ok(None)
+    }
+
+    async fn keep_outcome(
+        &self,
+        bot: &str,
+        conversation: &str,
+        reply: &str,
+        outcome: &Value,
+    ) -> Result<(), StoreError> {
+        let db = &self.home(bot, conversation).db;
+        super::outcomes::put(db, reply, outcome, now_ms())
+    }
+
+    async fn kept_outcome(
+        &self,
+        bot: &str,
+        conversation: &str,
+        reply: &str,
+    ) -> Result<KeptOutcome, StoreError> {
+        let k = key(bot, conversation);
+        super::outcomes::get(&self.home_of(&k).db, &k, reply)
     }
 
     async fn count_request(&self, _: &str, _: u64) -> Result<Option<u64>, StoreError> {
@@ -570,6 +591,7 @@ impl Store for EmbeddedStore {
                 tx.commit().map_err(StoreError::new)?;
             }
             purged += old.len();
+            super::outcomes::purge(&part.db, before_ms)?;
         }
         Ok(purged)
     }

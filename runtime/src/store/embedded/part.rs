@@ -149,6 +149,8 @@ impl Part {
         tx.open_table(POSTBACKS).map_err(StoreError::new)?;
         tx.open_table(SILENCE).map_err(StoreError::new)?;
         tx.open_table(SEEN).map_err(StoreError::new)?;
+        tx.open_table(super::super::outcomes::OUTCOMES)
+            .map_err(StoreError::new)?;
         tx.open_table(DEAD).map_err(StoreError::new)?;
         sizes::open(&tx, CONVERSATIONS, TRANSCRIPTS).map_err(StoreError::new)?;
         let state = Writer::read(

@@ -29,7 +29,7 @@ use sqlx::types::Json;
 
 use super::{
     Backlog, Claimed, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture,
-    InboxEntry, Next, Queued, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
+    InboxEntry, KeptOutcome, Next, Queued, Store, StoreError, TranscriptEntry, TurnCommit, now_ms,
 };
 use kept::Kept;
 use reach::Reach;
@@ -504,6 +504,11 @@ impl Store for PostgresStore {
                 break;
             }
         }
+        sqlx::query("DELETE FROM outcomes WHERE at_ms < $1")
+            .bind(before_ms as i64)
+            .execute(&self.relaxed)
+            .await
+            .map_err(db)?;
         sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
             .bind((before_ms / 1000) as i64)
             .execute(&self.relaxed)
@@ -819,6 +824,50 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
         Ok(row.map(|r| r.get::<Json<Value>, _>(0).0))
+    }
+
+    async fn keep_outcome(
+        &self,
+        _: &str,
+        _: &str,
+        reply: &str,
+        outcome: &Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outcomes (key, outcome, at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(reply)
+        .bind(Json(outcome))
+        .bind(now_ms() as i64)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(db)
+    }
+
+    async fn kept_outcome(
+        &self,
+        bot: &str,
+        conversation: &str,
+        reply: &str,
+    ) -> Result<KeptOutcome, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT outcome FROM outcomes WHERE key = $3),
+                    EXISTS (SELECT 1 FROM inbox
+                            WHERE bot = $1 AND conversation = $2 AND job->>'reply' = $3)",
+        )
+        .bind(bot)
+        .bind(conversation)
+        .bind(reply)
+        .fetch_one(&self.relaxed)
+        .await
+        .map_err(db)?;
+        Ok(match row.get::<Option<Json<Value>>, _>(0) {
+            Some(Json(outcome)) => KeptOutcome::Outcome(outcome),
+            None if row.get::<bool, _>(1) => KeptOutcome::Waiting,
+            None => KeptOutcome::Unknown,
+        })
     }
 
     async fn count_request(&self, key: &str, window: u64) -> Result<Option<u64>, StoreError> {
