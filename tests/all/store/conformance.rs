@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sandbot::store::{
     Accepted, Backlog, ConversationState, Delivery, EmbeddedStore, FailureBounds, InboxClaim,
-    InboxEntry, Next, PostgresOptions, PostgresStore, Queued, Store, StoredFailure,
+    InboxEntry, KeptOutcome, Next, PostgresOptions, PostgresStore, Queued, Store, StoredFailure,
     TranscriptEntry, TurnCommit, json_len, now_ms,
 };
 use serde_json::json;
@@ -1737,6 +1737,10 @@ async fn a_store_copies_into_another_part_count() {
             .record_usage(&[("t".into(), "b".into(), json!({"turns": 5}))])
             .await
             .unwrap();
+        for conv in ["u2", "u6"] {
+            let outcome = json!({"done": {"messagesSent": conv}});
+            store.keep_outcome("b", conv, conv, &outcome).await.unwrap();
+        }
         // u7's first delivery is given up.
         let head = store.outbox(100).await.unwrap();
         let u7 = head.iter().find(|d| d.conversation == "u7").unwrap().id;
@@ -1838,6 +1842,13 @@ async fn a_store_copies_into_another_part_count() {
         assert_eq!((dead.len(), dead[0].reason.as_str()), (1, "answered 500"));
         let usage = store.usage("t").await.unwrap().unwrap();
         assert_eq!(usage, [("b".to_string(), json!({"turns": 5}))]);
+        for conv in ["u2", "u6"] {
+            let outcome = json!({"done": {"messagesSent": conv}});
+            assert_eq!(
+                store.kept_outcome("b", conv, conv).await.unwrap(),
+                KeptOutcome::Outcome(outcome)
+            );
+        }
         assert!(
             store
                 .requeue(&["b".into()], dead[0].delivery.id)
