@@ -1,6 +1,7 @@
--- The outcomes of REST actions sent with an `Idempotency-Key`, by the
--- request's reply key (a digest of the key): a client's retry is answered
--- with the first request's answer. Forgotten with the message ids seen.
+-- The outcomes of REST actions sent with an `Idempotency-Key`, by a digest
+-- of the key (the `keep` of the action's inbox job): a client's retry is
+-- answered with the first request's answer. Forgotten with the message ids
+-- seen.
 CREATE TABLE outcomes (
     key     TEXT COLLATE "C" PRIMARY KEY,
     outcome JSONB NOT NULL,

@@ -130,19 +130,16 @@ pub async fn run(
     else {
         return Err(gone(conversation));
     };
-    // With a key, the outcome is kept under a reply key the retries find.
+    // With a key, the outcome is kept where the retries look for it.
     let kept = dedupe
         .as_deref()
         .map(|d| format!("rest-{}", hex::encode(Sha256::digest(d))));
-    let mut waiting = match &kept {
-        Some(k) => state.replies.wait_on(k.clone()),
-        None => state.replies.wait(),
-    };
+    let mut waiting = state.replies.wait();
     let job = Job::Rest {
         conversation: conversation.to_string(),
         action,
         reply: waiting.key.clone(),
-        keep: kept.is_some(),
+        keep: kept.clone(),
     };
     if accept(state, bot_id, dedupe, job).await? == Accepted::Duplicate {
         let first = match &kept {

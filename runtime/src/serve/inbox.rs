@@ -41,15 +41,16 @@ pub enum Job {
     /// The web chat: the request waits for the turn (`reply` names it).
     #[serde(rename_all = "camelCase")]
     Web { inbound: Inbound, reply: String },
-    /// A REST conversation action; the request waits for it. `keep`: sent
-    /// with an `Idempotency-Key`, so its outcome is kept for the retries.
+    /// A REST conversation action; the request waits for it. Sent with an
+    /// `Idempotency-Key`, its outcome is kept under `keep` (a digest of the
+    /// key) for the retries.
     #[serde(rename_all = "camelCase")]
     Rest {
         conversation: String,
         action: RestAction,
         reply: String,
-        #[serde(default)]
-        keep: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep: Option<String>,
     },
     /// The bot's *Silence detected* timer, due at `due_ms`.
     #[serde(rename_all = "camelCase")]
@@ -587,10 +588,10 @@ async fn run(
                 None => json!({ "gone": true }),
             };
             // Kept before the answer: a retry after it always finds it.
-            if keep
+            if let Some(kept) = keep
                 && let Err(e) = state
                     .store
-                    .keep_outcome(bot, &conversation, &reply, &outcome)
+                    .keep_outcome(bot, &conversation, &kept, &outcome)
                     .await
             {
                 tracing::warn!(%e, "keeping a REST action's outcome for its retries");
@@ -686,20 +687,9 @@ impl Drop for Waiting<'_> {
 impl Replies {
     /// Registers a fresh, unguessable key to wait on.
     pub fn wait(&self) -> Waiting<'_> {
-        self.wait_on(random_id(16))
-    }
-
-    /// Registers `key` to wait on; a fresh one when a request here waits on
-    /// it already (a retry of that request: it is answered otherwise).
-    pub fn wait_on(&self, key: String) -> Waiting<'_> {
+        let key = random_id(16);
         let (tx, answer) = oneshot::channel();
-        let mut waiting = self.0.lock().expect("not poisoned");
-        let key = if waiting.contains_key(&key) {
-            random_id(16)
-        } else {
-            key
-        };
-        waiting.insert(key.clone(), tx);
+        self.0.lock().expect("not poisoned").insert(key.clone(), tx);
         Waiting {
             replies: self,
             key,

@@ -427,23 +427,23 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the outcome left for `key`, if any (nothing where one process
     /// owns the store: its requests get theirs directly).
     async fn take_reply(&self, key: &str) -> Result<Option<Value>, StoreError>;
-    /// Keeps the outcome of the REST action answered under `reply` (one sent
-    /// with an `Idempotency-Key`) for its retries, until the message ids
-    /// seen with it are forgotten; the first outcome kept stays.
+    /// Keeps the outcome of a REST action sent with an `Idempotency-Key`
+    /// under `kept` (a digest of the key) for its retries, until the
+    /// message ids seen with it are forgotten; the first outcome kept stays.
     async fn keep_outcome(
         &self,
         bot: &str,
         conversation: &str,
-        reply: &str,
+        kept: &str,
         outcome: &Value,
     ) -> Result<(), StoreError>;
-    /// The outcome kept under `reply`, or whether the conversation's inbox
-    /// still holds the entry answered under it.
+    /// The outcome kept under `kept`, or whether the conversation's inbox
+    /// still holds the entry that keeps it there (its job's `keep`).
     async fn kept_outcome(
         &self,
         bot: &str,
         conversation: &str,
-        reply: &str,
+        kept: &str,
     ) -> Result<KeptOutcome, StoreError>;
     /// Whether the store answers (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

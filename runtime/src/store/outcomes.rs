@@ -1,8 +1,8 @@
 //! The kept outcomes of REST actions sent with an `Idempotency-Key`: a
 //! client's retry is answered with the first request's answer. An outcome
-//! is kept under its request's reply key (a digest of the key), in the
-//! conversation's part on the embedded store, and forgotten with the
-//! message ids seen (`messageIdDays`).
+//! is kept under a digest of the key (the `keep` of the action's inbox
+//! job), in the conversation's part on the embedded store, and forgotten
+//! with the message ids seen (`messageIdDays`).
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::StoreError;
 use super::inbox::{INBOX, InboxEntry};
 
-/// Reply key → (kept at, ms; the outcome as JSON).
+/// Keep key → (kept at, ms; the outcome as JSON).
 pub(super) const OUTCOMES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("outcomes");
 
 /// What a store knows of a kept outcome.
@@ -25,11 +25,11 @@ pub enum KeptOutcome {
     Unknown,
 }
 
-/// Keeps `outcome` under `reply`; a second one for the same key changes
+/// Keeps `outcome` under `kept`; a second one for the same key changes
 /// nothing (the first answer stays the answer).
 pub(super) fn put(
     db: &Database,
-    reply: &str,
+    kept: &str,
     outcome: &Value,
     at_ms: u64,
 ) -> Result<(), StoreError> {
@@ -37,22 +37,22 @@ pub(super) fn put(
     let tx = db.begin_write().map_err(StoreError::new)?;
     {
         let mut table = tx.open_table(OUTCOMES).map_err(StoreError::new)?;
-        if table.get(reply).map_err(StoreError::new)?.is_none() {
+        if table.get(kept).map_err(StoreError::new)?.is_none() {
             table
-                .insert(reply, (at_ms, bytes.as_slice()))
+                .insert(kept, (at_ms, bytes.as_slice()))
                 .map_err(StoreError::new)?;
         }
     }
     tx.commit().map_err(StoreError::new)
 }
 
-/// The outcome kept under `reply`, else whether an entry of the
-/// conversation `key` (`bot \0 conversation`) waiting in the inbox answers
-/// to it.
-pub(super) fn get(db: &Database, key: &str, reply: &str) -> Result<KeptOutcome, StoreError> {
+/// The outcome kept under `kept`, else whether an entry of the
+/// conversation `key` (`bot \0 conversation`) waiting in the inbox will
+/// keep its outcome under it.
+pub(super) fn get(db: &Database, key: &str, kept: &str) -> Result<KeptOutcome, StoreError> {
     let tx = db.begin_read().map_err(StoreError::new)?;
     let table = tx.open_table(OUTCOMES).map_err(StoreError::new)?;
-    if let Some(row) = table.get(reply).map_err(StoreError::new)? {
+    if let Some(row) = table.get(kept).map_err(StoreError::new)? {
         let outcome = serde_json::from_slice(row.value().1).map_err(StoreError::new)?;
         return Ok(KeptOutcome::Outcome(outcome));
     }
@@ -63,7 +63,7 @@ pub(super) fn get(db: &Database, key: &str, reply: &str) -> Result<KeptOutcome, 
     {
         let (_, bytes) = item.map_err(StoreError::new)?;
         let entry: InboxEntry = serde_json::from_slice(bytes.value()).map_err(StoreError::new)?;
-        if entry.job["reply"] == reply {
+        if entry.job["keep"] == kept {
             return Ok(KeptOutcome::Waiting);
         }
     }

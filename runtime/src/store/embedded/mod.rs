@@ -233,21 +233,21 @@ impl Store for EmbeddedStore {
         &self,
         bot: &str,
         conversation: &str,
-        reply: &str,
+        kept: &str,
         outcome: &Value,
     ) -> Result<(), StoreError> {
         let db = &self.home(bot, conversation).db;
-        super::outcomes::put(db, reply, outcome, now_ms())
+        super::outcomes::put(db, kept, outcome, now_ms())
     }
 
     async fn kept_outcome(
         &self,
         bot: &str,
         conversation: &str,
-        reply: &str,
+        kept: &str,
     ) -> Result<KeptOutcome, StoreError> {
         let k = key(bot, conversation);
-        super::outcomes::get(&self.home_of(&k).db, &k, reply)
+        super::outcomes::get(&self.home_of(&k).db, &k, kept)
     }
 
     async fn count_request(&self, _: &str, _: u64) -> Result<Option<u64>, StoreError> {

@@ -830,14 +830,14 @@ impl Store for PostgresStore {
         &self,
         _: &str,
         _: &str,
-        reply: &str,
+        kept: &str,
         outcome: &Value,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO outcomes (key, outcome, at_ms) VALUES ($1, $2, $3)
              ON CONFLICT (key) DO NOTHING",
         )
-        .bind(reply)
+        .bind(kept)
         .bind(Json(outcome))
         .bind(now_ms() as i64)
         .execute(&self.pool)
@@ -850,16 +850,16 @@ impl Store for PostgresStore {
         &self,
         bot: &str,
         conversation: &str,
-        reply: &str,
+        kept: &str,
     ) -> Result<KeptOutcome, StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT outcome FROM outcomes WHERE key = $3),
                     EXISTS (SELECT 1 FROM inbox
-                            WHERE bot = $1 AND conversation = $2 AND job->>'reply' = $3)",
+                            WHERE bot = $1 AND conversation = $2 AND job->>'keep' = $3)",
         )
         .bind(bot)
         .bind(conversation)
-        .bind(reply)
+        .bind(kept)
         .fetch_one(&self.relaxed)
         .await
         .map_err(db)?;
