@@ -187,14 +187,14 @@ fn not_yet() -> AppError {
     )
 }
 
-/// The outcome kept for the first request with a retry's key: at once when
-/// kept, else awaited while its entry waits or runs (504 when the wait runs
+/// The outcome the first request with a retry's key keeps under `kept`: at
+/// once when kept, else awaited while its entry waits or runs (504 when the wait runs
 /// out, as the first request's); `None` when it was not kept.
 async fn first_outcome(
     state: &AppState,
     bot_id: &str,
     conversation: &str,
-    reply: &str,
+    kept: &str,
 ) -> Result<Option<Value>, AppError> {
     let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
     // Neither kept nor waiting may be the moment between the turn's commit
@@ -203,7 +203,7 @@ async fn first_outcome(
     loop {
         let found = state
             .store
-            .kept_outcome(bot_id, conversation, reply)
+            .kept_outcome(bot_id, conversation, kept)
             .await
             .map_err(AppError::from)?;
         let now = tokio::time::Instant::now();
