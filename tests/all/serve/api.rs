@@ -169,13 +169,14 @@ async fn an_action_sent_again_with_its_idempotency_key_is_applied_once() {
 }
 
 /// A retry that comes while the first request's action still runs (its
-/// flow waits 800 ms on a slow peer) waits for it and gets its answer; the
-/// action is applied once.
+/// flow waits 1,500 ms on a slow peer) waits for it and gets its answer; the
+/// action is applied once. (Longer than the second a retry keeps looking for
+/// an outcome it cannot find: the retry must see the entry waiting.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_while_the_first_runs_gets_its_answer() {
     let peer = crate::peer::start().await;
     let slow = format!(
-        "  - {{ id: slow, type: action, api: {{ method: GET, url: \"http://{peer}/slow?ms=800\" }}, goto: second }}\n"
+        "  - {{ id: slow, type: action, api: {{ method: GET, url: \"http://{peer}/slow?ms=1500\" }}, goto: second }}\n"
     );
     let (server, api, receiver, _b, _d) = start_with(1000, &slow, Some(&peer.to_string())).await;
     accepted(

@@ -1,6 +1,6 @@
 //! Two nodes (in this process) on one PostgreSQL: REST rate limits, usage
-//! figures, channel duplicates and REST actions' idempotency keys hold
-//! across the nodes, not per node.
+//! figures, channel duplicates and REST actions' idempotency keys (with the
+//! first answer for a retry) hold across the nodes, not per node.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,13 +22,7 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
     let data = tempfile::tempdir().unwrap();
     let (receiver, hook) = Receiver::start(0).await;
     let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 8);
-    config.store.postgres = Some(PostgresConfig {
-        url: Some(url),
-        pool: 4,
-        lease_seconds: 5,
-        start_wait_seconds: 0,
-        ..Default::default()
-    });
+    on_postgres(&mut config, &url, 5);
     let one = Server::start(&config).await.unwrap();
     let two = Server::start(&config).await.unwrap();
     let (a, b) = (one.addr.to_string(), two.addr.to_string());
@@ -118,6 +112,90 @@ async fn rate_limits_usage_and_duplicates_hold_across_nodes() {
     two.shutdown().await.unwrap();
 }
 
+/// A REST action on one node whose flow waits 1,500 ms on a slow peer, and
+/// its retry on the other node 200 ms later: the retry finds the action
+/// waiting or running in the database, waits, and gets the first answer
+/// (1,500 ms: longer than a retry looks for an outcome it cannot find).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_another_node_while_the_first_runs_gets_its_answer() {
+    let url = crate::pg::database().await;
+    let peer = crate::peer::start().await;
+    let blocks = format!(
+        "{BLOCKS}  - {{ id: slow, type: action, api: {{ method: GET, url: \"http://{peer}/slow?ms=1500\" }}, goto: yes }}\n"
+    );
+    let bot = write_bot("", &blocks, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let (receiver, hook) = Receiver::start(0).await;
+    let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 100);
+    config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
+    on_postgres(&mut config, &url, 5);
+    let one = Server::start(&config).await.unwrap();
+    let two = Server::start(&config).await.unwrap();
+    let (a, b) = (one.addr.to_string(), two.addr.to_string());
+    let intro = json!({"conversationId": "c1", "message": {"introMessage": {}}}).to_string();
+    assert_eq!(post(&a, "hook", Some("token-one"), &intro).await.0, 202);
+    receiver.wait_for(2).await;
+    let action = |addr: String| async move {
+        let res = reqwest::Client::new()
+            .post(format!(
+                "http://{addr}/v1/bots/test/conversations/c1/actions"
+            ))
+            .bearer_auth("token-one")
+            .header("idempotency-key", "slow-1")
+            .header("content-type", "application/json")
+            .body(
+                json!({
+                    "sendMessages": [{"textMessageTemplate": {"text": "An agent here"}}],
+                    "goToDialogstate": "slow"
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        (status, body)
+    };
+    let (first, again) = tokio::join!(action(a.clone()), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        action(b.clone()).await
+    });
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(first.1.get("duplicate"), None, "{first:?}");
+    assert_eq!(
+        first.1["flowMessages"][0]["config"]["textMessages"][0]["text"],
+        "You said yes"
+    );
+    let mut expected = first.1.clone();
+    expected["duplicate"] = json!(true);
+    assert_eq!(
+        again,
+        (200, expected),
+        "the first answer, from the other node"
+    );
+    let got = receiver.drained(&b, "c1").await;
+    assert_eq!(
+        got.len(),
+        4,
+        "the intro's two messages, the agent's and the flow's, once: {got:?}"
+    );
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+}
+
+/// Puts `config` on the PostgreSQL at `url`: a pool of 4, leases of
+/// `lease_seconds`, no wait at start.
+fn on_postgres(config: &mut sandbot::serve::ServeConfig, url: &str, lease_seconds: u64) {
+    config.store.postgres = Some(PostgresConfig {
+        url: Some(url.to_string()),
+        pool: 4,
+        lease_seconds,
+        start_wait_seconds: 0,
+        ..Default::default()
+    });
+}
+
 /// A node serving the test bot on its web channel, its data in `data`, on
 /// the PostgreSQL at `url` (pool of 4, no wait at start, leases of
 /// `lease_seconds`), without a `webSessionSecret`.
@@ -130,13 +208,7 @@ fn web_node(
     let mut config = config_with_rate(bot, &data.join("data"), "http://127.0.0.1:9/", 100);
     config.bots[0].channels.web = Some(Default::default());
     config.web_session_secret = None;
-    config.store.postgres = Some(PostgresConfig {
-        url: Some(url.to_string()),
-        pool: 4,
-        lease_seconds,
-        start_wait_seconds: 0,
-        ..Default::default()
-    });
+    on_postgres(&mut config, url, lease_seconds);
     config
 }
 
@@ -265,13 +337,7 @@ impl CountingNode {
         let (receiver, hook) = Receiver::start(0).await;
         let mut config = config_with_rate(bot.path(), &data.path().join("data"), &hook, 1000);
         config.tenants[0].limits.allow_hosts = vec![format!("http://{peer}")];
-        config.store.postgres = Some(PostgresConfig {
-            url: Some(url),
-            pool: 4,
-            lease_seconds: 1,
-            start_wait_seconds: 0,
-            ..Default::default()
-        });
+        on_postgres(&mut config, &url, 1);
         let server = Server::start(&config).await.unwrap();
         let node = CountingNode {
             server,
