@@ -4,7 +4,7 @@ Start `target/release/sandbot serve` (the example bots, token demo-token) from t
 repository root, then run this: 4 rounds of 55 actions without and 55 with a fresh key,
 alternating, one keep-alive connection; prints the p50 and p90 latency of each kind.
 """
-import http.client, json, time, statistics, sys, os
+import http.client, json, time, statistics, os
 RUN = os.urandom(4).hex()
 H = {"authorization": "Bearer demo-token", "content-type": "application/json"}
 c = http.client.HTTPConnection("127.0.0.1", 8080)
@@ -18,11 +18,9 @@ print("intro", st, d[:100])
 time.sleep(1)
 body = {"sendMessages": [{"textMessageTemplate": {"text": "An agent here"}}]}
 res = {"no key": [], "key": []}
-n = 0
 for rnd in range(4):
     for kind in (["no key", "key"] if rnd % 2 == 0 else ["key", "no key"]):
         for i in range(55):
-            n += 1
             extra = {"idempotency-key": f"k-{RUN}-{rnd}-{i}"} if kind == "key" else None
             t = time.perf_counter()
             st, d = req("POST", "/v1/bots/meetups/conversations/bench-1/actions", body, extra)

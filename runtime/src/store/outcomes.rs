@@ -69,30 +69,3 @@ pub(super) fn get(db: &Database, key: &str, kept: &str) -> Result<KeptOutcome, S
     }
     Ok(KeptOutcome::Unknown)
 }
-
-/// Forgets the outcomes kept before `before_ms` (a write only when there
-/// are some).
-pub(super) fn purge(db: &Database, before_ms: u64) -> Result<(), StoreError> {
-    let mut old = Vec::new();
-    {
-        let tx = db.begin_read().map_err(StoreError::new)?;
-        let table = tx.open_table(OUTCOMES).map_err(StoreError::new)?;
-        for item in table.iter().map_err(StoreError::new)? {
-            let (k, v) = item.map_err(StoreError::new)?;
-            if v.value().0 < before_ms {
-                old.push(k.value().to_string());
-            }
-        }
-    }
-    if old.is_empty() {
-        return Ok(());
-    }
-    let tx = db.begin_write().map_err(StoreError::new)?;
-    {
-        let mut table = tx.open_table(OUTCOMES).map_err(StoreError::new)?;
-        for k in &old {
-            table.remove(k.as_str()).map_err(StoreError::new)?;
-        }
-    }
-    tx.commit().map_err(StoreError::new)
-}

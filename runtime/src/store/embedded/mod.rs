@@ -18,6 +18,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 
 use super::inbox::{INBOX, SEEN};
+use super::outcomes::OUTCOMES;
 use super::sizes::{self, Growth, SIZES};
 use super::{
     Backlog, CommitFuture, ConversationState, DeadLetter, Delivery, EnqueueFuture, InboxEntry,
@@ -564,37 +565,48 @@ impl Store for EmbeddedStore {
         Ok(purged)
     }
 
-    /// Old ids found in a read, deleted in write transactions of a few
-    /// thousand (the part's writer waits for each, not for the whole purge).
     async fn purge_seen(&self, before_ms: u64) -> Result<usize, StoreError> {
         let mut purged = 0;
         for part in &self.parts {
-            let mut old: Vec<String> = Vec::new();
-            {
-                let tx = part.db.begin_read().map_err(StoreError::new)?;
-                let seen = tx.open_table(SEEN).map_err(StoreError::new)?;
-                for item in seen.iter().map_err(StoreError::new)? {
-                    let (k, at) = item.map_err(StoreError::new)?;
-                    if at.value() < before_ms {
-                        old.push(k.value().to_string());
-                    }
-                }
-            }
-            for chunk in old.chunks(4096) {
-                let tx = part.db.begin_write().map_err(StoreError::new)?;
-                {
-                    let mut seen = tx.open_table(SEEN).map_err(StoreError::new)?;
-                    for k in chunk {
-                        seen.remove(k.as_str()).map_err(StoreError::new)?;
-                    }
-                }
-                tx.commit().map_err(StoreError::new)?;
-            }
-            purged += old.len();
-            super::outcomes::purge(&part.db, before_ms)?;
+            purged += purge_before(&part.db, SEEN, |at| at, before_ms)?;
+            purge_before(&part.db, OUTCOMES, |(at, _)| at, before_ms)?;
         }
         Ok(purged)
     }
+}
+
+/// Deletes the rows of `def` whose time (`at` of the value, ms) is before
+/// `before_ms`: found in a read, deleted in write transactions of a few
+/// thousand (the part's writer waits for each, not for the whole purge);
+/// returns how many.
+fn purge_before<V: redb::Value + 'static>(
+    db: &redb::Database,
+    def: TableDefinition<&str, V>,
+    at: impl for<'a> Fn(V::SelfType<'a>) -> u64,
+    before_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut old: Vec<String> = Vec::new();
+    {
+        let tx = db.begin_read().map_err(StoreError::new)?;
+        let table = tx.open_table(def).map_err(StoreError::new)?;
+        for item in table.iter().map_err(StoreError::new)? {
+            let (k, v) = item.map_err(StoreError::new)?;
+            if at(v.value()) < before_ms {
+                old.push(k.value().to_string());
+            }
+        }
+    }
+    for chunk in old.chunks(4096) {
+        let tx = db.begin_write().map_err(StoreError::new)?;
+        {
+            let mut table = tx.open_table(def).map_err(StoreError::new)?;
+            for k in chunk {
+                table.remove(k.as_str()).map_err(StoreError::new)?;
+            }
+        }
+        tx.commit().map_err(StoreError::new)?;
+    }
+    Ok(old.len())
 }
 
 /// Deletes conversations `keys` of `part` (state, transcript, silence
